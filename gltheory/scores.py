@@ -17,7 +17,10 @@ i.e. $b_t^2\ge2\times10^{-6}$); below it use float64.
 
 from __future__ import annotations
 
+import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike
 
 from ._checks import as_float_array, batch_time, check_event_shape, check_time
@@ -38,7 +41,18 @@ FLOAT32_T_MIN = 1e-6
 within 1e-3 relative of float64 (measured by the test suite)."""
 
 
-def _prepare(data: AbstractData, process: AbstractProcess, x, t):
+def _cast_floats(tree, dtype):
+    """Cast every floating array leaf of a dataset/process to ``dtype`` (x's precision wins)."""
+
+    def cast(leaf):
+        if isinstance(leaf, jax.Array | np.ndarray) and jnp.issubdtype(leaf.dtype, jnp.floating):
+            return leaf.astype(dtype)
+        return leaf
+
+    return jax.tree.map(cast, tree)
+
+
+def _validate(data: AbstractData, process: AbstractProcess, x, t):
     if not isinstance(data, AbstractData):
         raise ValueError(f"data must be a gltheory dataset (AbstractData), got {type(data).__name__}.")
     if not isinstance(process, AbstractProcess):
@@ -48,20 +62,45 @@ def _prepare(data: AbstractData, process: AbstractProcess, x, t):
     x = as_float_array(x, "x")
     check_event_shape(x, data.event_shape, "x")
     t = check_time(t, process.T, "t")
+    batch_time(t, x, len(data.event_shape))  # shape check only
+    dtype = x.dtype
+    return _cast_floats(data, dtype), _cast_floats(process, dtype), x, t.astype(dtype)
+
+
+def _coefficients(data: AbstractData, process: AbstractProcess, x, t):
+    """Flatten the event axes and compute (a_t, b_t^2) shaped () or (*batch, 1)."""
     event_ndim = len(data.event_shape)
     batch_shape = x.shape[: x.ndim - event_ndim]
-    t_b = batch_time(t, x, event_ndim)
-    if t_b.ndim > 0:
-        t_flat = jnp.broadcast_to(t_b.reshape(t_b.shape[: t_b.ndim - event_ndim]), batch_shape)[
-            ..., None
-        ]
-    else:
-        t_flat = t_b
+    if t.ndim > 0:
+        t = jnp.broadcast_to(t, jnp.broadcast_shapes(t.shape, batch_shape))
+        t = jnp.broadcast_to(t, batch_shape)[..., None]
     xf = x.reshape(batch_shape + (data.dim,))
-    dtype = jnp.result_type(xf, t_flat)
-    a = process.a(t_flat).astype(dtype)
-    b2 = process.b2(t_flat).astype(dtype)
-    return xf.astype(dtype), a, b2, x.shape, batch_shape
+    return xf, process.a(t).astype(x.dtype), process.b2(t).astype(x.dtype)
+
+
+@eqx.filter_jit
+def _denoiser(data, process, x, t):
+    xf, a, b2 = _coefficients(data, process, x, t)
+    return data.posterior_mean(xf, a, b2).reshape(x.shape)
+
+
+@eqx.filter_jit
+def _score(data, process, x, t):
+    xf, a, b2 = _coefficients(data, process, x, t)
+    m = data.posterior_mean(xf, a, b2)
+    return ((a * m - xf) / b2).reshape(x.shape)
+
+
+@eqx.filter_jit
+def _log_prob(data, process, x, t):
+    xf, a, b2 = _coefficients(data, process, x, t)
+    return data.log_marginal(xf, a, b2)
+
+
+@eqx.filter_jit
+def _posterior_cov(data, process, x, t):
+    xf, a, b2 = _coefficients(data, process, x, t)
+    return data.posterior_cov(xf, a, b2)
 
 
 def denoiser(data: AbstractData, process: AbstractProcess, x: ArrayLike, t: ArrayLike) -> Array:
@@ -71,13 +110,12 @@ def denoiser(data: AbstractData, process: AbstractProcess, x: ArrayLike, t: Arra
 
     - `data`: a dataset with an exact posterior.
     - `process`: the forward process ($a_t$, $b_t$).
-    - `x`: shape ``(*batch, *event_shape)``.
+    - `x`: shape ``(*batch, *event_shape)``; its dtype sets the precision of the computation.
     - `t`: forward time in $(0, T]$, scalar or broadcasting against ``batch``.
 
     **Returns:** an array shaped like ``x``.
     """
-    xf, a, b2, shape, _ = _prepare(data, process, x, t)
-    return data.posterior_mean(xf, a, b2).reshape(shape)
+    return _denoiser(*_validate(data, process, x, t))
 
 
 def score(data: AbstractData, process: AbstractProcess, x: ArrayLike, t: ArrayLike) -> Array:
@@ -85,23 +123,19 @@ def score(data: AbstractData, process: AbstractProcess, x: ArrayLike, t: ArrayLi
 
     Same arguments as :func:`denoiser`; returns an array shaped like ``x``.
     """
-    xf, a, b2, shape, _ = _prepare(data, process, x, t)
-    m = data.posterior_mean(xf, a, b2)
-    return ((a * m - xf) / b2).reshape(shape)
+    return _score(*_validate(data, process, x, t))
 
 
 def log_prob(data: AbstractData, process: AbstractProcess, x: ArrayLike, t: ArrayLike) -> Array:
     r"""Log density $\ln p_t(x)$ of the forward marginal; shape ``batch``."""
-    xf, a, b2, _, _ = _prepare(data, process, x, t)
-    return data.log_marginal(xf, a, b2)
+    return _log_prob(*_validate(data, process, x, t))
 
 
 def posterior_cov(
     data: AbstractData, process: AbstractProcess, x: ArrayLike, t: ArrayLike
 ) -> Array:
     r"""Posterior covariance $\mathrm{Cov}[y\mid x_t=x]$, shape ``(*batch, d, d)`` (event flattened)."""
-    xf, a, b2, _, _ = _prepare(data, process, x, t)
-    return data.posterior_cov(xf, a, b2)
+    return _posterior_cov(*_validate(data, process, x, t))
 
 
 def _box_sum_periodic(x: Array, window: int, axes: tuple[int, ...]) -> Array:

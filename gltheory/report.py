@@ -1,0 +1,946 @@
+r"""The ``gltheory report`` job: theory vs measurement, row by row.
+
+A report is a list of **experiments**. Each experiment is a function
+``run(config, key) -> ExperimentResult`` returning table **rows** (a quantity, its theory
+value, the measured value, a standard error or a tolerance, and the resulting status),
+figures and free-form JSON details. :func:`run_report` runs them in order, timing each one,
+and :func:`write_report` writes the figures and ``report.json`` atomically. To add checks,
+write one more experiment function and append an :class:`Experiment` to
+:data:`EXPERIMENTS`; nothing else changes.
+
+A row is **ok** when
+
+- stochastic (``se`` given): $|{\rm measured}-{\rm theory}|\le z_{\max}\,{\rm SE}$
+  ($z_{\max}=3$, so a correct row is "off" by chance with probability 0.27 %);
+- deterministic (``tol`` given): $|{\rm measured}-{\rm theory}|\le{\rm tol}$;
+- "none" (theory ``None``): the measurement also found none.
+
+The default experiments (THEORY.md §1.4 and §11 items 1, 2, 4, 5):
+
+1. ``critical_times``: zeros of the slopes at $x=0$ of the score $s$ (criterion S), the
+   reverse-SDE drift $g^2s-fx$ (D; for OU $1+2\partial_xs$) and the probability-flow drift
+   $\tfrac12g^2s-fx$ (O; for OU $1+\partial_xs$) for two deltas $\pm\mu$
+   ($\Lambda=\mu^2=1,4$) under OU, linear VP and EDM VE; slopes by ``jax.grad``, roots by
+   ``optimistix.Bisection`` in float64, closed forms from §1.4.
+2. ``two_point_sde``: exact-score reverse SDE (Euler–Maruyama, OU) for $\pm1$ with weights
+   $w$: the fraction of samples with $x>0$ vs $w$, and the ensemble variance along the run vs
+   the forward marginal $a_t^2{\rm Var}[y]+b_t^2$, plus the same from direct forward samples.
+3. ``gaussian_2d``: the mean and covariance of the reverse-SDE samples for $\mathcal N(\mu,C)$
+   in 2-D vs the exact marginal at the last grid time, $a^2C+b^2I$ ($\approx C$).
+
+The reverse runs start from the **exact** forward marginal $p_T$ (a forward sample
+$a_Ty+b_Tz$), so the only approximations measured are the time discretisation and the Monte
+Carlo error. Everything runs in float64: the caller (the CLI) enables ``jax_enable_x64``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import math
+import os
+import platform
+import sys
+import time
+import traceback
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+from jax.scipy.special import ndtr
+
+from . import _io, plotting
+from .data import AbstractData, Gaussian, TwoPoint
+from .processes import OU, VE, VP, AbstractProcess
+from .sampling import sample, time_grid
+from .scores import score
+
+__all__ = [
+    "ReportConfig",
+    "Row",
+    "ExperimentResult",
+    "Experiment",
+    "EXPERIMENTS",
+    "Report",
+    "run_report",
+    "write_report",
+    "format_table",
+    "environment",
+    "find_critical_time",
+    "linear_fields_at_origin",
+]
+
+Log = Callable[[str], None]
+
+
+def _stderr_log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# configuration, rows, results
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportConfig:
+    """Sizes and settings of the default report (all plain Python values, saved in the JSON).
+
+    Use :meth:`default` for the CLI's normal and ``--quick`` settings.
+    """
+
+    seed: int = 0
+    quick: bool = False
+    n_traj: int = 10000
+    """Trajectories per reverse-SDE run (and forward samples per direct check)."""
+    n_steps: int = 2000
+    """Euler–Maruyama steps on a log-SNR grid from ``T`` to ``t_min``.
+
+    The Euler–Maruyama bias of the ensemble variance is about $h/2$ relative (the stationary
+    variance of the discretised OU relaxation is $1/(1-h/2)$); with 2000 steps $h\approx0.004$,
+    a bias of 0.2-0.3 %, below a quarter of the standard error at 10 000 trajectories. The
+    sampler runs in well under a second at these sizes: compilation dominates the run time."""
+    T: float = 5.0
+    """OU start time of the reverse runs ($a_T^2=e^{-10}$)."""
+    t_min: float = 1e-3
+    """Last time of the reverse grid."""
+    weights: tuple[float, ...] = (0.5, 0.8)
+    """Weights $w$ of $+1$ in the two-point runs."""
+    check_times: tuple[float, ...] = (0.3, 0.7, 1.5)
+    """Times at which the marginal variance is checked."""
+    n_show: int = 32
+    """Trajectories recorded in full for the trajectory figure."""
+    n_grid: int = 400
+    """Grid size for sign-change detection of the critical-time fields."""
+    root_tol: float = 1e-9
+    """Tolerance of critical-time rows (THEORY.md §11 items 1, 2, 4)."""
+    z_max: float = 3.0
+    """Stochastic rows are ok within ``z_max`` standard errors."""
+    gaussian_mean: tuple[float, ...] = (0.5, -1.0)
+    gaussian_cov: tuple[tuple[float, ...], ...] = ((1.0, 0.6), (0.6, 0.5))
+
+    @classmethod
+    def default(cls, *, seed: int = 0, quick: bool = False) -> ReportConfig:
+        """The CLI settings; ``quick`` uses smaller ensembles and grids (same bias/SE ratio)."""
+        if quick:
+            return cls(seed=seed, quick=True, n_traj=4000, n_steps=1000, n_grid=200)
+        return cls(seed=seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One line of the report: a quantity, its theory value and its measurement.
+
+    **Arguments:**
+
+    - `name`: the quantity, including its convention (process, criterion, parameters).
+    - `theory`, `measured`: floats, or ``None`` for "none exists" / "none found".
+    - `se`: standard error of ``measured`` (stochastic rows), or
+    - `tol`: absolute tolerance (deterministic rows).
+    - `z_max`: a stochastic row is ok within ``z_max * se``.
+    - `group`: the experiment that produced it.
+    - `note`: how it was measured (kept in the JSON).
+    - `failure`: an error message; a failed row is always "off".
+    """
+
+    name: str
+    theory: float | None
+    measured: float | None
+    se: float | None = None
+    tol: float | None = None
+    z_max: float = 3.0
+    group: str = ""
+    note: str = ""
+    failure: str | None = None
+
+    def __post_init__(self):
+        for f in ("theory", "measured", "se", "tol"):
+            v = getattr(self, f)
+            if v is not None:
+                object.__setattr__(self, f, float(v))
+        both_none = self.theory is None and self.measured is None
+        if self.failure is None and not both_none and self.se is None and self.tol is None:
+            raise ValueError(f"row {self.name!r} needs a standard error `se` or a tolerance `tol`.")
+
+    @property
+    def error(self) -> float | None:
+        """$|{\\rm measured}-{\\rm theory}|$ (``None`` when either is ``None``)."""
+        if self.theory is None or self.measured is None:
+            return None
+        return abs(self.measured - self.theory)
+
+    @property
+    def z(self) -> float | None:
+        """Error in units of the standard error (stochastic rows)."""
+        err = self.error
+        if err is None or self.se is None:
+            return None
+        return err / self.se if self.se > 0 else (0.0 if err == 0 else math.inf)
+
+    @property
+    def ok(self) -> bool:
+        if self.failure is not None:
+            return False
+        if self.theory is None or self.measured is None:
+            return self.theory is None and self.measured is None
+        err = self.error
+        if not math.isfinite(err):
+            return False
+        if self.se is not None:
+            return err <= self.z_max * self.se
+        return err <= self.tol
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "off"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "group": self.group,
+            "theory": self.theory,
+            "measured": self.measured,
+            "se": self.se,
+            "tol": self.tol,
+            "error": self.error,
+            "z": self.z,
+            "z_max": self.z_max if self.se is not None else None,
+            "status": self.status,
+            "note": self.note,
+            "failure": self.failure,
+        }
+
+
+@dataclasses.dataclass
+class ExperimentResult:
+    """What an experiment returns: rows, figures (``{file name: Figure}``) and JSON details."""
+
+    rows: list[Row]
+    figures: dict[str, Any] = dataclasses.field(default_factory=dict)
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A named experiment: ``run(config, key) -> ExperimentResult``.
+
+    Its key is ``fold_in(PRNGKey(seed), crc32(name))``, so adding or reordering experiments
+    never changes another experiment's random numbers.
+    """
+
+    name: str
+    title: str
+    run: Callable[[ReportConfig, jax.Array], ExperimentResult]
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers shared by experiments
+# ----------------------------------------------------------------------------------------------
+
+
+class _ExactScore(eqx.Module):
+    """``score_fn(x, t)`` for the sampler; a pytree, so new data values reuse the compilation."""
+
+    data: AbstractData
+    process: AbstractProcess
+
+    def __call__(self, x, t):
+        return score(self.data, self.process, x, t)
+
+
+class _Moments1D(eqx.Module):
+    """``observe(x, t)`` for 1-D ensembles: moments, the fraction with x > 0, a few paths."""
+
+    n_show: int = eqx.field(static=True)
+
+    def __call__(self, x, t):
+        x1 = x[:, 0]
+        n = x1.shape[0]
+        mean = jnp.mean(x1)
+        dev = x1 - mean
+        m2 = jnp.mean(dev**2)
+        return {
+            "mean": mean,
+            "var": m2 * n / (n - 1),
+            "m2": m2,
+            "m4": jnp.mean(dev**4),
+            "frac_pos": jnp.mean(x1 > 0),
+            "head": x1[: self.n_show],
+        }
+
+
+def _variance_and_se(x) -> tuple[float, float]:
+    """Unbiased sample variance of ``x`` (1-D) and its SE $\\sqrt{(m_4-m_2^2)/n}$."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    dev = x - x.mean()
+    m2 = np.mean(dev**2)
+    m4 = np.mean(dev**4)
+    return float(m2 * n / (n - 1)), float(math.sqrt(max(m4 - m2**2, 0.0) / n))
+
+
+def _forward_sample(data: AbstractData, process: AbstractProcess, key, n: int, t) -> jax.Array:
+    """Exact samples of the forward marginal $p_t$: $a_ty+b_tz$, shape ``(n, *event)``."""
+    return _forward_sample_jit(
+        data, process, key, int(n), jnp.asarray(t, dtype=jnp.result_type(float))
+    )
+
+
+@eqx.filter_jit
+def _forward_sample_jit(data, process, key, n, t):
+    ky, kz = jax.random.split(key)
+    y = data.sample(ky, n)
+    z = jax.random.normal(kz, y.shape, dtype=jnp.result_type(float))
+    return process.a(t) * y + process.b(t) * z
+
+
+def _fmt_t(t: float) -> str:
+    return f"{t:g}"
+
+
+# ----------------------------------------------------------------------------------------------
+# experiment 1: critical times
+# ----------------------------------------------------------------------------------------------
+
+CRITERIA = ("S", "D", "O")
+_CRITERION_FIELD = {
+    "S": "ds/dx(0,t)",
+    "D": "d/dx SDE drift",
+    "O": "d/dx ODE drift",
+}
+
+
+def linear_fields_at_origin(data: AbstractData, process: AbstractProcess, t) -> jax.Array:
+    r"""Slopes at $x=0$ of the three fields of THEORY.md §1.4 for one-dimensional data.
+
+    Returns ``[ds/dx, d/dx(g^2 s - f x), d/dx(g^2 s/2 - f x)]`` at $(0, t)$, each by
+    ``jax.grad`` through :func:`gltheory.score` (for OU: $s'$, $1+2s'$, $1+s'$).
+    """
+    if data.event_shape != (1,):
+        raise ValueError(
+            f"linear_fields_at_origin needs 1-D data, got event shape {data.event_shape}."
+        )
+    t = jnp.asarray(t)
+    x0 = jnp.zeros((), dtype=jnp.result_type(t, float))
+    s_fn = lambda x, tt: score(data, process, x, tt)
+
+    def slope(field):
+        return jax.grad(lambda u: field(jnp.reshape(u, (1,)))[0])(x0)
+
+    return jnp.stack(
+        [
+            slope(lambda x: s_fn(x, t)),
+            slope(lambda x: process.reverse_drift(x, t, s_fn)),
+            slope(lambda x: process.pf_ode_drift(x, t, s_fn)),
+        ]
+    )
+
+
+@eqx.filter_jit
+def _fields_on_grid(data, process, ts):
+    return jax.vmap(lambda t: linear_fields_at_origin(data, process, t))(ts)
+
+
+@eqx.filter_jit
+def _bisect(data, process, criterion, lower, upper, rtol, atol):
+    def fn(t, args):
+        d, p, c = args
+        return linear_fields_at_origin(d, p, t)[c]
+
+    sol = optx.root_find(
+        fn,
+        optx.Bisection(rtol=rtol, atol=atol),
+        0.5 * (lower + upper),
+        args=(data, process, criterion),
+        options={"lower": lower, "upper": upper},
+        max_steps=512,
+        throw=False,
+    )
+    return sol.value, sol.result == optx.RESULTS.successful, sol.stats["num_steps"]
+
+
+def find_critical_time(
+    data: AbstractData,
+    process: AbstractProcess,
+    criterion: str,
+    *,
+    t_lo: float,
+    t_hi: float,
+    n_grid: int = 400,
+    tol: float = 1e-12,
+) -> tuple[float | None, dict[str, Any]]:
+    """Zero in $t$ of the criterion's slope at $x=0$ (``"S"``, ``"D"`` or ``"O"``), or ``None``.
+
+    Scans a geometric grid on ``[t_lo, t_hi]`` for sign changes; if there is one, refines the
+    first by ``optimistix.Bisection`` (rtol = atol = ``tol``) inside the bracketing cell.
+
+    **Returns:** ``(t_c or None, details)`` with the number of sign changes, the bracket, the
+    bisection's step count and success flag.
+    """
+    c = CRITERIA.index(criterion)
+    dtype = jnp.result_type(float)
+    ts = jnp.geomspace(t_lo, t_hi, n_grid, dtype=dtype)
+    vals = np.asarray(_fields_on_grid(data, process, ts))[:, c]
+    tsn = np.asarray(ts)
+    sign = np.sign(vals)
+    changes = np.nonzero(sign[:-1] * sign[1:] <= 0)[0]
+    info: dict[str, Any] = {
+        "criterion": criterion,
+        "grid": [t_lo, t_hi, n_grid],
+        "sign_changes": int(changes.size),
+        "finite": bool(np.all(np.isfinite(vals))),
+    }
+    if changes.size == 0:
+        return None, info
+    i = int(changes[0])
+    lo, hi = tsn[i], tsn[i + 1]
+    value, success, steps = _bisect(
+        data, process, jnp.asarray(c), jnp.asarray(lo, dtype), jnp.asarray(hi, dtype), tol, tol
+    )
+    info.update(bracket=[float(lo), float(hi)], bisection_steps=int(steps), converged=bool(success))
+    if not bool(success):
+        return math.nan, info
+    return float(value), info
+
+
+def _critical_theory(
+    process_name: str, process: AbstractProcess, lam: float
+) -> dict[str, float | None]:
+    """Closed forms of THEORY.md §1.4 for the three criteria."""
+    if process_name == "OU":
+        return {
+            "S": 0.5 * math.log1p(lam),
+            "D": 0.5 * math.asinh(lam),
+            "O": -0.5 * math.log1p(-lam) if lam < 1 else None,
+        }
+    if process_name.startswith("VP"):
+        ab = {
+            "S": 1 / (1 + lam),
+            "D": math.sqrt(lam**2 + 1) - lam,
+            "O": 1 - lam if lam < 1 else None,
+        }
+        return {k: (None if v is None else float(process.t_of_alpha_bar(v))) for k, v in ab.items()}
+    # VE: no drift, all three coincide at sigma_c^2 = Lambda
+    tc = float(process.t_of_sigma(math.sqrt(lam)))
+    return {"S": tc, "D": tc, "O": tc}
+
+
+_THEORY_TEXT = {
+    ("OU", "S"): "1/2 ln(1+L)",
+    ("OU", "D"): "1/2 arcsinh L",
+    ("OU", "O"): "-1/2 ln(1-L), none for L>=1",
+    ("VP", "S"): "t_of_alpha_bar(1/(1+L))",
+    ("VP", "D"): "t_of_alpha_bar(sqrt(L^2+1)-L)",
+    ("VP", "O"): "t_of_alpha_bar(1-L), none for L>=1",
+    ("VE", "S"): "t_of_sigma(sqrt L)",
+    ("VE", "D"): "t_of_sigma(sqrt L)",
+    ("VE", "O"): "t_of_sigma(sqrt L)",
+}
+
+
+def _critical_times(cfg: ReportConfig, key) -> ExperimentResult:
+    del key
+    processes = [
+        # (label, process, detection range); OU stops at t=5: beyond it the ODE slope for
+        # Lambda=1, (1-b^2)^2/b^4 = a^4/b^4 < 1e-8, drowns in round-off and can change sign.
+        ("OU", OU(), (1e-3, 5.0)),
+        ("VP-linear", VP("linear"), (1e-3, 1.0)),
+        ("VE-edm", VE("edm"), (2e-3, 80.0)),
+    ]
+    rows: list[Row] = []
+    info: dict[str, Any] = {}
+    panels = []
+    for lam, mu in ((1.0, 1.0), (4.0, 2.0)):
+        data = TwoPoint(mu)
+        for pname, process, (t_lo, t_hi) in processes:
+            theory = _critical_theory(pname, process, lam)
+            for crit in CRITERIA:
+                measured, details = find_critical_time(
+                    data, process, crit, t_lo=t_lo, t_hi=t_hi, n_grid=cfg.n_grid
+                )
+                field = _CRITERION_FIELD[crit]
+                closed_form = _THEORY_TEXT[(pname.split("-")[0], crit)]
+                if measured is None:
+                    note = (
+                        f"no sign change of {field} on {cfg.n_grid} points, "
+                        f"t in [{t_lo:g}, {t_hi:g}]; theory {closed_form}"
+                    )
+                else:
+                    steps = details.get("bisection_steps")
+                    note = (
+                        f"root of {field} (jax.grad of score; optimistix bisection, {steps} "
+                        f"steps); theory {closed_form}"
+                    )
+                name = f"t_c^{crit} {pname} L={lam:g}"
+                rows.append(
+                    Row(
+                        name,
+                        theory[crit],
+                        measured,
+                        tol=cfg.root_tol,
+                        group="critical_times",
+                        note=note,
+                    )
+                )
+                info[name] = details | {"theory": theory[crit], "measured": measured}
+            if (pname, lam) in (("OU", 1.0), ("OU", 4.0), ("VP-linear", 1.0), ("VE-edm", 4.0)):
+                t_plot = {"OU": (0.02, 2.0), "VP-linear": (0.02, 0.8), "VE-edm": (0.1, 4.0)}[pname]
+                ts = jnp.linspace(*t_plot, cfg.n_grid)
+                vals = np.asarray(_fields_on_grid(data, process, ts))
+                if pname == "OU":
+                    labels = (
+                        "ds/dx (S)",
+                        "1 + 2 ds/dx: SDE drift slope (D)",
+                        "1 + ds/dx: ODE drift slope (O)",
+                    )
+                else:
+                    # divide the drift slopes by g^2 and g^2/2 (same zeros, readable scale)
+                    g2 = np.asarray(process.g2(ts))
+                    vals = vals / np.stack([np.ones_like(g2), g2, 0.5 * g2], axis=1)
+                    labels = (
+                        "ds/dx (S)",
+                        "SDE drift slope / g² (D)",
+                        "ODE drift slope / (g²/2) (O)",
+                    )
+                measured_by_crit = {r.name.split()[0][-1]: r.measured for r in rows[-3:]}
+                panels.append(
+                    {
+                        "title": f"{pname}, two deltas ±{mu:g} (Λ = {lam:g})"
+                        + (": no drift, S = D = O" if pname.startswith("VE") else ""),
+                        "t": np.asarray(ts),
+                        "curves": dict(zip(labels, vals.T)),
+                        "roots": {
+                            f"t_c^{c}": (theory[c], measured_by_crit[c])
+                            for c in CRITERIA
+                            if theory[c] is not None or measured_by_crit[c] is not None
+                        },
+                    }
+                )
+    fig = plotting.critical_times_figure(panels)
+    return ExperimentResult(rows, {"critical_times.png": fig}, info)
+
+
+# ----------------------------------------------------------------------------------------------
+# experiment 2: two-point reverse SDE (class fractions, marginal variance)
+# ----------------------------------------------------------------------------------------------
+
+
+def _two_point_sde(cfg: ReportConfig, key) -> ExperimentResult:
+    process = OU(cfg.T)
+    ts = time_grid(process, cfg.n_steps, kind="log_snr", t_min=cfg.t_min)
+    observe = _Moments1D(cfg.n_show)
+    rows: list[Row] = []
+    info: dict[str, Any] = {
+        "process": "OU",
+        "T": cfg.T,
+        "grid": f"log-SNR, {cfg.n_steps} steps, t from {cfg.T:g} to {cfg.t_min:g}",
+        "method": "euler_maruyama",
+        "start": "exact p_T (forward sample a_T y + b_T z)",
+    }
+    curves = {"var": [], "se": [], "theory": [], "frac": [], "frac_theory": []}
+    checks = {"t": [], "var": [], "se": []}
+    fr_w, fr_m, fr_se = [], [], []
+    saved_ts = None
+    head = None
+    for i, w in enumerate(cfg.weights):
+        data = TwoPoint(1.0, weight=w)
+        var_y = float(data.covariance()[0, 0])
+        k_start, k_noise, k_fwd = jax.random.split(jax.random.fold_in(key, i), 3)
+        x_start = _forward_sample(data, process, k_start, cfg.n_traj, ts[0])
+        sol = sample(_ExactScore(data, process), process, k_noise, x_start, ts=ts, observe=observe)
+        xf = np.asarray(sol.x[:, 0])
+        n = xf.shape[0]
+        frac = float(np.mean(xf > 0))
+        se = math.sqrt(w * (1 - w) / n)
+        rows.append(
+            Row(
+                f"P(x>0) reverse SDE, w={w:g}",
+                w,
+                frac,
+                se=se,
+                z_max=cfg.z_max,
+                group="two_point_sde",
+                note=f"fraction of {n} samples at t={cfg.t_min:g} with x>0; SE sqrt(w(1-w)/n)",
+            )
+        )
+        fr_w.append(w)
+        fr_m.append(frac)
+        fr_se.append(se)
+
+        obs = jax.tree.map(np.asarray, sol.observables)
+        saved_ts = np.asarray(sol.saved_ts)
+        a2 = np.asarray(process.a(saved_ts)) ** 2
+        b2 = np.asarray(process.b2(saved_ts))
+        var_theory = a2 * var_y + b2
+        var_se = np.sqrt(np.maximum(obs["m4"] - obs["m2"] ** 2, 0.0) / n)
+        curves["var"].append(obs["var"])
+        curves["se"].append(var_se)
+        curves["theory"].append(var_theory)
+        curves["frac"].append(obs["frac_pos"])
+        snr_sqrt = np.sqrt(a2 / b2)
+        curves["frac_theory"].append(
+            w * np.asarray(ndtr(snr_sqrt)) + (1 - w) * np.asarray(ndtr(-snr_sqrt))
+        )
+        if i == 0:
+            head = obs["head"]
+
+        ct, cv, cs = [], [], []
+        for j, t in enumerate(cfg.check_times):
+            k = int(np.argmin(np.abs(saved_ts - t)))
+            tk = float(saved_ts[k])
+            rows.append(
+                Row(
+                    f"Var[x_t] reverse SDE, w={w:g}, t={_fmt_t(t)}",
+                    float(var_theory[k]),
+                    float(obs["var"][k]),
+                    se=float(var_se[k]),
+                    z_max=cfg.z_max,
+                    group="two_point_sde",
+                    note=(
+                        f"ensemble variance (observe) at grid t={tk:.5f}; theory "
+                        f"a_t^2 Var[y] + b_t^2, Var[y]={var_y:g}; SE sqrt((m4-m2^2)/n)"
+                    ),
+                )
+            )
+            xt = np.asarray(
+                _forward_sample(data, process, jax.random.fold_in(k_fwd, j), n, t)[:, 0]
+            )
+            v, s = _variance_and_se(xt)
+            theory_t = float(process.a(t) ** 2 * var_y + process.b2(t))
+            rows.append(
+                Row(
+                    f"Var[x_t] forward samples, w={w:g}, t={_fmt_t(t)}",
+                    theory_t,
+                    v,
+                    se=s,
+                    z_max=cfg.z_max,
+                    group="two_point_sde",
+                    note=f"{n} direct samples a_t y + b_t z; SE sqrt((m4-m2^2)/n)",
+                )
+            )
+            ct.append(t)
+            cv.append(v)
+            cs.append(s)
+        checks["t"].append(ct)
+        checks["var"].append(cv)
+        checks["se"].append(cs)
+
+    t_s = 0.5 * math.log(2.0)
+    t_d = 0.5 * math.asinh(1.0)
+    figures = {
+        "class_fractions.png": plotting.class_fractions_figure(
+            fr_w,
+            fr_m,
+            fr_se,
+            t=saved_ts,
+            frac_t=np.stack(curves["frac"]),
+            frac_t_theory=np.stack(curves["frac_theory"]),
+            t_marks={"t_c^S": t_s, "t_c^D": t_d},
+        ),
+        "marginal_variance.png": plotting.marginal_variance_figure(
+            saved_ts,
+            np.stack(curves["var"]),
+            np.stack(curves["se"]),
+            np.stack(curves["theory"]),
+            labels=[f"w={w:g}" for w in cfg.weights],
+            check_t=checks["t"],
+            check_var=checks["var"],
+            check_se=checks["se"],
+        ),
+        "trajectories.png": plotting.trajectories_figure(
+            saved_ts,
+            head,
+            t_marks={"t_c^S (OU, Λ=1)": t_s, "t_c^D (OU, Λ=1)": t_d},
+            centres=np.asarray(process.a(saved_ts)),
+            t_max=2.0,
+        ),
+    }
+    return ExperimentResult(rows, figures, info)
+
+
+# ----------------------------------------------------------------------------------------------
+# experiment 3: Gaussian data in 2-D
+# ----------------------------------------------------------------------------------------------
+
+
+def _gaussian_2d(cfg: ReportConfig, key) -> ExperimentResult:
+    process = OU(cfg.T)
+    ts = time_grid(process, cfg.n_steps, kind="log_snr", t_min=cfg.t_min)
+    mu = np.asarray(cfg.gaussian_mean, dtype=np.float64)
+    cov = np.asarray(cfg.gaussian_cov, dtype=np.float64)
+    data = Gaussian(mu, cov)
+    k_start, k_noise = jax.random.split(key)
+    x_start = _forward_sample(data, process, k_start, cfg.n_traj, ts[0])
+    sol = sample(_ExactScore(data, process), process, k_noise, x_start, ts=ts)
+    x = np.asarray(sol.x)
+    n = x.shape[0]
+    t_end = float(ts[-1])
+    a = float(process.a(t_end))
+    b2 = float(process.b2(t_end))
+    mean_th = a * mu
+    cov_th = a**2 * cov + b2 * np.eye(2)
+    rows: list[Row] = []
+    m = x.mean(0)
+    dev = x - m
+    for i in range(2):
+        rows.append(
+            Row(
+                f"Gaussian 2D mean[{i}]",
+                mean_th[i],
+                m[i],
+                se=math.sqrt(np.var(x[:, i], ddof=1) / n),
+                z_max=cfg.z_max,
+                group="gaussian_2d",
+                note=f"reverse SDE, {n} samples at t={t_end:g}; theory a_t mu",
+            )
+        )
+    for i, j in ((0, 0), (0, 1), (1, 1)):
+        prod = dev[:, i] * dev[:, j]
+        c_ij = float(prod.sum() / (n - 1))
+        se = math.sqrt(np.var(prod) / n)
+        rows.append(
+            Row(
+                f"Gaussian 2D Cov[{i},{j}]",
+                cov_th[i, j],
+                c_ij,
+                se=se,
+                z_max=cfg.z_max,
+                group="gaussian_2d",
+                note=(
+                    f"C[{i},{j}]={cov[i, j]:g}; theory a^2 C + b^2 I at t={t_end:g} "
+                    "(differs from C by < 1e-2 C); SE sqrt(Var[(x_i-m_i)(x_j-m_j)]/n)"
+                ),
+            )
+        )
+    fig = plotting.gaussian_covariance_figure(x, cov_th, mean_th)
+    info = {
+        "mean": mu,
+        "cov": cov,
+        "t_end": t_end,
+        "cov_theory": cov_th,
+        "cov_measured": np.cov(x.T),
+    }
+    return ExperimentResult(rows, {"gaussian_2d.png": fig}, info)
+
+
+EXPERIMENTS: list[Experiment] = [
+    Experiment("critical_times", "critical times (root finding vs closed forms)", _critical_times),
+    Experiment(
+        "two_point_sde", "two-point reverse SDE (class fractions, marginals)", _two_point_sde
+    ),
+    Experiment("gaussian_2d", "Gaussian 2D reverse SDE (mean, covariance)", _gaussian_2d),
+]
+"""The default experiment list, run in this order."""
+
+
+# ----------------------------------------------------------------------------------------------
+# running and writing
+# ----------------------------------------------------------------------------------------------
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def environment() -> dict[str, Any]:
+    """Versions, device and platform, for the JSON."""
+    from . import __version__
+
+    devices = jax.devices()
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "gltheory": __version__,
+        "jax": jax.__version__,
+        "jaxlib": _version("jaxlib"),
+        "numpy": np.__version__,
+        "equinox": _version("equinox"),
+        "optimistix": _version("optimistix"),
+        "diffrax": _version("diffrax"),
+        "matplotlib": _version("matplotlib"),
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in devices],
+        "device_kind": devices[0].device_kind if devices else None,
+        "x64": bool(jax.config.jax_enable_x64),
+    }
+
+
+@dataclasses.dataclass
+class Report:
+    """The outcome of :func:`run_report`."""
+
+    config: ReportConfig
+    rows: list[Row]
+    figures: dict[str, Any]
+    info: dict[str, Any]
+    timings: dict[str, float]
+    environment: dict[str, Any]
+
+    @property
+    def off(self) -> list[Row]:
+        return [r for r in self.rows if not r.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.off
+
+    def to_dict(self, files: Sequence[str] = ()) -> dict[str, Any]:
+        return {
+            "report": "gltheory report",
+            "schema_version": 1,
+            "status": "ok" if self.ok else "off",
+            "n_rows": len(self.rows),
+            "n_off": len(self.off),
+            "off": [r.name for r in self.off],
+            "rows": [r.to_dict() for r in self.rows],
+            "config": self.config.to_dict(),
+            "environment": self.environment,
+            "timings_s": self.timings,
+            "files": list(files),
+            "experiments": self.info,
+        }
+
+
+def run_report(
+    config: ReportConfig | None = None,
+    *,
+    experiments: Sequence[Experiment] | None = None,
+    log: Log | None = _stderr_log,
+) -> Report:
+    """Run the experiments in order and collect their rows, figures, details and timings.
+
+    Needs float64 (``jax.config.update("jax_enable_x64", True)`` before calling). An
+    experiment that raises becomes one "off" row carrying the error; the others still run.
+    ``log`` receives one progress line per stage (``None`` for silence).
+    """
+    if not jax.config.jax_enable_x64:
+        raise RuntimeError(
+            "run_report needs float64: call jax.config.update('jax_enable_x64', True) first "
+            "(the gltheory CLI does)."
+        )
+    config = ReportConfig.default() if config is None else config
+    experiments = EXPERIMENTS if experiments is None else experiments
+    log = log or (lambda msg: None)
+    t0 = time.perf_counter()
+    root = jax.random.PRNGKey(config.seed)
+    rows: list[Row] = []
+    figures: dict[str, Any] = {}
+    info: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    for k, exp in enumerate(experiments, 1):
+        log(f"[{time.perf_counter() - t0:6.1f}s] ({k}/{len(experiments)}) {exp.title} ...")
+        start = time.perf_counter()
+        try:
+            res = exp.run(config, jax.random.fold_in(root, zlib.crc32(exp.name.encode())))
+        except Exception as e:  # noqa: BLE001 - a report reports failures as rows
+            tb = traceback.format_exc()
+            log(tb)
+            res = ExperimentResult(
+                [
+                    Row(
+                        f"{exp.name}: failed",
+                        None,
+                        None,
+                        group=exp.name,
+                        failure=f"{type(e).__name__}: {e}",
+                    )
+                ],
+                info={"traceback": tb},
+            )
+        dt = time.perf_counter() - start
+        timings[exp.name] = dt
+        rows.extend(res.rows)
+        figures.update(res.figures)
+        info[exp.name] = res.info
+        n_off = sum(not r.ok for r in res.rows)
+        log(
+            f"[{time.perf_counter() - t0:6.1f}s] ({k}/{len(experiments)}) {exp.name}: "
+            f"{len(res.rows)} rows, {n_off} off, {dt:.1f}s"
+        )
+    timings["experiments_total"] = time.perf_counter() - t0
+    return Report(config, rows, figures, info, timings, environment())
+
+
+def write_report(
+    report: Report, out_dir: str | os.PathLike, *, log: Log | None = _stderr_log
+) -> dict[str, Any]:
+    """Write every figure (PNG) and ``report.json`` atomically into ``out_dir`` (created).
+
+    **Returns:** the JSON object written (the same that ``--json`` prints).
+    """
+    log = log or (lambda msg: None)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    files = []
+    for name, fig in report.figures.items():
+        _io.save_figure(out / name, fig)
+        files.append(name)
+    report.timings["figures"] = time.perf_counter() - start
+    report.timings["total"] = report.timings["experiments_total"] + report.timings["figures"]
+    files.append("report.json")
+    obj = _io.to_jsonable(report.to_dict(files))
+    _io.atomic_write_json(out / "report.json", obj)
+    log(f"wrote {len(files)} files to {out} ({report.timings['figures']:.1f}s for figures)")
+    return obj
+
+
+# ----------------------------------------------------------------------------------------------
+# the table
+# ----------------------------------------------------------------------------------------------
+
+
+def _fmt_value(v: float | None) -> str:
+    if v is None:
+        return "none"
+    if not math.isfinite(v):
+        return str(v)
+    return f"{v:.6f}" if 1e-3 <= abs(v) < 1e4 or v == 0 else f"{v:.4e}"
+
+
+def _fmt_error(row: Row) -> str:
+    if row.failure is not None:
+        return "failed"
+    if row.error is None:
+        return "-" if row.theory is None and row.measured is None else "n/a"
+    if row.se is not None:
+        return f"{row.z:.2f} SE (SE {row.se:.1e})"
+    return f"{row.error:.1e} (tol {row.tol:.0e})"
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """The human-readable "theory vs measurement" table."""
+    header = ("quantity", "theory", "measured", "error/SE", "status")
+    body = [
+        (r.name, _fmt_value(r.theory), _fmt_value(r.measured), _fmt_error(r), r.status)
+        for r in rows
+    ]
+    widths = [
+        max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)
+    ]
+    align = ("<", ">", ">", ">", "<")
+
+    def line(cells):
+        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
+
+    out = [line(header), "  ".join("-" * w for w in widths)]
+    group = None
+    for r, b in zip(rows, body):
+        if group is not None and r.group != group:
+            out.append("")
+        group = r.group
+        out.append(line(b))
+    return "\n".join(out)

@@ -1,0 +1,57 @@
+"""Shared fixtures. The suite runs with float64 enabled; float32 tests request float32 arrays
+explicitly (weakly typed Python scalars follow the array dtype)."""
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import pytest  # noqa: E402
+
+import gltheory as gl  # noqa: E402
+
+
+@pytest.fixture
+def key():
+    return jax.random.PRNGKey(20261123)
+
+
+def all_processes():
+    return [
+        gl.OU(),
+        gl.VP(),
+        gl.VP("cosine"),
+        gl.VE(),
+        gl.VE("edm"),
+    ]
+
+
+def closed_form_datasets():
+    k = jax.random.PRNGKey(7)
+    k1, k2, k3 = jax.random.split(k, 3)
+    return {
+        "two_point_1d": gl.TwoPoint(1.0, weight=0.7),
+        "two_point_3d": gl.TwoPoint(jnp.array([0.5, -1.0, 0.8]), weight=0.35),
+        "delta_mixture": gl.DeltaMixture(
+            jax.random.normal(k1, (5, 3)), jnp.array([0.1, 0.2, 0.3, 0.15, 0.25])
+        ),
+        "gaussian": gl.Gaussian(
+            jnp.array([0.3, -1.0, 2.0]),
+            jnp.array([[2.0, 0.3, 0.0], [0.3, 1.0, 0.1], [0.0, 0.1, 0.5]]),
+        ),
+        "gaussian_mixture_iso": gl.GaussianMixture(
+            jax.random.normal(k2, (4, 3)), jnp.array([0.5, 1.0, 0.1, 2.0])
+        ),
+        "gaussian_mixture_diag": gl.GaussianMixture(
+            jax.random.normal(k3, (3, 3)),
+            jnp.array([[0.5, 1.0, 0.2], [1.5, 0.3, 0.7], [0.2, 0.2, 0.9]]),
+            jnp.array([0.5, 0.3, 0.2]),
+        ),
+        "hypersphere_3": gl.Hypersphere(2.0, 3),
+        "hypersphere_50": gl.Hypersphere(jnp.sqrt(50.0), 50),
+        "lattice_stripes": gl.stripes((4, 4), width=1),
+    }
