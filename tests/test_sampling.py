@@ -203,8 +203,7 @@ def test_float32_sampler_runs_and_matches_float64():
     x0 = jax.random.normal(jax.random.PRNGKey(0), (32, 1))
     s64 = gl.sample(_score_fn(data, proc), proc, jax.random.PRNGKey(1), x0, ts=ts, method="heun").x
     s32 = gl.sample(
-        _score_fn(data, proc), proc, jax.random.PRNGKey(1), x0.astype(jnp.float32),
-        ts=ts.astype(jnp.float32), method="heun",
+        _score_fn(data, proc), proc, jax.random.PRNGKey(1), x0.astype(jnp.float32), ts=ts, method="heun"
     ).x
     assert s32.dtype == jnp.float32
     np.testing.assert_allclose(s32, s64, atol=1e-4)
