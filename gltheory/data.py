@@ -213,9 +213,7 @@ class LatticeImages(AbstractData):
     def __init__(self, images: ArrayLike, weights: ArrayLike | None = None):
         imgs = as_float_array(images, "images")
         if imgs.ndim < 2:
-            raise ValueError(
-                f"images must have shape (N, *lattice_shape), got {imgs.shape}."
-            )
+            raise ValueError(f"images must have shape (N, *lattice_shape), got {imgs.shape}.")
         if imgs.shape[0] == 0:
             raise ValueError("images is empty: a LatticeImages set needs at least one image.")
         self.images = imgs
@@ -361,7 +359,9 @@ class Gaussian(AbstractData):
         elif c.ndim == 1:
             if c.shape != (d,):
                 raise ValueError(f"cov as a vector must have shape ({d},), got {c.shape}.")
-            c = check_values(c, lambda v: (v < 0).any(), f"cov (variances) must be >= 0, got {cov}.")
+            c = check_values(
+                c, lambda v: (v < 0).any(), f"cov (variances) must be >= 0, got {cov}."
+            )
             c = jnp.diag(c)
         elif c.shape != (d, d):
             raise ValueError(f"cov must be a scalar, ({d},) or ({d}, {d}), got shape {c.shape}.")
@@ -592,7 +592,9 @@ class Hypersphere(AbstractData):
         return jnp.zeros((self.dim,), dtype=jnp.result_type(self.radius, float))
 
     def covariance(self):
-        return self.radius**2 / self.dim * jnp.eye(self.dim, dtype=jnp.result_type(self.radius, float))
+        return (
+            self.radius**2 / self.dim * jnp.eye(self.dim, dtype=jnp.result_type(self.radius, float))
+        )
 
     def _kappa2(self, x, a, b2):
         a_s, b2_s = _squeeze(a), _squeeze(b2)
@@ -661,7 +663,9 @@ def stripes(shape, width: int = 1, orientation: str = "both") -> LatticeImages:
     if not isinstance(width, (int, np.integer)) or width < 1:
         raise ValueError(f"width must be a positive integer, got {width!r}.")
     if orientation not in ("both", "horizontal", "vertical"):
-        raise ValueError(f"orientation must be 'both', 'horizontal' or 'vertical', got {orientation!r}.")
+        raise ValueError(
+            f"orientation must be 'both', 'horizontal' or 'vertical', got {orientation!r}."
+        )
     imgs = []
     for shift in range(2 * width):
         if len(shp) == 1:

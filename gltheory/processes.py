@@ -43,7 +43,11 @@ def _positive_param(value, name: str) -> Array:
     arr = as_float_array(value, name)
     if arr.ndim != 0:
         raise ValueError(f"{name} must be a scalar, got shape {arr.shape}.")
-    return check_values(arr, lambda v: ~(v > 0) | ~(abs(v) < float("inf")), f"{name} must be a positive finite number, got {value}.")
+    return check_values(
+        arr,
+        lambda v: ~(v > 0) | ~(abs(v) < float("inf")),
+        f"{name} must be a positive finite number, got {value}.",
+    )
 
 
 class AbstractProcess(eqx.Module):
@@ -368,7 +372,11 @@ class VE(AbstractProcess):
         log_sigma = -0.5 * jnp.log(jnp.asarray(snr))
         if self.schedule == "edm":
             return jnp.exp(log_sigma)
-        return self.T * (log_sigma - jnp.log(self.sigma_min)) / jnp.log(self.sigma_max / self.sigma_min)
+        return (
+            self.T
+            * (log_sigma - jnp.log(self.sigma_min))
+            / jnp.log(self.sigma_max / self.sigma_min)
+        )
 
 
 # --- converters between time conventions (THEORY.md §10) -----------------------------------

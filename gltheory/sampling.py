@@ -118,7 +118,9 @@ def _split_keys(keys):
 def _noise_block(noise_keys, block_index, block: int, event_shape, dtype):
     """Standard normals of shape ``(block, n, *event)`` for block ``block_index``."""
     return jax.vmap(
-        lambda k: jax.random.normal(jax.random.fold_in(k, block_index), (block,) + event_shape, dtype),
+        lambda k: jax.random.normal(
+            jax.random.fold_in(k, block_index), (block,) + event_shape, dtype
+        ),
         out_axes=1,
     )(noise_keys)
 
@@ -186,7 +188,11 @@ def time_grid(
     if kind not in ("uniform", "log_snr", "edm"):
         raise ValueError(f"kind must be 'uniform', 'log_snr' or 'edm', got {kind!r}.")
     if t_min is None:
-        t_min = process.sigma_min if isinstance(process, VE) and process.schedule == "edm" else 1e-3 * process.T
+        t_min = (
+            process.sigma_min
+            if isinstance(process, VE) and process.schedule == "edm"
+            else 1e-3 * process.T
+        )
     t_max = process.T if t_max is None else t_max
     t_min = as_float_array(t_min, "t_min")
     t_max = as_float_array(t_max, "t_max")
@@ -243,9 +249,10 @@ def _step(method, score_fn, process, x, z, t, t_next):
         sq = jnp.sqrt(h)
         k1 = h * process.reverse_drift(x, t, score_fn(x, t)) + (process.g(t) * sq) * z
         x1 = x + k1
-        k2 = h * process.reverse_drift(x1, t_next, score_fn(x1, t_next)) + (
-            process.g(t_next) * sq
-        ) * z
+        k2 = (
+            h * process.reverse_drift(x1, t_next, score_fn(x1, t_next))
+            + (process.g(t_next) * sq) * z
+        )
         return x + 0.5 * (k1 + k2)
     if method == "heun":
         d1 = process.pf_ode_drift(x, t, score_fn(x, t))
@@ -287,7 +294,9 @@ def _sample_impl(score_fn, process, keys, x0, ts, method, observe, slots, n_save
 
     if observe is not None:
         first = observe(x0, ts[0])
-        buf = jax.tree.map(lambda v: jnp.zeros((n_saved,) + jnp.shape(v), jnp.result_type(v)), first)
+        buf = jax.tree.map(
+            lambda v: jnp.zeros((n_saved,) + jnp.shape(v), jnp.result_type(v)), first
+        )
         if first_slot == 0:
             buf = jax.tree.map(lambda b_, v: b_.at[0].set(v), buf, first)
     else:
@@ -384,7 +393,9 @@ def sample(
     if isinstance(x, (tuple, list)) and all(isinstance(s, (int, np.integer)) for s in x):
         shape = tuple(int(s) for s in x)
         if len(shape) < 1 or any(s < 1 for s in shape):
-            raise ValueError(f"x as a shape must be (n, *event_shape) with positive sizes, got {shape}.")
+            raise ValueError(
+                f"x as a shape must be (n, *event_shape) with positive sizes, got {shape}."
+            )
         keys = _as_trajectory_keys(key, shape[0])
         _, init_keys = _split_keys(keys)
         dtype = ts.dtype
@@ -498,7 +509,9 @@ def _diffrax_impl(score_fn, process, keys, x0, ts, method, brownian, noise_block
             )
             path = _GridNoisePath(taus, z)
         else:
-            path = diffrax.UnsafeBrownianPath(shape=x0.shape, key=keys[0], levy_area=diffrax.BrownianIncrement)
+            path = diffrax.UnsafeBrownianPath(
+                shape=x0.shape, key=keys[0], levy_area=diffrax.BrownianIncrement
+            )
         terms = diffrax.MultiTerm(drift, _AdditiveNoise(lambda tau: process.g(t_start - tau), path))
     sol = diffrax.diffeqsolve(
         terms,

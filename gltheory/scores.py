@@ -54,7 +54,9 @@ def _cast_floats(tree, dtype):
 
 def _validate(data: AbstractData, process: AbstractProcess, x, t):
     if not isinstance(data, AbstractData):
-        raise ValueError(f"data must be a gltheory dataset (AbstractData), got {type(data).__name__}.")
+        raise ValueError(
+            f"data must be a gltheory dataset (AbstractData), got {type(data).__name__}."
+        )
     if not isinstance(process, AbstractProcess):
         raise ValueError(
             f"process must be a gltheory process (OU, VP, VE), got {type(process).__name__}."

@@ -6,11 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import all_processes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gltheory as gl
-from conftest import all_processes
 
 PROCS = all_processes()
 IDS = ["OU", "VP-linear", "VP-cosine", "VE-geometric", "VE-edm"]
@@ -81,7 +81,9 @@ def test_raya_ambrogioni_critical_step_and_curvature():
     t_c = vp.t_of_alpha_bar(math.sqrt(2) - 1)
     step = int(vp.step_of_t(t_c, 1000))
     assert 1000 - step == 707
-    assert float(jnp.sqrt(vp.alpha_bar(vp.t_of_step(step, 1000)))) == pytest.approx(0.6429, abs=1e-4)
+    assert float(jnp.sqrt(vp.alpha_bar(vp.t_of_step(step, 1000)))) == pytest.approx(
+        0.6429, abs=1e-4
+    )
     data = gl.TwoPoint(1.0)
     for s, expected in [(0.2, -13.1116), (0.4, 3.5538)]:
         u = lambda x: -vp.beta(s) * (gl.log_prob(data, vp, x[None], s) + x**2 / 4)
@@ -103,7 +105,9 @@ def test_edm_rho_schedule():
     """THEORY.md §11 item 17: EDM 32-point rho=7 schedule."""
     ts = gl.time_grid(gl.VE("edm"), 31, kind="edm", t_min=0.002)
     np.testing.assert_allclose(
-        np.asarray(ts)[[0, 13, 17, 19, 22, 31]], [80.0, 4.9991, 1.6086, 0.8446, 0.2830, 0.002], atol=1e-4
+        np.asarray(ts)[[0, 13, 17, 19, 22, 31]],
+        [80.0, 4.9991, 1.6086, 0.8446, 0.2830, 0.002],
+        atol=1e-4,
     )
 
 
@@ -115,7 +119,9 @@ def test_time_grids_are_decreasing_and_pinned(proc, kind):
     assert bool(jnp.all(jnp.diff(ts) < 0))
     assert float(ts[0]) == pytest.approx(float(proc.T))
     if kind == "log_snr":
-        np.testing.assert_allclose(jnp.diff(proc.log_snr(ts)), jnp.diff(proc.log_snr(ts))[0], rtol=1e-8)
+        np.testing.assert_allclose(
+            jnp.diff(proc.log_snr(ts)), jnp.diff(proc.log_snr(ts))[0], rtol=1e-8
+        )
 
 
 @pytest.mark.parametrize("proc", PROCS, ids=IDS)

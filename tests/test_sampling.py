@@ -27,7 +27,9 @@ def test_two_point_class_fractions(w, method):
     data = gl.TwoPoint(1.0, weight=w)
     n = 4000
     ts = gl.time_grid(proc, 300, kind="log_snr", t_min=1e-3)
-    sol = gl.sample(_score_fn(data, proc), proc, jax.random.PRNGKey(11), (n, 1), ts=ts, method=method)
+    sol = gl.sample(
+        _score_fn(data, proc), proc, jax.random.PRNGKey(11), (n, 1), ts=ts, method=method
+    )
     frac = float(jnp.mean(sol.x[:, 0] > 0))
     se = math.sqrt(w * (1 - w) / n)
     assert abs(frac - w) < 3 * se, (frac, w, se)
@@ -45,8 +47,13 @@ def test_gaussian_covariance_and_marginal_variance():
     ts = gl.time_grid(proc, 400, t_min=1e-3)
     save_at = [100, 200, 300, 400]
     sol = gl.sample(
-        _score_fn(data, proc), proc, jax.random.PRNGKey(5), (n, 2), ts=ts,
-        observe=lambda x, t: x[:, 0], save_at=save_at,
+        _score_fn(data, proc),
+        proc,
+        jax.random.PRNGKey(5),
+        (n, 2),
+        ts=ts,
+        observe=lambda x, t: x[:, 0],
+        save_at=save_at,
     )
     emp = jnp.cov(sol.x.T)
     se = jnp.sqrt((jnp.outer(jnp.diag(cov), jnp.diag(cov)) + cov**2) / n)
@@ -67,8 +74,13 @@ def test_two_point_marginal_variance_inside_loop():
     n = 4000
     ts = gl.time_grid(proc, 400, t_min=1e-3)
     sol = gl.sample(
-        _score_fn(data, proc), proc, jax.random.PRNGKey(8), (n, 1), ts=ts,
-        observe=lambda x, t: (jnp.mean(x**2), jnp.mean(x**4)), save_at=[150, 300, 350],
+        _score_fn(data, proc),
+        proc,
+        jax.random.PRNGKey(8),
+        (n, 1),
+        ts=ts,
+        observe=lambda x, t: (jnp.mean(x**2), jnp.mean(x**4)),
+        save_at=[150, 300, 350],
     )
     m2, m4 = sol.observables
     for k in range(3):
@@ -185,14 +197,21 @@ def test_observables_and_saved_times():
     data = gl.TwoPoint(1.0)
     ts = gl.time_grid(proc, 40)
     sol = gl.sample(
-        _score_fn(data, proc), proc, jax.random.PRNGKey(2), (6, 1), ts=ts,
-        observe=lambda x, t: {"x": x, "t": t}, save_at=[0, 17, 32, 40],
+        _score_fn(data, proc),
+        proc,
+        jax.random.PRNGKey(2),
+        (6, 1),
+        ts=ts,
+        observe=lambda x, t: {"x": x, "t": t},
+        save_at=[0, 17, 32, 40],
     )
     np.testing.assert_allclose(sol.saved_ts, ts[jnp.array([0, 17, 32, 40])])
     np.testing.assert_allclose(sol.observables["t"], sol.saved_ts)
     np.testing.assert_allclose(sol.observables["x"][-1], sol.x)
     # the state at index 17 equals a run stopped at ts[17]
-    part = gl.sample(_score_fn(data, proc), proc, jax.random.PRNGKey(2), sol.observables["x"][0], ts=ts[:18])
+    part = gl.sample(
+        _score_fn(data, proc), proc, jax.random.PRNGKey(2), sol.observables["x"][0], ts=ts[:18]
+    )
     np.testing.assert_allclose(part.x, sol.observables["x"][1], rtol=1e-12)
 
 
@@ -203,7 +222,12 @@ def test_float32_sampler_runs_and_matches_float64():
     x0 = jax.random.normal(jax.random.PRNGKey(0), (32, 1))
     s64 = gl.sample(_score_fn(data, proc), proc, jax.random.PRNGKey(1), x0, ts=ts, method="heun").x
     s32 = gl.sample(
-        _score_fn(data, proc), proc, jax.random.PRNGKey(1), x0.astype(jnp.float32), ts=ts, method="heun"
+        _score_fn(data, proc),
+        proc,
+        jax.random.PRNGKey(1),
+        x0.astype(jnp.float32),
+        ts=ts,
+        method="heun",
     ).x
     assert s32.dtype == jnp.float32
     np.testing.assert_allclose(s32, s64, atol=1e-4)
@@ -256,5 +280,7 @@ def test_sharded_equals_unsharded(tmp_path):
         JAX_PLATFORMS="cpu",
         PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
     )
-    res = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, env=env, timeout=300)
+    res = subprocess.run(
+        [sys.executable, str(path)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert res.returncode == 0 and "SHARDED_OK" in res.stdout, res.stderr[-3000:]

@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import all_processes, closed_form_datasets
 from scipy import integrate, special, stats
 
 import gltheory as gl
-from conftest import all_processes, closed_form_datasets
 
 DATASETS = closed_form_datasets()
 PROCS = all_processes()
@@ -24,9 +24,11 @@ def _points(data, key, n=3, scale=1.0):
 
 # The identities depend on the process only through (a_t, b_t^2): every dataset is checked
 # with OU and EDM, and every process with two datasets.
-PAIRS = [(n, 0) for n in DATASETS] + [(n, 4) for n in DATASETS] + [
-    (n, i) for n in ("two_point_3d", "gaussian_mixture_diag") for i in (1, 2, 3)
-]
+PAIRS = (
+    [(n, 0) for n in DATASETS]
+    + [(n, 4) for n in DATASETS]
+    + [(n, i) for n in ("two_point_3d", "gaussian_mixture_diag") for i in (1, 2, 3)]
+)
 
 
 @pytest.mark.parametrize("name,pidx", PAIRS, ids=[f"{n}-{PIDS[i]}" for n, i in PAIRS])
@@ -80,7 +82,10 @@ def test_two_point_equals_delta_mixture_and_bruteforce(key):
     t = 0.45
     a, b2 = float(proc.a(t)), float(proc.b2(t))
     for x in xs:
-        dens = [wk * stats.multivariate_normal(a * y, b2 * np.eye(3)).pdf(x) for wk, y in [(w, mu), (1 - w, -mu)]]
+        dens = [
+            wk * stats.multivariate_normal(a * y, b2 * np.eye(3)).pdf(x)
+            for wk, y in [(w, mu), (1 - w, -mu)]
+        ]
         post = np.array(dens) / sum(dens)
         m_ref = post[0] * mu - post[1] * mu
         np.testing.assert_allclose(gl.denoiser(tp, proc, x, t), m_ref, rtol=1e-10)
@@ -103,7 +108,9 @@ def test_gaussian_against_scipy(key):
     m_ref = mean + (a * cov @ np.linalg.solve(sx, (xs - a * mean).T)).T
     np.testing.assert_allclose(gl.denoiser(data, proc, xs, t), m_ref, rtol=1e-11)
     c_ref = cov - a**2 * cov @ np.linalg.solve(sx, cov)
-    np.testing.assert_allclose(gl.posterior_cov(data, proc, xs[0], t), c_ref, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(
+        gl.posterior_cov(data, proc, xs[0], t), c_ref, rtol=1e-10, atol=1e-13
+    )
 
 
 def test_gaussian_mixture_reductions(key):
@@ -113,19 +120,29 @@ def test_gaussian_mixture_reductions(key):
     xs = jax.random.normal(key, (4, 2))
     gm1 = gl.GaussianMixture(jnp.array([[0.5, -0.3]]), jnp.array([[0.8, 1.7]]))
     g = gl.Gaussian(jnp.array([0.5, -0.3]), jnp.array([0.8, 1.7]))
-    np.testing.assert_allclose(gl.log_prob(gm1, proc, xs, t), gl.log_prob(g, proc, xs, t), rtol=1e-12)
+    np.testing.assert_allclose(
+        gl.log_prob(gm1, proc, xs, t), gl.log_prob(g, proc, xs, t), rtol=1e-12
+    )
     np.testing.assert_allclose(gl.score(gm1, proc, xs, t), gl.score(g, proc, xs, t), rtol=1e-11)
     pts = jnp.array([[1.0, 0.0], [-0.5, 0.7], [0.2, -1.2]])
     w = jnp.array([0.2, 0.5, 0.3])
     gm0 = gl.GaussianMixture(pts, jnp.zeros(3), w)
     dm = gl.DeltaMixture(pts, w)
-    np.testing.assert_allclose(gl.log_prob(gm0, proc, xs, t), gl.log_prob(dm, proc, xs, t), rtol=1e-12)
+    np.testing.assert_allclose(
+        gl.log_prob(gm0, proc, xs, t), gl.log_prob(dm, proc, xs, t), rtol=1e-12
+    )
     np.testing.assert_allclose(gl.score(gm0, proc, xs, t), gl.score(dm, proc, xs, t), rtol=1e-11)
 
 
 @pytest.mark.parametrize(
     "data",
-    [gl.TwoPoint(1.3, weight=0.8), gl.GaussianMixture(jnp.array([[1.0], [-2.0]]), jnp.array([0.3, 1.2]), jnp.array([0.4, 0.6])), gl.Gaussian(jnp.array([0.4]), 2.0)],
+    [
+        gl.TwoPoint(1.3, weight=0.8),
+        gl.GaussianMixture(
+            jnp.array([[1.0], [-2.0]]), jnp.array([0.3, 1.2]), jnp.array([0.4, 0.6])
+        ),
+        gl.Gaussian(jnp.array([0.4]), 2.0),
+    ],
     ids=["two_point", "gmm", "gaussian"],
 )
 def test_one_dimensional_densities_normalise(data):
@@ -148,7 +165,12 @@ def test_hypersphere_bessel_ratio_against_scipy():
         for kappa in (1e-4, 0.5, 3.0, 30.0, 300.0, 1e4, 1e6):
             log_e, a_over_k = _sphere_tilt(jnp.asarray(kappa**2), d)
             ratio = special.ive(nu + 1, kappa) / special.ive(nu, kappa)
-            ref_log_e = np.log(special.ive(nu, kappa)) + kappa + special.gammaln(d / 2) + nu * np.log(2 / kappa)
+            ref_log_e = (
+                np.log(special.ive(nu, kappa))
+                + kappa
+                + special.gammaln(d / 2)
+                + nu * np.log(2 / kappa)
+            )
             assert float(a_over_k) * kappa == pytest.approx(ratio, rel=1e-12)
             assert float(log_e) == pytest.approx(ref_log_e, rel=1e-12, abs=1e-12)
 
@@ -178,7 +200,9 @@ def test_hypersphere_large_kappa_is_stable():
         x = jnp.ones((100,), dtype) * 1.0
         for t in (1e-6, 1e-3, 0.1):
             m = gl.denoiser(data, proc, x, t)
-            assert bool(jnp.all(jnp.isfinite(m))) and bool(jnp.isfinite(gl.log_prob(data, proc, x, t)))
+            assert bool(jnp.all(jnp.isfinite(m))) and bool(
+                jnp.isfinite(gl.log_prob(data, proc, x, t))
+            )
         m = gl.denoiser(data, proc, x, 1e-6)
         assert float(jnp.linalg.norm(m)) == pytest.approx(10.0, rel=1e-3)
 
@@ -198,7 +222,9 @@ def test_batching_and_time_broadcasting(key):
     xs = jax.random.normal(key, (2, 3, 3))
     ts = jnp.array([[0.1, 0.5, 1.0], [2.0, 0.3, 0.05]])
     batched = gl.score(data, proc, xs, ts)
-    looped = jnp.stack([jnp.stack([gl.score(data, proc, xs[i, j], ts[i, j]) for j in range(3)]) for i in range(2)])
+    looped = jnp.stack(
+        [jnp.stack([gl.score(data, proc, xs[i, j], ts[i, j]) for j in range(3)]) for i in range(2)]
+    )
     np.testing.assert_allclose(batched, looped, rtol=1e-12)
     vm = jax.vmap(lambda x, t: gl.score(data, proc, x, t))(xs.reshape(6, 3), ts.reshape(6))
     np.testing.assert_allclose(batched.reshape(6, 3), vm, rtol=1e-12)
@@ -215,7 +241,11 @@ def test_float32_finite_for_all_t(name, pidx, key):
     data, proc = DATASETS[name], PROCS[pidx]
     xs = _points(data, key, n=4, scale=2.0).astype(jnp.float32)
     for t in jnp.asarray([1e-6, 1e-3, 0.1, 0.5, 1.0], jnp.float32) * proc.T:
-        for out in (gl.score(data, proc, xs, t), gl.denoiser(data, proc, xs, t), gl.log_prob(data, proc, xs, t)):
+        for out in (
+            gl.score(data, proc, xs, t),
+            gl.denoiser(data, proc, xs, t),
+            gl.log_prob(data, proc, xs, t),
+        ):
             assert out.dtype == jnp.float32
             assert bool(jnp.all(jnp.isfinite(out))), (name, float(t))
 
@@ -254,7 +284,9 @@ def test_uniform_patch_score_small_window_matches_bruteforce(key):
         for j in range(6):
             kx = sum(x[(i + di) % 6, (j + dj) % 6] for di in (-1, 0, 1) for dj in (-1, 0, 1))
             ref[i, j] = (a * math.tanh(a * kx / b2) - x[i, j]) / b2
-    np.testing.assert_allclose(gl.uniform_patch_score(proc, x, t, window=k, lattice_ndim=2), ref, rtol=1e-12)
+    np.testing.assert_allclose(
+        gl.uniform_patch_score(proc, x, t, window=k, lattice_ndim=2), ref, rtol=1e-12
+    )
 
 
 def test_lattice_sets():
@@ -267,7 +299,9 @@ def test_lattice_sets():
     np.testing.assert_allclose(u.images, [np.ones(8), -np.ones(8)])
     rb = gl.random_binary_images(jax.random.PRNGKey(0), 10, (3, 3), p=0.5)
     assert rb.images.shape == (10, 3, 3)
-    np.testing.assert_allclose(rb.covariance(), jnp.cov(rb.images.reshape(10, 9).T, bias=True), atol=1e-12)
+    np.testing.assert_allclose(
+        rb.covariance(), jnp.cov(rb.images.reshape(10, 9).T, bias=True), atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("name", list(DATASETS))
@@ -292,5 +326,7 @@ def test_jit_vmap_grad_compose(key):
     x = jax.random.normal(key, (4, 2))
     np.testing.assert_allclose(f(data, proc, x, 0.3), gl.score(data, proc, x, 0.3), rtol=1e-12)
     # gradient with respect to a dataset parameter flows
-    g = jax.grad(lambda v: gl.log_prob(gl.GaussianMixture(data.means, v), proc, x, 0.3).sum())(jnp.array([0.2, 0.4]))
+    g = jax.grad(lambda v: gl.log_prob(gl.GaussianMixture(data.means, v), proc, x, 0.3).sum())(
+        jnp.array([0.2, 0.4])
+    )
     assert g.shape == (2,) and bool(jnp.all(jnp.isfinite(g)))
