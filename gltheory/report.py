@@ -279,7 +279,12 @@ class _Moments1D(eqx.Module):
 
 
 def _variance_and_se(x) -> tuple[float, float]:
-    """Unbiased sample variance of ``x`` (1-D) and its SE $\\sqrt{(m_4-m_2^2)/n}$."""
+    """Unbiased sample variance of ``x`` (1-D) and its SE $\\sqrt{(m_4-m_2^2)/n}$.
+
+    The first-order (delta-method) SE; it degenerates for a nearly two-point law
+    ($m_4\\approx m_2^2$, e.g. $\\pm1$ data at $t\\to0$), which is why the variance rows are
+    taken at times with substantial Gaussian noise.
+    """
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[0]
     dev = x - x.mean()
@@ -351,14 +356,14 @@ def _fields_on_grid(data, process, ts):
 
 
 @eqx.filter_jit
-def _bisect(data, process, criterion, lower, upper, rtol, atol):
+def _bisect(data, process, criterion, lower, upper, rtol, atol, flip):
     def fn(t, args):
         d, p, c = args
         return linear_fields_at_origin(d, p, t)[c]
 
     sol = optx.root_find(
         fn,
-        optx.Bisection(rtol=rtol, atol=atol),
+        optx.Bisection(rtol=rtol, atol=atol, flip=flip),
         0.5 * (lower + upper),
         args=(data, process, criterion),
         options={"lower": lower, "upper": upper},
@@ -403,8 +408,17 @@ def find_critical_time(
         return None, info
     i = int(changes[0])
     lo, hi = tsn[i], tsn[i + 1]
+    # the sign at the bracket ends is known from the grid: a static `flip` saves tracing
+    flip = bool(vals[i] > vals[i + 1])
     value, success, steps = _bisect(
-        data, process, jnp.asarray(c), jnp.asarray(lo, dtype), jnp.asarray(hi, dtype), tol, tol
+        data,
+        process,
+        jnp.asarray(c),
+        jnp.asarray(lo, dtype),
+        jnp.asarray(hi, dtype),
+        tol,
+        tol,
+        flip,
     )
     info.update(bracket=[float(lo), float(hi)], bisection_steps=int(steps), converged=bool(success))
     if not bool(success):

@@ -1,0 +1,272 @@
+"""The ``gltheory report`` job end to end, its exit codes, and the atomic file writer.
+
+The report enables float64 globally, so it runs in a subprocess (``python -m gltheory``)
+and never changes this process's JAX configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gltheory import _io, cli
+
+REPO = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FIGURES = ("critical_times.png", "class_fractions.png", "marginal_variance.png", "trajectories.png")
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    return env
+
+
+def _run(args, *, timeout=300):
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# the real report (one --quick --json run shared by the tests below)
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "out"
+    proc = _run(["-m", "gltheory", "report", "--quick", "--json", "--seed", "0", "--out", str(out)])
+    return proc, out
+
+
+def test_quick_report_exit_code_and_rows(quick_report):
+    proc, out = quick_report
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "ok" and report["n_off"] == 0
+    rows = report["rows"]
+    assert len(rows) >= 30
+    off = [r["name"] for r in rows if r["status"] != "ok"]
+    assert off == []
+    groups = {r["group"] for r in rows}
+    assert {"critical_times", "two_point_sde", "gaussian_2d"} <= groups
+    for r in rows:
+        assert set(r) >= {"name", "theory", "measured", "se", "status"}
+    by_name = {r["name"]: r for r in rows}
+    # the exact critical times of THEORY.md §1.4 / §11 items 1, 2, 4, 5
+    assert by_name["t_c^S OU L=1"]["theory"] == pytest.approx(0.5 * math.log(2), abs=1e-15)
+    assert by_name["t_c^S OU L=1"]["measured"] == pytest.approx(0.346574, abs=1e-6)
+    assert by_name["t_c^D OU L=1"]["measured"] == pytest.approx(0.5 * math.asinh(1), abs=1e-9)
+    assert by_name["t_c^S OU L=4"]["measured"] == pytest.approx(0.804719, abs=1e-6)
+    assert by_name["t_c^D OU L=4"]["measured"] == pytest.approx(1.047356, abs=1e-6)
+    assert by_name["t_c^O OU L=1"]["theory"] is None and by_name["t_c^O OU L=1"]["measured"] is None
+    assert by_name["t_c^S VE-edm L=1"]["measured"] == pytest.approx(1.0, abs=1e-9)
+    # configuration, environment and timings are recorded
+    assert report["config"]["quick"] is True and report["config"]["seed"] == 0
+    env = report["environment"]
+    assert env["x64"] is True and env["jax"] and env["jaxlib"] and env["python"]
+    assert report["timings_s"]["total"] > 0
+
+
+def test_quick_report_files(quick_report):
+    proc, out = quick_report
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for name in FIGURES:
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000, name
+    report = json.loads((out / "report.json").read_text())
+    assert set(FIGURES) | {"report.json"} <= set(report["files"])
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_quick_report_json_stdout(quick_report):
+    proc, out = quick_report
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    printed = json.loads(proc.stdout)  # stdout is pure JSON
+    assert printed == json.loads((out / "report.json").read_text())
+    # the human table and the progress lines go to stderr
+    assert "quantity" in proc.stderr and "measured" in proc.stderr and "status" in proc.stderr
+    assert "(1/3)" in proc.stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# exit codes
+# ----------------------------------------------------------------------------------------------
+
+
+def test_off_and_failed_rows_exit_1(tmp_path):
+    """A row outside its tolerance, or an experiment that raises, makes the exit status 1."""
+    out = tmp_path / "out"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from gltheory import cli, report as rep
+
+        def good(cfg, key):
+            return rep.ExperimentResult([rep.Row("good", 1.0, 1.0 + 1e-12, tol=1e-9)])
+
+        def bad(cfg, key):
+            return rep.ExperimentResult([rep.Row("bad", 0.5, 0.6, se=0.01)])
+
+        def boom(cfg, key):
+            raise RuntimeError("kaboom")
+
+        rep.EXPERIMENTS[:] = [
+            rep.Experiment("good", "good", good),
+            rep.Experiment("bad", "bad", bad),
+            rep.Experiment("boom", "boom", boom),
+        ]
+        sys.exit(cli.main(["report", "--out", {str(out)!r}]))
+        """
+    )
+    proc = _run(["-c", script], timeout=120)
+    assert proc.returncode == 1, proc.stderr[-4000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "off"
+    assert report["off"] == ["bad", "boom: failed"]
+    assert "bad" in proc.stderr and "kaboom" in proc.stderr
+    # the human table is on stdout when --json is not given
+    assert "quantity" in proc.stdout and "good" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "--seed", "-1"],
+        ["report", "--seed", "abc"],
+        ["report", "--bogus"],
+        ["nonsense"],
+    ],
+)
+def test_bad_arguments_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+
+
+def test_out_is_a_file_exits_2(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["report", "--out", str(f)])
+    assert exc.value.code == 2
+
+
+def test_no_command_exits_2(capsys):
+    assert cli.main([]) == 2
+
+
+def test_help_exits_0(capsys):
+    for argv in (["--help"], ["report", "--help"]):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(argv)
+        assert exc.value.code == 0
+    assert "--quick" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------
+# rows and the table (no JAX work)
+# ----------------------------------------------------------------------------------------------
+
+
+def test_row_status_rules():
+    from gltheory.report import Row, format_table
+
+    assert Row("a", 1.0, 1.02, se=0.01).ok  # 2 SE
+    assert not Row("a", 1.0, 1.04, se=0.01).ok  # 4 SE
+    assert Row("a", 1.0, 1.0 + 5e-10, tol=1e-9).ok
+    assert not Row("a", 1.0, 1.0 + 5e-9, tol=1e-9).ok
+    assert Row("none", None, None).ok
+    assert not Row("found one", None, 0.3, tol=1e-9).ok
+    assert not Row("missed", 0.3, None, tol=1e-9).ok
+    assert not Row("nan", 0.3, float("nan"), tol=1e-9).ok
+    assert not Row("failed", None, None, failure="boom").ok
+    with pytest.raises(ValueError):
+        Row("needs se or tol", 1.0, 1.0)
+    table = format_table([Row("alpha", 1.0, 1.02, se=0.01), Row("beta", None, None)])
+    lines = table.splitlines()
+    assert lines[0].split() == ["quantity", "theory", "measured", "error/SE", "status"]
+    assert lines[2].split()[-1] == "ok" and "2.00 SE" in lines[2]
+    assert "none" in lines[3]
+
+
+# ----------------------------------------------------------------------------------------------
+# atomic writes
+# ----------------------------------------------------------------------------------------------
+
+
+def test_atomic_write_roundtrip(tmp_path):
+    p = _io.atomic_write_text(tmp_path / "a.txt", "hello")
+    assert p.read_text() == "hello"
+    assert os.listdir(tmp_path) == ["a.txt"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(p).st_mode & 0o777 == 0o666 & ~umask  # like open(), not mkstemp's 0600
+    _io.atomic_write_json(tmp_path / "b.json", {"x": float("nan"), "y": (1, 2.5)})
+    assert json.loads((tmp_path / "b.json").read_text()) == {"x": None, "y": [1, 2.5]}
+
+
+def test_atomic_write_crash_leaves_nothing(tmp_path):
+    def crash(f):
+        f.write(b"partial data " * 1000)
+        raise RuntimeError("crash mid-write")
+
+    with pytest.raises(RuntimeError, match="crash mid-write"):
+        _io.atomic_write(tmp_path / "new.bin", crash)
+    assert os.listdir(tmp_path) == []  # neither the file nor a temp file
+
+
+def test_atomic_write_crash_keeps_old_file(tmp_path):
+    dest = tmp_path / "report.json"
+    dest.write_text('{"old": true}')
+
+    def crash(f):
+        f.write(b'{"new": ')
+        raise KeyboardInterrupt  # even a BaseException cleans up
+
+    with pytest.raises(KeyboardInterrupt):
+        _io.atomic_write(dest, crash)
+    assert dest.read_text() == '{"old": true}'
+    assert os.listdir(tmp_path) == ["report.json"]
+
+
+def test_atomic_json_unserialisable_writes_nothing(tmp_path):
+    with pytest.raises(TypeError):
+        _io.atomic_write_json(tmp_path / "r.json", {"bad": object()})
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_figure_is_png_and_atomic(tmp_path):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2, 2))
+    fig.subplots().plot([0, 1], [1, 0])
+    p = _io.save_figure(tmp_path / "f.png", fig)
+    assert p.read_bytes().startswith(PNG_MAGIC)
+
+    class Broken(Figure):
+        def savefig(self, *args, **kwargs):
+            raise ValueError("render failed")
+
+    with pytest.raises(ValueError, match="render failed"):
+        _io.save_figure(tmp_path / "g.png", Broken())
+    assert sorted(os.listdir(tmp_path)) == ["f.png"]
+
+
+def test_atomic_write_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        _io.atomic_write_text(tmp_path / "nope" / "a.txt", "x")
