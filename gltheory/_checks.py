@@ -92,10 +92,12 @@ def batch_time(t: jax.Array, x: jax.Array, event_ndim: int) -> jax.Array:
         return t
     batch_shape = x.shape[: x.ndim - event_ndim]
     try:
-        jnp.broadcast_shapes(t.shape, batch_shape)
+        ok = jnp.broadcast_shapes(t.shape, batch_shape) == tuple(batch_shape)
     except ValueError:
+        ok = False
+    if not ok:
         raise ValueError(
-            f"t has shape {t.shape}; it must be a scalar or broadcast against the batch shape "
-            f"{batch_shape} of x."
-        ) from None
+            f"t has shape {t.shape}; it must be a scalar or broadcast to the batch shape "
+            f"{tuple(batch_shape)} of x (without enlarging it)."
+        )
     return t.reshape(t.shape + (1,) * event_ndim)

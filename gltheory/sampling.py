@@ -284,10 +284,16 @@ def _save_slots(n_steps: int, save_at) -> tuple[tuple[int, ...], tuple[int, ...]
 
 
 @eqx.filter_jit
-def _sample_impl(score_fn, process, keys, x0, ts, method, observe, slots, n_saved, noise_block):
+def _sample_impl(
+    score_fn, process, key, x0, shape, ts, method, observe, slots, n_saved, noise_block
+):
+    keys = _as_trajectory_keys(key, shape[0])
+    noise_keys, init_keys = _split_keys(keys)
+    if x0 is None:  # x_{t_0} ~ N(0, b_{t_0}^2 I) from each trajectory's own key
+        z0 = jax.vmap(lambda k: jax.random.normal(k, shape[1:], ts.dtype))(init_keys)
+        x0 = process.b(ts[0]).astype(ts.dtype) * z0
     event_shape = x0.shape[1:]
     n_steps = ts.shape[0] - 1
-    noise_keys, _ = _split_keys(keys)
     stochastic = method in _STOCHASTIC
     first_slot = slots[0]
     slots = jnp.asarray(slots, dtype=jnp.int32)
@@ -396,20 +402,18 @@ def sample(
             raise ValueError(
                 f"x as a shape must be (n, *event_shape) with positive sizes, got {shape}."
             )
-        keys = _as_trajectory_keys(key, shape[0])
-        _, init_keys = _split_keys(keys)
-        dtype = ts.dtype
-        z0 = jax.vmap(lambda k: jax.random.normal(k, shape[1:], dtype))(init_keys)
-        x0 = process.b(ts[0]).astype(dtype) * z0
+        x0 = None
     else:
         x0 = as_float_array(x, "x")
         if x0.ndim < 1 or x0.shape[0] < 1:
             raise ValueError(f"x must have a leading batch axis (n, *event_shape), got {x0.shape}.")
-        keys = _as_trajectory_keys(key, x0.shape[0])
-    ts = ts.astype(x0.dtype)  # x's precision wins (as in gltheory.scores)
+        shape = x0.shape
+        ts = ts.astype(x0.dtype)  # x's precision wins (as in gltheory.scores)
+    if _key_batch_ndim(key) == 1 and key.shape[0] != shape[0]:
+        raise ValueError(f"key holds {key.shape[0]} trajectory keys but n={shape[0]}.")
     slots, idx = _save_slots(n_steps, save_at)
     x_final, obs = _sample_impl(
-        score_fn, process, keys, x0, ts, method, observe, slots, len(idx), int(noise_block)
+        score_fn, process, key, x0, shape, ts, method, observe, slots, len(idx), int(noise_block)
     )
     return Solution(x=x_final, ts=ts, saved_ts=ts[np.asarray(idx)], observables=obs)
 
