@@ -97,4 +97,5 @@ from .sampling import (
 )
 from .sampling import (
     trajectory_noise as trajectory_noise,
+    default_noise_block as default_noise_block,
 )

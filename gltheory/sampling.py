@@ -47,6 +47,7 @@ __all__ = [
     "time_grid",
     "trajectory_keys",
     "trajectory_noise",
+    "default_noise_block",
     "METHODS",
 ]
 
@@ -54,6 +55,17 @@ Method = Literal["euler_maruyama", "heun_sde", "heun", "ddim"]
 METHODS: tuple[str, ...] = ("euler_maruyama", "heun_sde", "heun", "ddim")
 _STOCHASTIC = ("euler_maruyama", "heun_sde")
 DEFAULT_NOISE_BLOCK = 32
+
+
+def default_noise_block(event_shape) -> int:
+    r"""Default steps per noise draw: about 128 numbers per trajectory per draw, clipped to [2, 32].
+
+    Depends only on the event size $d$ (never on the batch), so the noise stays reproducible:
+    32 for $d\le4$, 2 for a 64x64 lattice. Measured in ``benchmarks/bench_sampler.py``: a
+    block keeps the draw in cache while amortising one ``fold_in`` per trajectory.
+    """
+    d = int(np.prod(event_shape, dtype=np.int64))
+    return max(2, min(DEFAULT_NOISE_BLOCK, -(-128 // max(d, 1))))
 
 
 class Solution(NamedTuple):
@@ -131,7 +143,7 @@ def trajectory_noise(
     event_shape: tuple[int, ...],
     *,
     n: int | None = None,
-    noise_block: int = DEFAULT_NOISE_BLOCK,
+    noise_block: int | None = None,
     dtype=None,
 ) -> Array:
     """The standard normals $\\xi_i$ that :func:`sample` uses, shape ``(n_steps, n, *event)``.
@@ -142,6 +154,8 @@ def trajectory_noise(
     keys = _as_trajectory_keys(key, n)
     noise_keys, _ = _split_keys(keys)
     dtype = jnp.result_type(float) if dtype is None else dtype
+    if noise_block is None:
+        noise_block = default_noise_block(event_shape)
     n_blocks = -(-n_steps // noise_block)
     z = jax.vmap(lambda j: _noise_block(noise_keys, j, noise_block, tuple(event_shape), dtype))(
         jnp.arange(n_blocks)
@@ -358,7 +372,7 @@ def sample(
     method: Method = "euler_maruyama",
     observe: Callable[[Array, Array], PyTree] | None = None,
     save_at: Sequence[int] | None = None,
-    noise_block: int = DEFAULT_NOISE_BLOCK,
+    noise_block: int | None = None,
 ) -> Solution:
     r"""Integrate the reverse SDE or probability-flow ODE from ``ts[0]`` down to ``ts[-1]``.
 
@@ -379,7 +393,8 @@ def sample(
       times inside the loop, so long runs never store trajectories.
     - `save_at`: indices into ``ts`` where ``observe`` is recorded (default: every index).
     - `noise_block`: number of steps whose noise is drawn at once (part of the noise's
-      definition: keep it fixed to reproduce trajectories).
+      definition: keep it fixed to reproduce trajectories). Default
+      :func:`default_noise_block` of the event shape.
 
     **Returns:** a :class:`Solution`.
     """
@@ -391,7 +406,9 @@ def sample(
         raise ValueError("score_fn must be callable as score_fn(x, t).")
     if observe is not None and not callable(observe):
         raise ValueError("observe must be callable as observe(x, t) or None.")
-    if not isinstance(noise_block, (int, np.integer)) or noise_block < 1:
+    if noise_block is not None and (
+        not isinstance(noise_block, (int, np.integer)) or noise_block < 1
+    ):
         raise ValueError(f"noise_block must be a positive integer, got {noise_block!r}.")
     ts = _check_ts(ts, process.T)
     n_steps = ts.shape[0] - 1
@@ -412,6 +429,8 @@ def sample(
     if _key_batch_ndim(key) == 1 and key.shape[0] != shape[0]:
         raise ValueError(f"key holds {key.shape[0]} trajectory keys but n={shape[0]}.")
     slots, idx = _save_slots(n_steps, save_at)
+    if noise_block is None:
+        noise_block = default_noise_block(shape[1:])
     x_final, obs = _sample_impl(
         score_fn, process, key, x0, shape, ts, method, observe, slots, len(idx), int(noise_block)
     )
@@ -470,7 +489,7 @@ def sample_diffrax(
     ts: ArrayLike,
     method: Literal["euler_maruyama", "heun_sde", "heun"] = "euler_maruyama",
     brownian: Literal["grid", "unsafe"] = "grid",
-    noise_block: int = DEFAULT_NOISE_BLOCK,
+    noise_block: int | None = None,
 ) -> Array:
     r"""Reference solution with ``diffrax.diffeqsolve`` on the same grid (``StepTo``).
 
@@ -490,6 +509,8 @@ def sample_diffrax(
     x0 = as_float_array(x, "x")
     ts = ts.astype(x0.dtype)
     keys = _as_trajectory_keys(key, x0.shape[0])
+    if noise_block is None:
+        noise_block = default_noise_block(x0.shape[1:])
     return _diffrax_impl(score_fn, process, keys, x0, ts, method, brownian, int(noise_block))
 
 
@@ -527,5 +548,10 @@ def _diffrax_impl(score_fn, process, keys, x0, ts, method, brownian, noise_block
         stepsize_controller=diffrax.StepTo(ts=taus),
         saveat=diffrax.SaveAt(t1=True),
         max_steps=ts.shape[0] - 1,
+        # UnsafeBrownianPath cannot be checkpointed (diffrax >= 0.7 raises under the default
+        # RecursiveCheckpointAdjoint); this reference path is never differentiated.
+        adjoint=diffrax.ForwardMode()
+        if brownian == "unsafe"
+        else diffrax.RecursiveCheckpointAdjoint(),
     )
     return sol.ys[0]

@@ -284,3 +284,21 @@ def test_sharded_equals_unsharded(tmp_path):
         [sys.executable, str(path)], capture_output=True, text=True, env=env, timeout=300
     )
     assert res.returncode == 0 and "SHARDED_OK" in res.stdout, res.stderr[-3000:]
+
+
+def test_diffrax_unsafe_brownian_runs_and_samples_the_data():
+    """The benchmark's diffrax configuration (UnsafeBrownianPath, StepTo) is a valid sampler."""
+    proc = gl.OU(T=4.0)
+    data = gl.TwoPoint(1.0, weight=0.8)
+    n = 2000
+    ts = gl.time_grid(proc, 200, kind="log_snr")
+    x0 = jax.random.normal(jax.random.PRNGKey(0), (n, 1))
+    x = gl.sample_diffrax(_score_fn(data, proc), proc, jax.random.PRNGKey(1), x0, ts=ts, brownian="unsafe")
+    frac = float(jnp.mean(x[:, 0] > 0))
+    assert abs(frac - 0.8) < 3 * math.sqrt(0.8 * 0.2 / n)
+
+
+def test_default_noise_block_depends_only_on_event_size():
+    assert gl.default_noise_block((1,)) == 32
+    assert gl.default_noise_block((64, 64)) == 2
+    assert gl.default_noise_block((16,)) == 8
