@@ -84,6 +84,9 @@ from .sampling import (
     Solution as Solution,
 )
 from .sampling import (
+    default_noise_block as default_noise_block,
+)
+from .sampling import (
     sample as sample,
 )
 from .sampling import (
@@ -97,5 +100,4 @@ from .sampling import (
 )
 from .sampling import (
     trajectory_noise as trajectory_noise,
-    default_noise_block as default_noise_block,
 )
