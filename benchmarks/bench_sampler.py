@@ -50,7 +50,6 @@ import jax.numpy as jnp
 import numpy as np
 
 import gltheory
-from gltheory.sampling import DEFAULT_NOISE_BLOCK
 
 NAME = "bench_sampler"
 
@@ -101,7 +100,7 @@ FLOOR_CHUNK_ELEMENTS = 1 << 17  # 512 KiB of float32 per chunk of the noise bloc
 # ----------------------------------------------------------------------------------------------
 
 
-def make_fast(score_fn, process, *, noise_block=DEFAULT_NOISE_BLOCK, method="euler_maruyama"):
+def make_fast(score_fn, process, *, noise_block=None, method="euler_maruyama"):
     return jax.jit(
         lambda key, x0, ts: (
             gltheory.sample(
@@ -327,10 +326,15 @@ class Problem:
     def steps(self) -> int:
         return self.ts.shape[0] - 1
 
+    @property
+    def default_block(self) -> int:
+        """The sampler's default ``noise_block`` for this event shape."""
+        return gltheory.default_noise_block(self.x0.shape[1:])
+
     def fn(self, kind: str, **kw) -> Callable:
         """The jitted case ``kind``, built once per problem (so compilations are shared)."""
         if kind == "fast":
-            kw = {"noise_block": DEFAULT_NOISE_BLOCK, "method": "euler_maruyama", **kw}
+            kw = {"noise_block": self.default_block, "method": "euler_maruyama", **kw}
         k = (kind, tuple(sorted(kw.items())))
         if k not in self._cache:
             p, sf = self.process, self.score_fn
@@ -479,7 +483,7 @@ def bench_problem(
         cases["naive_per_step"] = prob.case("naive", key)
     for variant in ("block", "chunked"):
         cases[f"floor[{variant}]"] = prob.case(
-            "floor", key, noise_block=DEFAULT_NOISE_BLOCK, variant=variant
+            "floor", key, noise_block=prob.default_block, variant=variant
         )
     cases["drift_only"] = prob.case("drift_only", key)
     timings = H.timeit_interleaved(cases, repeats=repeats)
@@ -500,7 +504,7 @@ def bench_problem(
     if extra:
         ratios["fast_over_diffrax_grid"] = _ratio(timings, "diffrax_grid", "fast")
         ratios["fast_over_naive_per_step"] = _ratio(timings, "naive_per_step", "fast")
-    _print_cases(f"{prob.title}, noise_block={DEFAULT_NOISE_BLOCK}", timings, "fast", prob.sites)
+    _print_cases(f"{prob.title}, noise_block={prob.default_block}", timings, "fast", prob.sites)
     out = {
         "config": {
             "process": "OU(T=10)",
@@ -508,7 +512,7 @@ def bench_problem(
             "event_shape": list(prob.x0.shape[1:]),
             "n_steps": prob.steps,
             "method": "euler_maruyama",
-            "noise_block": DEFAULT_NOISE_BLOCK,
+            "noise_block": prob.default_block,
             "dtype": str(prob.x0.dtype),
             "repeats": repeats,
             "numpy_repeats": numpy_repeats,
@@ -600,7 +604,7 @@ def bench_noise_block_sweep(prob: Problem, key, blocks, repeats: int) -> dict:
         },
         "by_block": rows,
         "fastest_block": best,
-        "default_block": DEFAULT_NOISE_BLOCK,
+        "default_block": prob.default_block,
     }
 
 
