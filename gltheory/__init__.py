@@ -2,6 +2,7 @@
 
 from .data import (
     AbstractData as AbstractData,
+    AbstractFiniteSet as AbstractFiniteSet,
 )
 from .data import (
     DeltaMixture as DeltaMixture,

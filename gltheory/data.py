@@ -31,6 +31,7 @@ from ._checks import as_float_array, check_values, is_concrete
 
 __all__ = [
     "AbstractData",
+    "AbstractFiniteSet",
     "DeltaMixture",
     "TwoPoint",
     "Gaussian",
@@ -135,7 +136,45 @@ def _delta_posterior_cov(points, log_w, x, a, b2):
     return jnp.einsum("...k,...ki,...kj->...ij", p, dev, dev)
 
 
-class DeltaMixture(AbstractData):
+class AbstractFiniteSet(AbstractData):
+    """Common posterior of a finite weighted set of points (delta mixture), any event shape.
+
+    Subclasses hold the points as ``(K, *event_shape)`` and expose them through ``_stacked``.
+    """
+
+    weights: eqx.AbstractVar[Array]
+
+    @property
+    @abc.abstractmethod
+    def _stacked(self) -> Array:
+        """The points, shape ``(K, *event_shape)``."""
+
+    @property
+    def _flat(self):
+        return self._stacked.reshape(self._stacked.shape[0], -1)
+
+    def sample(self, key, n):
+        idx = jax.random.choice(key, self._stacked.shape[0], (n,), p=self.weights)
+        return self._stacked[idx]
+
+    def mean(self):
+        return self.weights @ self._flat
+
+    def covariance(self):
+        dev = self._flat - self.mean()
+        return jnp.einsum("k,ki,kj->ij", self.weights, dev, dev)
+
+    def log_marginal(self, x, a, b2):
+        return _delta_log_marginal(self._flat, jnp.log(self.weights), x, a, b2)
+
+    def posterior_mean(self, x, a, b2):
+        return _delta_posterior_mean(self._flat, jnp.log(self.weights), x, a, b2)
+
+    def posterior_cov(self, x, a, b2):
+        return _delta_posterior_cov(self._flat, jnp.log(self.weights), x, a, b2)
+
+
+class DeltaMixture(AbstractFiniteSet):
     r"""$p_0 = \sum_k w_k\,\delta(y - y_k)$: K points with any weights.
 
     The denoiser is one modern-Hopfield step, $\mathbb E[y\mid x] = \sum_k y_k\,
@@ -165,35 +204,11 @@ class DeltaMixture(AbstractData):
         self.weights = _check_weights(weights, pts.shape[0])
 
     @property
-    def _flat(self):
-        return self.points.reshape(self.points.shape[0], -1)
-
-    @property
-    def _log_w(self):
-        return jnp.log(self.weights)
-
-    def sample(self, key, n):
-        idx = jax.random.choice(key, self.points.shape[0], (n,), p=self.weights)
-        return self.points[idx]
-
-    def mean(self):
-        return self.weights @ self._flat
-
-    def covariance(self):
-        dev = self._flat - self.mean()
-        return jnp.einsum("k,ki,kj->ij", self.weights, dev, dev)
-
-    def log_marginal(self, x, a, b2):
-        return _delta_log_marginal(self._flat, self._log_w, x, a, b2)
-
-    def posterior_mean(self, x, a, b2):
-        return _delta_posterior_mean(self._flat, self._log_w, x, a, b2)
-
-    def posterior_cov(self, x, a, b2):
-        return _delta_posterior_cov(self._flat, self._log_w, x, a, b2)
+    def _stacked(self):
+        return self.points
 
 
-class LatticeImages(AbstractData):
+class LatticeImages(AbstractFiniteSet):
     r"""A finite set of lattice images $\{y^\mu\}$ (shape ``(N, L)``, ``(N, H, W)`` or with channels).
 
     As a data law it is the uniform (or weighted) delta mixture over the images, so its exact
@@ -221,28 +236,8 @@ class LatticeImages(AbstractData):
         self.weights = _check_weights(weights, imgs.shape[0])
 
     @property
-    def _flat(self):
-        return self.images.reshape(self.images.shape[0], -1)
-
-    def sample(self, key, n):
-        idx = jax.random.choice(key, self.images.shape[0], (n,), p=self.weights)
-        return self.images[idx]
-
-    def mean(self):
-        return self.weights @ self._flat
-
-    def covariance(self):
-        dev = self._flat - self.mean()
-        return jnp.einsum("k,ki,kj->ij", self.weights, dev, dev)
-
-    def log_marginal(self, x, a, b2):
-        return _delta_log_marginal(self._flat, jnp.log(self.weights), x, a, b2)
-
-    def posterior_mean(self, x, a, b2):
-        return _delta_posterior_mean(self._flat, jnp.log(self.weights), x, a, b2)
-
-    def posterior_cov(self, x, a, b2):
-        return _delta_posterior_cov(self._flat, jnp.log(self.weights), x, a, b2)
+    def _stacked(self):
+        return self.images
 
 
 class TwoPoint(AbstractData):
