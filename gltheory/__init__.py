@@ -2,6 +2,8 @@
 
 from .data import (
     AbstractData as AbstractData,
+)
+from .data import (
     AbstractFiniteSet as AbstractFiniteSet,
 )
 from .data import (
@@ -78,6 +80,99 @@ from .scores import (
 )
 
 __version__ = "0.1.0"
+from .bath import (
+    CW_CRITICAL_BINDER as CW_CRITICAL_BINDER,
+)
+from .bath import (
+    BathField as BathField,
+)
+from .bath import (
+    bath_action as bath_action,
+)
+from .bath import (
+    bath_binder_crossing as bath_binder_crossing,
+)
+from .bath import (
+    bath_field as bath_field,
+)
+from .bath import (
+    bath_gibbs as bath_gibbs,
+)
+from .bath import (
+    bath_langevin as bath_langevin,
+)
+from .bath import (
+    bath_saddle_point as bath_saddle_point,
+)
+from .latestart import (
+    LateStartFraction as LateStartFraction,
+)
+from .latestart import (
+    gaussian_late_start as gaussian_late_start,
+)
+from .latestart import (
+    late_start_fraction as late_start_fraction,
+)
+from .latestart import (
+    late_start_kl as late_start_kl,
+)
+from .latestart import (
+    late_start_moments as late_start_moments,
+)
+from .latestart import (
+    late_start_sample as late_start_sample,
+)
+from .meanfield import (
+    CriticalTimes as CriticalTimes,
+)
+from .meanfield import (
+    ExponentFit as ExponentFit,
+)
+from .meanfield import (
+    FixedPoints as FixedPoints,
+)
+from .meanfield import (
+    bifurcation_diagram as bifurcation_diagram,
+)
+from .meanfield import (
+    criterion_values as criterion_values,
+)
+from .meanfield import (
+    critical_times as critical_times,
+)
+from .meanfield import (
+    curie_weiss_landau as curie_weiss_landau,
+)
+from .meanfield import (
+    curie_weiss_magnetization as curie_weiss_magnetization,
+)
+from .meanfield import (
+    curie_weiss_susceptibility as curie_weiss_susceptibility,
+)
+from .meanfield import (
+    fit_exponent as fit_exponent,
+)
+from .meanfield import (
+    fixed_points as fixed_points,
+)
+from .meanfield import (
+    generative_potential as generative_potential,
+)
+from .meanfield import (
+    landau_coefficients as landau_coefficients,
+)
+from .meanfield import (
+    meanfield_exponents as meanfield_exponents,
+)
+from .meanfield import (
+    posterior_top_eigenvalue as posterior_top_eigenvalue,
+)
+from .meanfield import (
+    potential_curvature as potential_curvature,
+)
+from .meanfield import (
+    time_conversions as time_conversions,
+)
 from .sampling import (
     METHODS as METHODS,
 )
