@@ -48,10 +48,10 @@ def test_ve_item_5_and_hypersphere_item_12():
         assert t == pytest.approx(1.0, abs=1e-9)
     # uniform sphere of radius sqrt(d): sigma_c^2 = R^2 / d = 1
     for d in (3, 8):
-        ts = mf.critical_times(gl.Hypersphere(math.sqrt(d), d), gl.VE("edm"))
+        ts = mf.critical_times(gl.Hypersphere(math.sqrt(d), d), gl.VE("edm"), n_grid=48)
         assert ts.score == pytest.approx(1.0, abs=1e-8)
     # radius 2 in d = 5 under OU: Lambda = 4/5
-    ts = mf.critical_times(gl.Hypersphere(2.0, 5), gl.OU())
+    ts = mf.critical_times(gl.Hypersphere(2.0, 5), gl.OU(), n_grid=48)
     assert ts.score == pytest.approx(0.5 * math.log1p(0.8), abs=1e-9)
     assert ts.ode == pytest.approx(-0.5 * math.log1p(-0.8), abs=1e-9)
 
