@@ -242,3 +242,69 @@ def test_landau_coefficients_two_deltas():
         assert float(u) == pytest.approx((a * mu / b2) ** 4 / 3, rel=1e-7)
     r, u = mf.curie_weiss_landau(1.2)
     assert float(r) == pytest.approx(-0.2) and float(u) == pytest.approx(1.2**3 / 3)
+
+
+def _biroli_phi(d, n, seed):
+    """Cloning probability of Biroli et al.'s Gaussian mixture (+-1 vector, unit within-cluster
+    variance, OU) branched at t_S - 0.8, t_S, t_S + 0.8: Monte Carlo vs quadrature (§6.2)."""
+    m = jnp.ones(d)
+    t_s = 0.5 * math.log(d)
+    proc = gl.OU(T=t_s + 3.0)
+    data = gl.GaussianMixture(jnp.stack([m, -m]), jnp.array([1.0, 1.0]))
+    ts = jnp.concatenate(
+        [
+            jnp.linspace(t_s + 3.0, t_s + 0.8, 23),
+            jnp.linspace(t_s + 0.8, t_s - 0.8, 17)[1:],
+            jnp.linspace(t_s - 0.8, max(t_s - 3.0, 0.05), 23)[1:],
+        ]
+    )
+    est = gl.cloning_probability(
+        lambda x, t: gl.score(data, proc, x, t),
+        proc,
+        jax.random.PRNGKey(seed),
+        (n, d),
+        ts=ts,
+        branch_index=[22, 30, 38],
+        classify=gl.sign_classifier(m),
+    )
+    np.testing.assert_allclose(est.t, [t_s + 0.8, t_s, t_s - 0.8], rtol=1e-12)
+    theory = gl.cloning_probability_theory(math.sqrt(d), 1.0, est.t)
+    z = (np.asarray(est.phi) - np.asarray(theory)) / np.asarray(est.se)
+    assert np.all(np.abs(z) < 3), (est.phi, theory, est.se)
+    # phi(t_S) is the d-independent 0.7752 of the collapse (sigma^2 = 1)
+    assert float(theory[1]) == pytest.approx(0.7752, abs=1e-4)
+
+
+def test_biroli_cloning_probability_d1024():
+    _biroli_phi(1024, 800, 0)
+
+
+@pytest.mark.slow
+def test_biroli_cloning_probability_d4096():
+    """Same claim as the d = 1024 test at Biroli et al.'s largest d."""
+    _biroli_phi(4096, 1500, 1)
+
+
+def test_meanfield_functions_compose_with_jit_vmap_grad():
+    ou = gl.OU()
+    data = gl.TwoPoint(1.0)
+    ts = jnp.array([0.2, 0.5, 1.0])
+    # vmap over t
+    curv = jax.vmap(lambda t: mf.potential_curvature(data, ou, t))(ts)
+    r, _ = jax.vmap(lambda t: mf.landau_coefficients(data, ou, t))(ts)
+    np.testing.assert_allclose(curv, 2 * r - 1, rtol=1e-9)  # OU: U'' = 2 (-log p)'' - 1
+    # jit, and vmap over a data parameter
+    lam = jax.jit(lambda m: mf.posterior_top_eigenvalue(gl.TwoPoint(m), ou, 0.5))(1.5)
+    assert float(lam) == pytest.approx(2.25, rel=1e-12)
+    mags = jax.vmap(mf.curie_weiss_magnetization)(jnp.array([1.2, 1.5, 2.0]))
+    np.testing.assert_allclose(
+        mags, np.tanh(np.array([1.2, 1.5, 2.0]) * np.asarray(mags)), atol=1e-12
+    )
+    # grad: dM*/db by implicit differentiation == the analytic (1 - M^2) M / (1 - b (1 - M^2))
+    b = 1.5
+    m = float(mf.curie_weiss_magnetization(b))
+    g = float(jax.grad(mf.curie_weiss_magnetization)(b))
+    assert g == pytest.approx((1 - m**2) * m / (1 - b * (1 - m**2)), rel=1e-9)
+    # fixed points under jit
+    fp = jax.jit(lambda t: mf.fixed_points(data, ou, t))(0.2)
+    assert int(jnp.isfinite(fp.ell).sum()) == 3
