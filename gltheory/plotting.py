@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 __all__ = [
     "critical_times_figure",
@@ -22,6 +23,10 @@ __all__ = [
     "marginal_variance_figure",
     "trajectories_figure",
     "gaussian_covariance_figure",
+    "pitchfork_figure",
+    "potential_figure",
+    "exponents_figure",
+    "cloning_figure",
 ]
 
 _COLORS = ("C0", "C1", "C2", "C3", "C4", "C5")
@@ -257,5 +262,198 @@ def gaussian_covariance_figure(
     ax.set_xlabel("x₁")
     ax.set_ylabel("x₂")
     ax.set_title("Gaussian N(μ, C): final reverse-SDE samples")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def pitchfork_figure(
+    panels: Sequence[Mapping[str, Any]],
+    *,
+    t_marks: Mapping[str, float] | None = None,
+    title: str = "Pitchfork: fixed points of the generative fields vs t",
+) -> Figure:
+    """Bifurcation (pitchfork) diagrams: fixed points along a line against time.
+
+    **Arguments:**
+
+    - `panels`: one mapping per panel with keys ``"title"``, ``"t"`` (shape ``(n,)``),
+      ``"ell"`` (fixed-point coordinates, shape ``(n, k)``, NaN-padded, e.g.
+      :class:`gltheory.FixedPoints` ``.ell`` of :func:`gltheory.bifurcation_diagram`),
+      ``"stable"`` (bool, shape ``(n, k)``) and optional ``"curves"``
+      (``{label: (t, y)}`` reference curves such as $\\pm a_t\\mu$ or $\\pm\\sqrt{6(t_c-t)}$).
+    - `t_marks`: ``{label: t}`` vertical lines drawn on every panel (critical times).
+
+    Stable branches are solid dots, unstable ones open circles; time runs right to left.
+    """
+    n = len(panels)
+    fig = Figure(figsize=(5.5 * n, 4.3), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for ax, panel in zip(axes, panels):
+        t = _np(panel["t"])
+        ell = np.atleast_2d(_np(panel["ell"]))
+        stable = np.asarray(panel["stable"], dtype=bool)
+        tt = np.broadcast_to(t[:, None], ell.shape)
+        ok = np.isfinite(ell)
+        ax.plot(tt[ok & stable], ell[ok & stable], "o", ms=2.5, color="C0", label="stable")
+        ax.plot(
+            tt[ok & ~stable],
+            ell[ok & ~stable],
+            "o",
+            ms=3.5,
+            mfc="none",
+            mec="C3",
+            mew=0.8,
+            label="unstable",
+        )
+        for (label, (ct, cy)), c in zip(panel.get("curves", {}).items(), ("k", "0.5", "C4")):
+            ax.plot(_np(ct), _np(cy), ls=":", color=c, lw=1.2, label=label)
+        for (label, tm), c in zip((t_marks or {}).items(), ("C2", "C1", "C5")):
+            ax.axvline(tm, color=c, ls="--", lw=1.2, label=f"{label} = {tm:.5f}")
+        ax.invert_xaxis()
+        ax.set_xlabel("forward time t (generation runs left to right)")
+        ax.set_ylabel("fixed point ℓ (x = ℓ u)")
+        ax.set_title(panel["title"])
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle(title)
+    return fig
+
+
+def potential_figure(
+    x,
+    potentials: Mapping[str, Any],
+    *,
+    curvature: Mapping[str, Any] | None = None,
+    t_marks: Mapping[str, float] | None = None,
+    title: str = "Generative potential U(x, t) − U(0, t)",
+) -> Figure:
+    """The Raya–Ambrogioni potential at a few times, and optionally its curvature at 0 vs t.
+
+    **Arguments:**
+
+    - `x`: grid, shape ``(n,)``.
+    - `potentials`: ``{label: U}`` with ``U`` of shape ``(n,)`` (shifted so $U(0)=0$ reads best).
+    - `curvature`: optional ``{"t": (m,), "u2": (m,), "label": str}``, drawn in a second panel
+      with the zero line and the ``t_marks``.
+    """
+    xx = _np(x)
+    two = curvature is not None
+    fig = Figure(figsize=(11.0 if two else 5.8, 4.3), layout="constrained")
+    axes = fig.subplots(1, 2 if two else 1, squeeze=False)[0]
+    ax = axes[0]
+    cmap = ("C0", "C1", "C2", "C3", "C4", "C5", "C6")
+    for (label, u), c in zip(potentials.items(), cmap):
+        ax.plot(xx, _np(u), color=c, lw=1.4, label=label)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xlabel("x")
+    ax.set_ylabel("U(x, t) − U(0, t)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    if two:
+        ax = axes[1]
+        ct = _np(curvature["t"])
+        u2 = _np(curvature["u2"])
+        ax.plot(ct, u2, color="C0", lw=1.4, label=curvature.get("label"))
+        ax.axhline(0, color="k", lw=0.6)
+        # the curvature diverges like -1/t as t -> 0: show the window around the zero
+        span = max(float(np.nanmax(np.abs(u2[ct >= np.median(ct)]))), 1e-12)
+        ax.set_ylim(-4 * span, 2 * span)
+        for (label, tm), c in zip((t_marks or {}).items(), ("C2", "C1", "C5")):
+            ax.axvline(tm, color=c, ls="--", lw=1.2, label=f"{label} = {tm:.5f}")
+        ax.set_xlabel("forward time t")
+        ax.set_ylabel("∂²U/∂x² at x = 0")
+        ax.set_title("Curvature at the symmetric point (< 0: double well)")
+        ax.legend(fontsize=8)
+    return fig
+
+
+def exponents_figure(
+    panels: Sequence[Mapping[str, Any]], *, title: str = "Critical exponents"
+) -> Figure:
+    """Log-log plots of power laws with their fitted slopes.
+
+    **Arguments:**
+
+    - `panels`: one mapping per panel with keys ``"title"``, ``"xlabel"``, ``"ylabel"`` and
+      ``"series"``: a list of mappings with ``"x"``, ``"y"``, optional ``"yerr"`` (error bars,
+      drawn as ±1 SE), ``"label"``, ``"style"`` (``"line"`` or ``"points"``) and optional
+      ``"fit"`` = ``(slope, stderr, intercept)`` drawn as a dashed line
+      $e^{c}x^{\\rm slope}$ over the series' x range.
+    """
+    n = len(panels)
+    ncols = min(n, 3)
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(4.8 * ncols, 4.0 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, panel in zip(axes, panels):
+        for k, (s, c) in enumerate(zip(panel["series"], _COLORS)):
+            x, y = _np(s["x"]), np.abs(_np(s["y"]))
+            label = s.get("label")
+            if s.get("style", "points") == "line":
+                ax.plot(x, y, color=c, lw=1.4, label=label)
+            elif s.get("yerr") is not None:
+                ax.errorbar(
+                    x, y, yerr=_np(s["yerr"]), fmt="o", ms=4, capsize=3, color=c, label=label
+                )
+            else:
+                ax.plot(x, y, "o", ms=4, color=c, label=label)
+            if s.get("fit") is not None:
+                slope, stderr, icpt = (float(v) for v in s["fit"])
+                xf = np.geomspace(x.min(), x.max(), 50)
+                ax.plot(
+                    xf,
+                    np.exp(icpt) * xf**slope,
+                    ls="--",
+                    color=c,
+                    lw=1.0,
+                    label=f"fit slope {slope:.4f} ± {stderr:.1e}",
+                )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(panel.get("xlabel", "x"))
+        ax.set_ylabel(panel.get("ylabel", "y"))
+        ax.set_title(panel["title"], fontsize=10)
+        ax.legend(fontsize=7)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    return fig
+
+
+def cloning_figure(
+    t,
+    phi_theory,
+    t_mc,
+    phi_mc,
+    se_mc,
+    *,
+    t_marks: Mapping[str, float] | None = None,
+    threshold: float | None = None,
+    title: str = "Cloning probability φ(t): quadrature vs Monte Carlo",
+) -> Figure:
+    """$\\phi(t)$: the quadrature curve and Monte Carlo points with ±3 SE error bars.
+
+    `t_marks` draws vertical lines (e.g. $t_S$); `threshold` a horizontal line (e.g. 0.7752).
+    """
+    fig = Figure(figsize=(6.5, 4.3), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(_np(t), _np(phi_theory), color="k", lw=1.4, label="quadrature")
+    ax.errorbar(
+        _np(t_mc),
+        _np(phi_mc),
+        yerr=3 * _np(se_mc),
+        fmt="o",
+        capsize=4,
+        color="C3",
+        label="Monte Carlo ± 3 SE (reverse SDE, cloned pairs)",
+    )
+    for (label, tm), c in zip((t_marks or {}).items(), ("C2", "C1", "C5")):
+        ax.axvline(tm, color=c, ls="--", lw=1.2, label=f"{label} = {tm:.4f}")
+    if threshold is not None:
+        ax.axhline(threshold, color="0.5", ls=":", lw=1.0, label=f"φ = {threshold:.4f}")
+    ax.set_xlabel("branch time t (forward, OU)")
+    ax.set_ylabel("φ(t) = P(two clones end in the same class)")
+    ax.set_title(title)
     ax.legend(fontsize=8)
     return fig

@@ -20,7 +20,17 @@ from gltheory import _io, cli
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-FIGURES = ("critical_times.png", "class_fractions.png", "marginal_variance.png", "trajectories.png")
+FIGURES = (
+    "critical_times.png",
+    "class_fractions.png",
+    "marginal_variance.png",
+    "trajectories.png",
+    "pitchfork.png",
+    "generative_potential.png",
+    "exponents_solver.png",
+    "exponents_bath.png",
+    "cloning.png",
+)
 
 
 def _env():
@@ -63,7 +73,15 @@ def test_quick_report_exit_code_and_rows(quick_report):
     off = [r["name"] for r in rows if r["status"] != "ok"]
     assert off == []
     groups = {r["group"] for r in rows}
-    assert {"critical_times", "two_point_sde", "gaussian_2d"} <= groups
+    assert {
+        "critical_times",
+        "two_point_sde",
+        "gaussian_2d",
+        "meanfield_critical",
+        "meanfield_exponents",
+        "bath_exponents",
+        "cloning",
+    } <= groups
     for r in rows:
         assert set(r) >= {"name", "theory", "measured", "se", "status"}
     by_name = {r["name"]: r for r in rows}
@@ -75,6 +93,18 @@ def test_quick_report_exit_code_and_rows(quick_report):
     assert by_name["t_c^D OU L=4"]["measured"] == pytest.approx(1.047356, abs=1e-6)
     assert by_name["t_c^O OU L=1"]["theory"] is None and by_name["t_c^O OU L=1"]["measured"] is None
     assert by_name["t_c^S VE-edm L=1"]["measured"] == pytest.approx(1.0, abs=1e-9)
+    # gltheory.critical_times on two deltas and on the d = 64 two-cluster mixture
+    assert by_name["critical_times sde, +-1 OU"]["measured"] == pytest.approx(0.440687, abs=1e-6)
+    mix = "critical_times {}, mixture d=64 |m|^2=d s0^2=1 OU"
+    assert by_name[mix.format("score")]["measured"] == pytest.approx(0.5 * math.log(64), abs=1e-9)
+    assert by_name[mix.format("sde")]["measured"] == pytest.approx(0.5 * math.log(128), abs=1e-9)
+    assert by_name[mix.format("ode")]["measured"] is None
+    # exponents: solver within 1 %, simulation rows carry a standard error
+    assert by_name["exponent delta (solver)"]["measured"] == pytest.approx(3.0, rel=0.01)
+    gamma = by_name["gamma bath Gibbs MC, N=1e+08"]
+    assert gamma["theory"] == 1.0 and 0 < gamma["se"] < 0.1
+    phi = [r for r in rows if r["group"] == "cloning" and r["name"].startswith("phi(t_S)")]
+    assert len(phi) == 1 and phi[0]["theory"] == pytest.approx(0.7752, abs=1e-3)
     # configuration, environment and timings are recorded
     assert report["config"]["quick"] is True and report["config"]["seed"] == 0
     env = report["environment"]
@@ -100,7 +130,7 @@ def test_quick_report_json_stdout(quick_report):
     assert printed == json.loads((out / "report.json").read_text())
     # the human table and the progress lines go to stderr
     assert "quantity" in proc.stderr and "measured" in proc.stderr and "status" in proc.stderr
-    assert "(1/3)" in proc.stderr
+    assert "(1/7)" in proc.stderr
 
 
 # ----------------------------------------------------------------------------------------------
