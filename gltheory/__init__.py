@@ -96,5 +96,22 @@ from .scores import (
     score as score,
     uniform_patch_score as uniform_patch_score,
 )
+from .spectral import (
+    BandStiffness as BandStiffness,
+    SofteningPoint as SofteningPoint,
+    TopEigen as TopEigen,
+    band_stiffness as band_stiffness,
+    critical_alpha_bar as critical_alpha_bar,
+    drift_offset as drift_offset,
+    jacobian_critical_time as jacobian_critical_time,
+    jacobian_top_eigenvalue as jacobian_top_eigenvalue,
+    lattice_wavevectors as lattice_wavevectors,
+    linear_response_length as linear_response_length,
+    mode_stiffness as mode_stiffness,
+    patch_covariance as patch_covariance,
+    plane_wave as plane_wave,
+    score_jacobian as score_jacobian,
+    windowed_patch_covariance as windowed_patch_covariance,
+)
 
 __version__ = "0.1.0"
