@@ -68,6 +68,15 @@ from .observables import (
     magnetization_observable as magnetization_observable,
     sign_classifier as sign_classifier,
 )
+from .patch import (
+    DEFAULT_MEMORY_BUDGET as DEFAULT_MEMORY_BUDGET,
+    PatchBank as PatchBank,
+    PatchPosterior as PatchPosterior,
+    patch_bank as patch_bank,
+    patch_denoiser as patch_denoiser,
+    patch_posterior_stats as patch_posterior_stats,
+    patch_score as patch_score,
+)
 from .processes import (
     OU as OU,
     VE as VE,

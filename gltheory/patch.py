@@ -1,0 +1,765 @@
+r"""Exact local (LS), equivariant local (ELS) and boundary-broken (bbELS) patch scores.
+
+The patch machines of Kamb & Ganguli (THEORY.md §7.2) and the patch score model of
+THEORY.md §4.2. At every lattice site $i$ the posterior over a set of *candidate patches*
+$\phi$ (clean training patches) given the noisy neighbourhood $x_{i+\Omega}$ is
+
+$$
+w_i(\phi)\propto\mu(\phi)\exp\!\Big(-\frac{\|x_{i+\Omega}-a_t\phi\|^2}{2b_t^2}\Big)
+\;\propto\;\mu(\phi)\exp\!\Big(\frac{a_t}{b_t^2}\langle x_{i+\Omega},\phi\rangle
+-\frac{a_t^2}{2b_t^2}\|\phi\|^2\Big),
+$$
+
+($\mu$ the training weight; the $\|x_{i+\Omega}\|^2$ term is common to all candidates and
+dropped, THEORY.md §12), and the score and denoiser at site $i$ are
+
+$$
+m_i=\langle\phi(0)\rangle_{w_i},\qquad s_i=\frac{a_t\,m_i-x_i}{b_t^2},
+$$
+
+$\phi(0)$ being the centre pixel (all channels) of the candidate.
+
+**Machines** (selected by ``window``, ``equivariant`` and ``boundary``):
+
+- *IS* (``window=None``, ``equivariant=False``): the window covers the whole lattice, the
+  ideal memorising score, identical to ``gltheory.score(LatticeImages(images), ...)``.
+- *LS* (``equivariant=False``): candidates at site $i$ are the $N$ training patches at the
+  same site; zero padding, i.e. the window is cropped at the border (``boundary`` is then
+  irrelevant: the LS window is always cropped, as in the reference code). With
+  $k\ge2H-1$ LS equals IS (§7.2, §11 item 16).
+- *ELS* (``equivariant=True, boundary="periodic"``): $x$ is circularly padded, and the
+  candidates are all patches of all training images at all positions, **taken with circular
+  padding of the training images too** (the patch bank $\mathcal P$ of §4.2; this makes the
+  two uniform images $\pm\mathbf1$ reproduce :func:`gltheory.uniform_patch_score` exactly
+  and the machine commute with circular shifts). ``training_padding="valid"`` in
+  :func:`patch_bank` selects the reference code's choice instead (only the
+  $(H-k+1)(W-k+1)$ valid patches per image).
+- *bbELS* (``equivariant=True, boundary="zero"``): $x$ and the training images are zero
+  padded; a site in the $k//2$-wide border bands only uses training patches taken at the
+  same border offset (same depth from the same edge, any position along it; corners only
+  from the same corner), interior sites use all interior (valid) patches. If the window
+  is at least as large as the lattice along a lattice axis (``k >= H``) it falls back to LS.
+
+**Layout.** ``images`` has shape ``(N, *lattice)`` or ``(N, *lattice, C)`` with
+``lattice = (L,)`` or ``(H, W)``; ``lattice_ndim`` (1 or 2, default ``images.ndim - 1``,
+i.e. no channel axis) says which. ``x`` has shape ``(*batch, *lattice[, C])`` with the same
+trailing axes as one image. ``window`` is an odd integer $k$ (a $k$ or $k\times k$ window)
+or a tuple of odd integers, one per lattice axis. A 1-D lattice is handled internally as a
+$1\times L$ lattice with a $1\times k$ window.
+
+**Streaming.** Candidates are processed in chunks with an online log-sum-exp: a running
+maximum and running sums rescaled when the maximum grows, normalised once at the end; a
+short last chunk is padded with masked (weight-zero) candidates, so the result does not
+depend on the chunk size. Peak memory is $O(\text{batch}\times\text{sites}\times\text{chunk})$;
+the chunk size is set from ``memory_budget`` (bytes) unless given.
+
+**Speed.** ELS logits are one GEMM per chunk (queries = the $L$ patches of $x$, keys = the
+candidate patches, bias $-\frac{a^2}{2b^2}\|\phi\|^2+\ln\mu(\phi)$); identical candidate
+patches are merged once in :func:`patch_bank` and their multiplicity is added to the bias
+(exact). LS uses box filters with cumulative sums, $O(NL)$ whatever the window.
+
+**float32.** The logits are $O(a P/b^2)$; at very small $b_t^2$ their float32 round-off
+reaches $O(1)$, so the weights (not the finiteness) degrade: use float64 there.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike
+
+from ._checks import as_float_array, batch_time, check_time, is_concrete
+from .data import LatticeImages
+from .processes import AbstractProcess
+
+__all__ = [
+    "PatchBank",
+    "PatchPosterior",
+    "patch_bank",
+    "patch_score",
+    "patch_denoiser",
+    "patch_posterior_stats",
+    "DEFAULT_MEMORY_BUDGET",
+]
+
+DEFAULT_MEMORY_BUDGET = 2**27
+"""Default bound (bytes, 128 MiB) on the per-chunk working memory of the streaming softmax."""
+
+Boundary = Literal["periodic", "zero"]
+
+
+# ----------------------------------------------------------------------------------------------
+# geometry and validation
+# ----------------------------------------------------------------------------------------------
+
+
+def _canon_images(images, lattice_ndim):
+    """Return (images (N, H, W, C) array, log_weights (N,), lattice_ndim, lattice, channels)."""
+    if isinstance(images, LatticeImages):
+        imgs, logw = images.images, jnp.log(images.weights)
+    else:
+        imgs = as_float_array(images, "images")
+        logw = None
+    if lattice_ndim is None:
+        lattice_ndim = imgs.ndim - 1
+    if lattice_ndim not in (1, 2):
+        raise ValueError(
+            f"lattice_ndim must be 1 or 2, got {lattice_ndim!r} (images shape {imgs.shape}; "
+            "pass lattice_ndim=2 for images shaped (N, H, W, C))."
+        )
+    if imgs.ndim not in (lattice_ndim + 1, lattice_ndim + 2):
+        raise ValueError(
+            f"images must have shape (N, *lattice) or (N, *lattice, C) with {lattice_ndim} "
+            f"lattice axes, got shape {imgs.shape}."
+        )
+    if imgs.shape[0] == 0:
+        raise ValueError("images is empty: a patch score needs at least one training image.")
+    if any(s < 1 for s in imgs.shape[1:]):
+        raise ValueError(f"images has an empty lattice or channel axis: shape {imgs.shape}.")
+    channels = imgs.ndim == lattice_ndim + 2
+    lattice = tuple(imgs.shape[1 : 1 + lattice_ndim])
+    c = imgs.shape[-1] if channels else 1
+    n = imgs.shape[0]
+    h, w = (1, lattice[0]) if lattice_ndim == 1 else lattice
+    imgs4 = imgs.reshape(n, h, w, c)
+    if logw is None:
+        logw = jnp.full((n,), -math.log(n), dtype=imgs.dtype)
+    return imgs4, logw, lattice_ndim, lattice, channels
+
+
+def _canon_window(window, lattice_ndim, lattice):
+    """Return the window as (kh, kw) (kh = 1 for 1-D); ``None`` -> covers the lattice."""
+    if window is None:
+        return None
+    if isinstance(window, (int, np.integer)) and not isinstance(window, bool):
+        ks = (int(window),) * lattice_ndim
+    elif isinstance(window, tuple) and all(
+        isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in window
+    ):
+        ks = tuple(int(k) for k in window)
+        if len(ks) != lattice_ndim:
+            raise ValueError(
+                f"window={window!r} must have one size per lattice axis ({lattice_ndim})."
+            )
+    else:
+        raise ValueError(
+            f"window must be an odd positive integer or a tuple of them, got {window!r}."
+        )
+    if any(k < 1 or k % 2 == 0 for k in ks):
+        raise ValueError(f"window sizes must be odd positive integers, got {window!r}.")
+    return (1, ks[0]) if lattice_ndim == 1 else ks
+
+
+def _full_window(h, w):
+    """A window covering the lattice from every site (zero padding): k = 2n - 1."""
+    return (2 * h - 1, 2 * w - 1)
+
+
+def _machine(kernel, equivariant, boundary, hw):
+    if boundary not in ("periodic", "zero"):
+        raise ValueError(f"boundary must be 'periodic' or 'zero', got {boundary!r}.")
+    if not isinstance(equivariant, bool):
+        raise ValueError(f"equivariant must be True or False, got {equivariant!r}.")
+    if kernel is None:
+        if equivariant:
+            raise ValueError(
+                "window=None (the ideal, whole-image score) needs equivariant=False; for the "
+                "translation-symmetrised score use ELS with the window equal to the lattice."
+            )
+        return "ls"
+    if not equivariant:
+        return "ls"
+    if boundary == "periodic":
+        for k, n in zip(kernel, hw):
+            if k > n:
+                raise ValueError(
+                    f"window {k} exceeds the lattice size {n}: the periodic ELS window must fit "
+                    "in the lattice (use equivariant=False or boundary='zero')."
+                )
+        return "els"
+    if any(k > 1 and k >= n for k, n in zip(kernel, hw)):
+        return "ls"  # bbELS falls back to LS when k >= H (THEORY.md §7.2)
+    return "bbels"
+
+
+# ----------------------------------------------------------------------------------------------
+# patch extraction (shared by queries and candidates)
+# ----------------------------------------------------------------------------------------------
+
+
+def _patches(z: Array, kernel, mode: str) -> Array:
+    """All patches of ``z`` (B, H, W, C) -> (B, H*W, kh*kw*C), ordered (dh, dw, c)."""
+    b, h, w, c = z.shape
+    rh, rw = kernel[0] // 2, kernel[1] // 2
+    pad = ((0, 0), (rh, rh), (rw, rw), (0, 0))
+    zp = jnp.pad(z, pad, mode="wrap" if mode == "periodic" else "constant")
+    cols = [
+        zp[:, dh : dh + h, dw : dw + w, :] for dh in range(kernel[0]) for dw in range(kernel[1])
+    ]
+    return jnp.stack(cols, axis=3).reshape(b, h * w, kernel[0] * kernel[1] * c)
+
+
+def _axis_class(n: int, r: int) -> np.ndarray:
+    """Border class along one axis: depth d from the start -> d, from the end -> r + d, else 2r."""
+    i = np.arange(n)
+    cls = np.full(n, 2 * r)
+    top = i < r
+    bot = i >= n - r
+    cls[top] = i[top]
+    cls[bot] = r + (n - 1 - i[bot])
+    return cls
+
+
+def _site_classes(kernel, hw) -> np.ndarray:
+    """bbELS border-offset class of every site, shape (H*W,)."""
+    rh, rw = kernel[0] // 2, kernel[1] // 2
+    ch, cw = _axis_class(hw[0], rh), _axis_class(hw[1], rw)
+    return (ch[:, None] * (2 * rw + 1) + cw[None, :]).reshape(-1)
+
+
+# ----------------------------------------------------------------------------------------------
+# the precomputed bank
+# ----------------------------------------------------------------------------------------------
+
+
+class PatchBank(eqx.Module):
+    r"""Candidate patches of a training set for one patch machine, built by :func:`patch_bank`.
+
+    For ELS/bbELS: ``keys`` (M, P) distinct candidate patches, ``sqnorm`` $\|\phi\|^2$,
+    ``log_mult`` $\ln\sum$ (training weights of the identical copies), ``values`` (M, C) the
+    centre pixels and ``cls`` (M,) the border-offset class (0 for ELS). ``ent_bias``
+    $=\overline{\ln\mu}-\ln\sum\mu$ over each merged group keeps the entropy that of the
+    unmerged posterior: $H=\ln Z-\langle\text{logit}+\text{ent\_bias}\rangle$. For LS/IS: ``keys``
+    holds the images (N, H, W, C), ``sqnorm`` the box sums $\mathrm{box}_\Omega[|y_n|^2]$
+    (N, H, W), ``log_mult`` the log training weights, ``values`` and ``cls`` are unused.
+    """
+
+    keys: Array
+    sqnorm: Array
+    log_mult: Array
+    ent_bias: Array
+    values: Array
+    cls: Array
+    kind: str = eqx.field(static=True)
+    kernel: tuple[int, int] = eqx.field(static=True)
+    window: int | tuple[int, ...] | None = eqx.field(static=True)
+    equivariant: bool = eqx.field(static=True)
+    boundary: str = eqx.field(static=True)
+    lattice: tuple[int, ...] = eqx.field(static=True)
+    channels: bool = eqx.field(static=True)
+    lattice_ndim: int = eqx.field(static=True)
+    training_padding: str = eqx.field(static=True)
+
+    @property
+    def num_candidates(self) -> int:
+        """Number of (merged) candidates streamed per site."""
+        return self.keys.shape[0]
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """The trailing shape ``x`` must have: ``lattice`` or ``(*lattice, C)``."""
+        c = self.keys.shape[-1] if self.kind == "ls" else self.values.shape[-1]
+        return self.lattice + ((c,) if self.channels else ())
+
+
+def _box(z: Array, kernel) -> Array:
+    """Zero-padded (cropped) box sum over the window of ``z`` (..., H, W) with cumsums."""
+    for ax, k in zip((-2, -1), kernel):
+        n = z.shape[ax]
+        r = min(k // 2, n - 1)
+        if r == 0:
+            continue
+        pad = [(0, 0)] * z.ndim
+        pad[ax] = (r + 1, r)
+        cs = jnp.cumsum(jnp.pad(z, pad), axis=ax)
+        hi = jax.lax.slice_in_dim(cs, 2 * r + 1, 2 * r + 1 + n, axis=ax)
+        lo = jax.lax.slice_in_dim(cs, 0, n, axis=ax)
+        z = hi - lo
+    return z
+
+
+def patch_bank(
+    images: LatticeImages | ArrayLike,
+    *,
+    window: int | tuple[int, ...] | None,
+    equivariant: bool = True,
+    boundary: Boundary = "periodic",
+    lattice_ndim: int | None = None,
+    merge: bool = True,
+    training_padding: Literal["circular", "valid"] = "circular",
+) -> PatchBank:
+    r"""Precompute the candidate patches of ``images`` for one patch machine (once per dataset).
+
+    Extracts every training patch $y^\mu_{i+\Omega}$ (with the padding rules of the machine,
+    see the module docstring), its squared norm $\|\phi\|^2$, its centre pixel and (bbELS) its
+    border-offset class, and merges identical candidates, adding $\ln(\text{multiplicity})$
+    (more precisely the log of the summed training weights) to the logit bias. Merging is
+    exact: $\sum_{\text{copies}} e^{\ell}=e^{\ell+\ln m}$. It needs concrete images (outside
+    ``jit`` or closed over); with traced images it is skipped.
+
+    **Arguments:**
+
+    - `images`: a :class:`gltheory.LatticeImages` (its weights are used) or an array of shape
+      ``(N, *lattice[, C])``.
+    - `window`: odd $k$ (or one odd size per lattice axis); ``None`` = whole image (IS).
+    - `equivariant`, `boundary`: the machine (LS, ELS, bbELS; module docstring).
+    - `lattice_ndim`: 1 or 2 (default ``images.ndim - 1``: no channel axis).
+    - `merge`: merge identical candidate patches (ELS/bbELS).
+    - `training_padding`: ELS only: ``"circular"`` (all $N L$ patches, default, THEORY.md §4.2)
+      or ``"valid"`` (only patches inside the image, as in Kamb & Ganguli's code).
+
+    **Returns:** a :class:`PatchBank` to pass to :func:`patch_score` in place of ``images``.
+    """
+    imgs, logw, lattice_ndim, lattice, channels = _canon_images(images, lattice_ndim)
+    if is_concrete((imgs, logw)):
+        # evaluate eagerly even inside jit, so that duplicate merging (NumPy) can run
+        with jax.ensure_compile_time_eval():
+            return _build_bank(
+                imgs,
+                logw,
+                lattice_ndim,
+                lattice,
+                channels,
+                window,
+                equivariant,
+                boundary,
+                merge,
+                training_padding,
+            )
+    return _build_bank(
+        imgs,
+        logw,
+        lattice_ndim,
+        lattice,
+        channels,
+        window,
+        equivariant,
+        boundary,
+        merge,
+        training_padding,
+    )
+
+
+def _build_bank(
+    imgs,
+    logw,
+    lattice_ndim,
+    lattice,
+    channels,
+    window,
+    equivariant,
+    boundary,
+    merge,
+    training_padding,
+):
+    n, h, w, c = imgs.shape
+    kernel = _canon_window(window, lattice_ndim, lattice)
+    kind = _machine(kernel, equivariant, boundary, (h, w))
+    if training_padding not in ("circular", "valid"):
+        raise ValueError(
+            f"training_padding must be 'circular' or 'valid', got {training_padding!r}."
+        )
+    if kernel is None:
+        kernel = _full_window(h, w)
+    common = dict(
+        kind=kind,
+        kernel=kernel,
+        window=window,
+        equivariant=equivariant,
+        boundary=boundary,
+        lattice=lattice,
+        channels=channels,
+        lattice_ndim=lattice_ndim,
+        training_padding=training_padding,
+    )
+    if kind == "ls":
+        sq = _box(jnp.sum(imgs**2, axis=-1), kernel)
+        empty = jnp.zeros((0,), imgs.dtype)
+        return PatchBank(
+            imgs, sq, logw, jnp.zeros_like(logw), empty, jnp.zeros((0,), jnp.int32), **common
+        )
+
+    mode = "periodic" if kind == "els" else "zero"
+    keys = _patches(imgs, kernel, mode)  # (N, S, P)
+    s_sites = h * w
+    if kind == "els":
+        cls = np.zeros(s_sites, np.int32)
+        keep = np.ones(s_sites, bool)
+        if training_padding == "valid":
+            rh, rw = kernel[0] // 2, kernel[1] // 2
+            ii, jj = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+            keep = ((ii >= rh) & (ii < h - rh) & (jj >= rw) & (jj < w - rw)).reshape(-1)
+    else:
+        cls = _site_classes(kernel, (h, w)).astype(np.int32)
+        keep = np.ones(s_sites, bool)
+    idx = np.nonzero(keep)[0]
+    keys = keys[:, idx, :].reshape(-1, keys.shape[-1])
+    cls_all = np.tile(cls[idx], n)
+    logw_all = jnp.repeat(logw, idx.size)
+
+    if merge and is_concrete((keys, logw_all)):
+        kn = np.asarray(keys)
+        rows = np.concatenate([cls_all[:, None].astype(kn.dtype), kn], axis=1)
+        _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        wn = np.exp(np.asarray(logw_all, dtype=np.float64))
+        mult = np.zeros(first.size)
+        np.add.at(mult, inverse, wn)
+        keys = keys[first]
+        cls_all = cls_all[first]
+        wlogw = np.zeros(first.size)
+        np.add.at(wlogw, inverse, np.where(wn > 0, wn * np.log(np.where(wn > 0, wn, 1)), 0))
+        log_mult = jnp.asarray(np.log(mult), dtype=keys.dtype)
+        ent_bias = jnp.asarray(wlogw / mult - np.log(mult), dtype=keys.dtype)
+    else:
+        log_mult = logw_all
+        ent_bias = jnp.zeros_like(logw_all)
+    centre = (kernel[0] // 2) * kernel[1] + kernel[1] // 2
+    values = keys[:, centre * c : (centre + 1) * c]
+    sq = jnp.sum(keys**2, axis=-1)
+    return PatchBank(
+        keys, sq, log_mult, ent_bias, values, jnp.asarray(cls_all, jnp.int32), **common
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# streaming posterior accumulation
+# ----------------------------------------------------------------------------------------------
+
+
+class _Acc(NamedTuple):
+    mx: Array  # (B, S) running max of the logits
+    z: Array  # (B, S) sum exp(logit - mx)
+    m1: Array  # (B, S, C) sum exp(.) v
+    m2: Array  # (B, S, C) sum exp(.) v^2
+    m4: Array  # (B, S, C) sum exp(.) v^4
+    el: Array  # (B, S) sum exp(.) * (logit - log_mult)  (for the entropy)
+
+
+def _acc_init(b, s, c, dtype):
+    zero = jnp.zeros((b, s), dtype)
+    zc = jnp.zeros((b, s, c), dtype)
+    return _Acc(jnp.full((b, s), -jnp.inf, dtype), zero, zc, zc, zc, zero)
+
+
+def _acc_update(acc: _Acc, logit: Array, ent: Array, v: Array, per_site: bool) -> _Acc:
+    """Fold one chunk into the running sums (online log-sum-exp, never normalised per chunk).
+
+    ``logit`` (B, S, c) with -inf for masked candidates; ``ent`` = logit + ent_bias, finite
+    (0 where masked), accumulated for the entropy; ``v`` the centre values, (c, C) or per site (S, c, C).
+    """
+    mx = jnp.maximum(acc.mx, jnp.max(logit, axis=-1))
+    shift = jnp.where(jnp.isfinite(mx), mx, 0.0)
+    scale = jnp.exp(acc.mx - shift)  # 0 when acc.mx = -inf
+    e = jnp.exp(logit - shift[..., None])  # 0 for masked candidates
+    el = jnp.sum(e * ent, axis=-1)
+    if per_site:
+        mom = lambda p: jnp.einsum("bsk,skc->bsc", e, v**p)
+    else:
+        mom = lambda p: jnp.einsum("bsk,kc->bsc", e, v**p)
+    sc = scale[..., None]
+    return _Acc(
+        mx,
+        acc.z * scale + jnp.sum(e, axis=-1),
+        acc.m1 * sc + mom(1),
+        acc.m2 * sc + mom(2),
+        acc.m4 * sc + mom(4),
+        acc.el * scale + el,
+    )
+
+
+def _chunk(m: int, chunk_size, per_candidate_bytes: int, memory_budget) -> int:
+    if chunk_size is not None:
+        if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}.")
+        return int(min(chunk_size, m))
+    if not isinstance(memory_budget, (int, float)) or memory_budget <= 0:
+        raise ValueError(
+            f"memory_budget must be a positive number of bytes, got {memory_budget!r}."
+        )
+    return int(max(1, min(m, memory_budget // max(per_candidate_bytes, 1))))
+
+
+def _pad_chunks(arr: Array, m_pad: int, chunk: int, fill) -> Array:
+    m = arr.shape[0]
+    if m_pad > m:
+        arr = jnp.concatenate(
+            [arr, jnp.full((m_pad - m,) + arr.shape[1:], fill, dtype=arr.dtype)], axis=0
+        )
+    return arr.reshape((m_pad // chunk, chunk) + arr.shape[1:])
+
+
+def _chunk_for(bank: PatchBank, bsz, s, c, dtype, chunk_size, memory_budget) -> int:
+    """Candidates per chunk: ``chunk_size`` or the largest fitting ``memory_budget`` bytes."""
+    item = jnp.dtype(dtype).itemsize
+    per = bsz * s * item * ((8 + 3 * c) if bank.kind == "ls" else (6 + 3 * c))
+    return _chunk(bank.keys.shape[0], chunk_size, per, memory_budget)
+
+
+def _posterior_sums(bank: PatchBank, x4: Array, a: Array, b2: Array, chunk: int):
+    """Stream over candidate chunks; x4 (B, H, W, C), a, b2 (B,). Returns the final _Acc."""
+    bsz, h, w, c = x4.shape
+    s = h * w
+    dtype = x4.dtype
+    lam = (a / b2)[:, None, None]  # coefficient of the cross term
+    mu = (-0.5 * a**2 / b2)[:, None, None]  # coefficient of |phi|^2
+    m = bank.keys.shape[0]
+    if bank.kind == "ls":
+        m_pad = -(-m // chunk) * chunk
+        keys = _pad_chunks(bank.keys.astype(dtype), m_pad, chunk, 0.0)
+        sq = _pad_chunks(bank.sqnorm.astype(dtype), m_pad, chunk, 0.0)
+        lw = _pad_chunks(bank.log_mult.astype(dtype), m_pad, chunk, -jnp.inf)
+
+        def body(acc, inp):
+            y, q, lm = inp  # (k, H, W, C), (k, H, W), (k,)
+            cross = _box(jnp.einsum("bhwc,khwc->bkhw", x4, y), bank.kernel)
+            ell = lam * cross.reshape(bsz, chunk, s) + mu * q.reshape(1, chunk, s)
+            ell = jnp.swapaxes(ell, 1, 2)  # (B, S, k)
+            valid = jnp.isfinite(lm)
+            ent = jnp.where(valid, ell + jnp.where(valid, lm, 0.0), 0.0)
+            logit = jnp.where(valid, ent, -jnp.inf)
+            v = jnp.swapaxes(y.reshape(chunk, s, c), 0, 1)  # (S, k, C)
+            return _acc_update(acc, logit, ent, v, True), None
+
+        acc, _ = jax.lax.scan(body, _acc_init(bsz, s, c, dtype), (keys, sq, lw))
+        return acc
+
+    mode = "periodic" if bank.kind == "els" else "zero"
+    q = _patches(x4, bank.kernel, mode)  # (B, S, P)
+    site_cls = jnp.asarray(
+        np.zeros(s, np.int32) if bank.kind == "els" else _site_classes(bank.kernel, (h, w))
+    )
+    m_pad = -(-m // chunk) * chunk
+    keys = _pad_chunks(bank.keys.astype(dtype), m_pad, chunk, 0.0)
+    sq = _pad_chunks(bank.sqnorm.astype(dtype), m_pad, chunk, 0.0)
+    lm = _pad_chunks(bank.log_mult.astype(dtype), m_pad, chunk, 0.0)
+    vals = _pad_chunks(bank.values.astype(dtype), m_pad, chunk, 0.0)
+    eb = _pad_chunks(bank.ent_bias.astype(dtype), m_pad, chunk, 0.0)
+    cls = _pad_chunks(bank.cls, m_pad, chunk, -1)  # -1: padding, never matches a site
+
+    def body(acc, inp):
+        k, sqk, lmk, vk, ebk, ck = inp
+        ell = lam * jnp.einsum("bsp,kp->bsk", q, k) + mu * sqk[None, None, :]
+        ok = (site_cls[:, None] == ck[None, :])[None]
+        logit = jnp.where(ok, ell + lmk[None, None, :], -jnp.inf)
+        ent = jnp.where(ok, ell + (lmk + ebk)[None, None, :], 0.0)
+        return _acc_update(acc, logit, ent, vk, False), None
+
+    acc, _ = jax.lax.scan(body, _acc_init(bsz, s, c, dtype), (keys, sq, lm, vals, eb, cls))
+    return acc
+
+
+# ----------------------------------------------------------------------------------------------
+# public entry points
+# ----------------------------------------------------------------------------------------------
+
+
+class PatchPosterior(NamedTuple):
+    r"""Per-site posterior statistics of the centre pixel $\phi(0)$ under $w_i$.
+
+    - `mean`: $m_i=\langle\phi(0)\rangle$ (the denoiser), shaped like ``x``.
+    - `second`, `fourth`: $\langle\phi(0)^2\rangle$, $\langle\phi(0)^4\rangle$, like ``x``.
+    - `variance`: $\langle\phi(0)^2\rangle-m_i^2$, like ``x``.
+    - `binder`: $1-\langle\phi(0)^4\rangle/(3\langle\phi(0)^2\rangle^2)$, like ``x``
+      (NaN where $\langle\phi(0)^2\rangle=0$).
+    - `entropy`: Shannon entropy $-\sum_\phi w_i(\phi)\ln w_i(\phi)$ of the posterior over
+      the (unmerged) training candidates, shape ``(*batch, *lattice)`` (one per site).
+    - `score`: $(a_t m_i-x_i)/b_t^2$, like ``x``.
+    """
+
+    mean: Array
+    second: Array
+    fourth: Array
+    variance: Array
+    binder: Array
+    entropy: Array
+    score: Array
+
+
+def _resolve_bank(images, window, equivariant, boundary, lattice_ndim):
+    if isinstance(images, PatchBank):
+        bank = images
+        for name, given, have in (
+            ("equivariant", equivariant, bank.equivariant),
+            ("boundary", boundary, bank.boundary),
+            ("lattice_ndim", lattice_ndim, bank.lattice_ndim),
+        ):
+            if given is not None and given != have:
+                raise ValueError(
+                    f"{name}={given!r} disagrees with the PatchBank's {name}={have!r}; omit it "
+                    "or rebuild the bank with patch_bank(...)."
+                )
+        if window != "bank" and window != bank.window:
+            raise ValueError(
+                f"window={window!r} disagrees with the PatchBank's window={bank.window!r}."
+            )
+        return bank
+    if isinstance(window, str):
+        raise ValueError("window is required when images is not a PatchBank.")
+    return patch_bank(
+        images,
+        window=window,
+        equivariant=True if equivariant is None else equivariant,
+        boundary="periodic" if boundary is None else boundary,
+        lattice_ndim=lattice_ndim,
+    )
+
+
+def patch_posterior_stats(
+    x: ArrayLike,
+    t: ArrayLike,
+    images: PatchBank | LatticeImages | ArrayLike,
+    process: AbstractProcess,
+    *,
+    window: int | tuple[int, ...] | None | str = "bank",
+    equivariant: bool | None = None,
+    boundary: Boundary | None = None,
+    lattice_ndim: int | None = None,
+    chunk_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> PatchPosterior:
+    r"""Per-site posterior moments, entropy and score of a patch machine in one streaming pass.
+
+    With $w_i(\phi)\propto\mu(\phi)\exp\big(\frac{a_t}{b_t^2}\langle x_{i+\Omega},\phi\rangle
+    -\frac{a_t^2}{2b_t^2}\|\phi\|^2\big)$ (THEORY.md §4.2, §7.2, §12) returns
+    $\langle\phi(0)^p\rangle_{w_i}$ for $p=1,2,4$, the variance, the Binder ratio, the
+    entropy and the score $s_i=(a_t m_i-x_i)/b_t^2$.
+
+    **Arguments:**
+
+    - `x`: noisy states, shape ``(*batch, *lattice[, C])`` (trailing axes = one image).
+    - `t`: forward time in $(0,T]$, scalar or shaped like ``batch``.
+    - `images`: a :class:`PatchBank` (precomputed, preferred inside samplers), a
+      :class:`gltheory.LatticeImages` or an array ``(N, *lattice[, C])``.
+    - `process`: the forward process ($a_t$, $b_t^2$).
+    - `window`: odd $k$ or a tuple per lattice axis; ``None`` = whole image (IS). Required
+      unless ``images`` is a bank (then it may be omitted or must match).
+    - `equivariant`: ``True`` (ELS/bbELS, default) or ``False`` (LS).
+    - `boundary`: ``"periodic"`` (default) or ``"zero"`` (module docstring).
+    - `lattice_ndim`: 1 or 2 (default ``images.ndim - 1``, no channel axis).
+    - `chunk_size`: candidates per streaming chunk (default: from ``memory_budget``).
+    - `memory_budget`: bytes allowed for one chunk's working arrays.
+
+    **Returns:** a :class:`PatchPosterior`.
+    """
+    if not isinstance(process, AbstractProcess):
+        raise ValueError(
+            f"process must be a gltheory process (OU, VP, VE), got {type(process).__name__}."
+        )
+    bank = _resolve_bank(images, window, equivariant, boundary, lattice_ndim)
+    x = as_float_array(x, "x")
+    ev = bank.image_shape
+    if x.ndim < len(ev) or tuple(x.shape[x.ndim - len(ev) :]) != ev:
+        raise ValueError(
+            f"x has shape {x.shape}, but its trailing axes must equal one training image's "
+            f"shape {ev} (lattice {bank.lattice}"
+            f"{', channels last' if bank.channels else ', no channel axis'})."
+        )
+    t = check_time(t, process.T, "t")
+    batch_time(t, x, len(ev))  # shape check only
+    batch = x.shape[: x.ndim - len(ev)]
+    bsz = int(np.prod(batch)) if batch else 1
+    s_sites = int(np.prod(bank.lattice))
+    c = ev[-1] if bank.channels else 1
+    chunk = _chunk_for(bank, bsz, s_sites, c, x.dtype, chunk_size, memory_budget)
+    return _stats(bank, process, x, t, chunk)
+
+
+@eqx.filter_jit
+def _stats(bank: PatchBank, process: AbstractProcess, x: Array, t: Array, chunk: int):
+    ev = bank.image_shape
+    batch = x.shape[: x.ndim - len(ev)]
+    bsz = int(np.prod(batch)) if batch else 1
+    h, w = (1, bank.lattice[0]) if bank.lattice_ndim == 1 else bank.lattice
+    c = ev[-1] if bank.channels else 1
+    x4 = x.reshape(bsz, h, w, c)
+    tb = jnp.broadcast_to(t, batch).reshape(bsz).astype(x.dtype)
+    a = process.a(tb).astype(x.dtype)
+    b2 = process.b2(tb).astype(x.dtype)
+    acc = _posterior_sums(bank, x4, a, b2, chunk)
+    z = acc.z[..., None]
+    m1, m2, m4 = acc.m1 / z, acc.m2 / z, acc.m4 / z
+    # H = ln Z - <logit + ent_bias>, Z = sum exp(logit) = e^{mx} z (see PatchBank.ent_bias)
+    entropy = jnp.log(acc.z) + acc.mx - acc.el / acc.z
+    score = (a[:, None, None, None] * m1.reshape(x4.shape) - x4) / b2[:, None, None, None]
+    shape = x.shape
+    site_shape = batch + bank.lattice
+    return PatchPosterior(
+        mean=m1.reshape(shape),
+        second=m2.reshape(shape),
+        fourth=m4.reshape(shape),
+        variance=(m2 - m1**2).reshape(shape),
+        binder=(1 - m4 / (3 * m2**2)).reshape(shape),
+        entropy=entropy.reshape(site_shape),
+        score=score.reshape(shape),
+    )
+
+
+def patch_score(
+    x: ArrayLike,
+    t: ArrayLike,
+    images: PatchBank | LatticeImages | ArrayLike,
+    process: AbstractProcess,
+    *,
+    window: int | tuple[int, ...] | None | str = "bank",
+    equivariant: bool | None = None,
+    boundary: Boundary | None = None,
+    lattice_ndim: int | None = None,
+    chunk_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> Array:
+    r"""Patch-machine score $s_i=(a_t\langle\phi(0)\rangle_{w_i}-x_i)/b_t^2$ (THEORY.md §4.2, §7.2).
+
+    LS, ELS, bbELS or IS depending on ``window``/``equivariant``/``boundary`` (module
+    docstring); exact streaming log-sum-exp over candidate chunks (§12). Same arguments as
+    :func:`patch_posterior_stats`; returns an array shaped like ``x``. Usable as
+    ``score_fn`` in :func:`gltheory.sample` (``lambda x, t: patch_score(x, t, bank, process)``).
+    """
+    return patch_posterior_stats(
+        x,
+        t,
+        images,
+        process,
+        window=window,
+        equivariant=equivariant,
+        boundary=boundary,
+        lattice_ndim=lattice_ndim,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+    ).score
+
+
+def patch_denoiser(
+    x: ArrayLike,
+    t: ArrayLike,
+    images: PatchBank | LatticeImages | ArrayLike,
+    process: AbstractProcess,
+    *,
+    window: int | tuple[int, ...] | None | str = "bank",
+    equivariant: bool | None = None,
+    boundary: Boundary | None = None,
+    lattice_ndim: int | None = None,
+    chunk_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> Array:
+    r"""Patch-machine denoiser $m_i=\langle\phi(0)\rangle_{w_i}$ (posterior mean of the centre pixel).
+
+    Same arguments as :func:`patch_posterior_stats`; returns an array shaped like ``x``.
+    """
+    return patch_posterior_stats(
+        x,
+        t,
+        images,
+        process,
+        window=window,
+        equivariant=equivariant,
+        boundary=boundary,
+        lattice_ndim=lattice_ndim,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+    ).mean

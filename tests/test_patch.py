@@ -1,0 +1,371 @@
+"""Patch machines (LS, ELS, bbELS, IS) against brute-force loops and exact oracles.
+
+THEORY.md §4.2-4.3, §7.2, §11 items 13, 14, 16, §12.
+"""
+
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gltheory as gl
+from gltheory.patch import (
+    PatchBank,
+    PatchPosterior,
+    patch_bank,
+    patch_denoiser,
+    patch_posterior_stats,
+    patch_score,
+)
+
+OU = gl.OU()
+
+
+# ----------------------------------------------------------------------------------------------
+# brute force: explicit loops over sites and candidate patches (NumPy, float64)
+# ----------------------------------------------------------------------------------------------
+
+
+def _axis_offset(i, n, r):
+    """Border offset of index i along an axis of length n: ('lo', d), ('hi', d) or 'in'."""
+    if i < r:
+        return ("lo", i)
+    if i >= n - r:
+        return ("hi", n - 1 - i)
+    return "in"
+
+
+def _get(z, i, j, periodic):
+    """z[i, j, :] with circular or zero padding (z shape (H, W, C))."""
+    h, w = z.shape[:2]
+    if periodic:
+        return z[i % h, j % w]
+    if 0 <= i < h and 0 <= j < w:
+        return z[i, j]
+    return np.zeros(z.shape[2])
+
+
+def brute_force(x, t, images, weights, kernel, machine):
+    """Posterior statistics per site by loops. x (H, W, C), images (N, H, W, C)."""
+    a = float(OU.a(t))
+    b2 = float(OU.b2(t))
+    h, w, c = x.shape
+    rh, rw = kernel[0] // 2, kernel[1] // 2
+    offs = [(di, dj) for di in range(-rh, rh + 1) for dj in range(-rw, rw + 1)]
+    mean = np.zeros((h, w, c))
+    m2 = np.zeros((h, w, c))
+    m4 = np.zeros((h, w, c))
+    ent = np.zeros((h, w))
+    for i, j in itertools.product(range(h), range(w)):
+        logws, vals = [], []
+        for n in range(images.shape[0]):
+            y = images[n]
+            if machine == "ls":
+                d = 0.0
+                for di, dj in offs:
+                    if 0 <= i + di < h and 0 <= j + dj < w:
+                        d += np.sum((x[i + di, j + dj] - a * y[i + di, j + dj]) ** 2)
+                logws.append(math.log(weights[n]) - d / (2 * b2))
+                vals.append(y[i, j])
+                continue
+            for p, q in itertools.product(range(h), range(w)):
+                if machine == "els_valid" and not (rh <= p < h - rh and rw <= q < w - rw):
+                    continue
+                if machine == "bbels" and (
+                    _axis_offset(p, h, rh) != _axis_offset(i, h, rh)
+                    or _axis_offset(q, w, rw) != _axis_offset(j, w, rw)
+                ):
+                    continue
+                periodic = machine in ("els", "els_valid")
+                d = 0.0
+                for di, dj in offs:
+                    xv = _get(x, i + di, j + dj, periodic)
+                    yv = _get(y, p + di, q + dj, periodic)
+                    d += np.sum((xv - a * yv) ** 2)
+                logws.append(math.log(weights[n]) - d / (2 * b2))
+                vals.append(y[p, q])
+        lw = np.array(logws)
+        pw = np.exp(lw - lw.max())
+        pw /= pw.sum()
+        v = np.array(vals)
+        mean[i, j] = pw @ v
+        m2[i, j] = pw @ v**2
+        m4[i, j] = pw @ v**4
+        nz = pw > 0
+        ent[i, j] = -np.sum(pw[nz] * np.log(pw[nz]))
+    return mean, m2, m4, ent
+
+
+MACHINES = {
+    # name: (equivariant, boundary, training_padding)
+    "ls": (False, "zero", "circular"),
+    "els": (True, "periodic", "circular"),
+    "els_valid": (True, "periodic", "valid"),
+    "bbels": (True, "zero", "circular"),
+}
+
+
+def _setup(ndim, channels, n=3, seed=0):
+    lattice = (7,) if ndim == 1 else (5, 6)
+    shape = lattice + ((channels,) if channels > 1 else ())
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(seed), 3)
+    images = jax.random.normal(k1, (n,) + shape)
+    x = jax.random.normal(k2, (2,) + shape)
+    weights = jax.random.uniform(k3, (n,), minval=0.5, maxval=1.5)
+    return lattice, shape, images, x, weights / weights.sum()
+
+
+def _to4(z, lattice, c):
+    h, w = (1, lattice[0]) if len(lattice) == 1 else lattice
+    return np.asarray(z).reshape(-1, h, w, c)
+
+
+@pytest.mark.parametrize("machine", list(MACHINES))
+@pytest.mark.parametrize("ndim", [1, 2])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_fast_equals_brute_force(machine, ndim, channels):
+    lattice, shape, images, x, weights = _setup(ndim, channels)
+    equivariant, boundary, tp = MACHINES[machine]
+    data = gl.LatticeImages(images, weights)
+    bank = patch_bank(
+        data,
+        window=3,
+        equivariant=equivariant,
+        boundary=boundary,
+        lattice_ndim=ndim,
+        training_padding=tp,
+    )
+    t = jnp.array([0.3, 0.7])  # one time per batch element
+    st = patch_posterior_stats(x, t, bank, OU, chunk_size=5)
+    assert isinstance(st, PatchPosterior)
+    kernel = (1, 3) if ndim == 1 else (3, 3)
+    y4 = _to4(images, lattice, channels)
+    for b in range(2):
+        mean, m2, m4, ent = brute_force(
+            _to4(x, lattice, channels)[b], float(t[b]), y4, np.asarray(weights), kernel, machine
+        )
+        got = lambda z: np.asarray(z[b]).reshape(mean.shape)
+        np.testing.assert_allclose(got(st.mean), mean, atol=1e-10, rtol=0)
+        np.testing.assert_allclose(got(st.variance), m2 - mean**2, atol=1e-10, rtol=0)
+        np.testing.assert_allclose(got(st.fourth), m4, atol=1e-10, rtol=0)
+        np.testing.assert_allclose(got(st.binder), 1 - m4 / (3 * m2**2), atol=1e-9, rtol=0)
+        np.testing.assert_allclose(np.asarray(st.entropy[b]).reshape(ent.shape), ent, atol=1e-10)
+        a, b2 = float(OU.a(t[b])), float(OU.b2(t[b]))
+        score = (a * mean - _to4(x, lattice, channels)[b]) / b2
+        np.testing.assert_allclose(got(st.score), score, atol=1e-9, rtol=1e-10)
+    # the raw-images path gives the same thing as the bank path
+    if tp == "circular":
+        s2 = patch_score(
+            x,
+            t,
+            data,
+            OU,
+            window=3,
+            equivariant=equivariant,
+            boundary=boundary,
+            lattice_ndim=ndim,
+        )
+        np.testing.assert_allclose(s2, st.score, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("machine", ["ls", "els", "bbels"])
+def test_chunked_equals_one_shot(machine):
+    lattice, shape, images, x, _ = _setup(2, 2, n=4, seed=1)
+    equivariant, boundary, _ = MACHINES[machine]
+    bank = patch_bank(images, window=3, equivariant=equivariant, boundary=boundary, lattice_ndim=2)
+    m = bank.num_candidates
+    ref = patch_posterior_stats(x, 0.4, bank, OU, chunk_size=m)
+    sizes = {1, 3, m - 1} if m > 2 else {1}
+    for cs in sizes:  # 3 and m-1 do not divide m, so the last chunk is short
+        got = patch_posterior_stats(x, 0.4, bank, OU, chunk_size=cs)
+        for f in ("mean", "second", "fourth", "entropy"):
+            np.testing.assert_allclose(getattr(got, f), getattr(ref, f), atol=1e-12, rtol=0)
+    # a tiny memory budget (chunk of one candidate) is still exact
+    got = patch_posterior_stats(x, 0.4, bank, OU, memory_budget=1)
+    np.testing.assert_allclose(got.mean, ref.mean, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("lattice", [(6,), (3, 4)])
+@pytest.mark.parametrize("dtype,tol", [(jnp.float64, 1e-10), (jnp.float32, 1e-6)])
+def test_ls_large_window_is_ideal_score(lattice, dtype, tol):
+    """THEORY.md §11 item 16: LS with k >= 2H - 1 equals the ideal score."""
+    key1, key2, key3 = jax.random.split(jax.random.PRNGKey(3), 3)
+    images = jax.random.choice(key1, jnp.array([-1.0, 1.0]), (5,) + lattice).astype(dtype)
+    w = jax.random.uniform(key3, (5,), minval=0.5, maxval=1.5)
+    data = gl.LatticeImages(images, (w / w.sum()).astype(dtype))
+    x = (0.5 * jax.random.normal(key2, (3,) + lattice)).astype(dtype)
+    t = 0.4
+    ref = gl.score(data, OU, x, t)
+    k = 2 * max(lattice) - 1
+    for window in (k, k + 2, None):
+        s = patch_score(x, t, data, OU, window=window, equivariant=False)
+        assert s.dtype == dtype
+        err = float(jnp.max(jnp.abs(s - ref)) / jnp.max(jnp.abs(ref)))
+        assert err <= tol, (window, err)
+
+
+@pytest.mark.parametrize("boundary", ["periodic", "zero"])
+def test_els_constant_image_returns_constant(boundary):
+    """§11 item 16: one constant training image y = c gives the denoiser c everywhere."""
+    images = jnp.full((1, 5, 6, 2), 0.7)
+    x = jax.random.normal(jax.random.PRNGKey(4), (3, 5, 6, 2))
+    m = patch_denoiser(x, 0.2, images, OU, window=3, boundary=boundary, lattice_ndim=2)
+    np.testing.assert_allclose(m, 0.7, atol=1e-12)
+
+
+@pytest.mark.parametrize("lattice,window", [((9,), 3), ((9,), 9), ((5, 6), 3), ((5, 6), 5)])
+def test_els_commutes_with_circular_shifts(lattice, window):
+    """§11 item 16: periodic ELS is translation equivariant (max abs error <= 1e-6)."""
+    k1, k2 = jax.random.split(jax.random.PRNGKey(5))
+    images = jax.random.normal(k1, (2,) + lattice).astype(jnp.float32)
+    x = jax.random.normal(k2, (2,) + lattice).astype(jnp.float32)
+    bank = patch_bank(images, window=window)
+    s = patch_score(x, 0.5, bank, OU)
+    for shift in ((1,), (3,)) if len(lattice) == 1 else ((1, 0), (0, 2), (2, 3)):
+        axes = tuple(range(1, 1 + len(lattice)))
+        s_shift = patch_score(jnp.roll(x, shift, axes), 0.5, bank, OU)
+        assert float(jnp.max(jnp.abs(s_shift - jnp.roll(s, shift, axes)))) <= 1e-6
+
+
+@pytest.mark.parametrize("lattice,window", [((8,), 3), ((8,), 5), ((5, 6), 3)])
+def test_els_two_uniform_images_is_uniform_patch_score(lattice, window):
+    """THEORY.md §4.3: ELS of {+1, -1} is the exact tanh local score."""
+    data = gl.uniform_images(lattice)
+    x = 0.3 * jax.random.normal(jax.random.PRNGKey(6), (3,) + lattice)
+    for t in (0.1, 0.6, 1.5):
+        s = patch_score(x, t, data, OU, window=window)
+        ref = gl.uniform_patch_score(OU, x, t, window=window, lattice_ndim=len(lattice))
+        np.testing.assert_allclose(s, ref, atol=1e-10, rtol=1e-10)
+
+
+def test_plane_waves_are_eigenvectors():
+    """§11 item 14: jvp(score, 0, e_q) = mu(q, t) e_q, mu = (SNR K(q) - 1)/b^2 (Dirichlet K)."""
+    n, k, t = 12, 5, 0.7
+    bank = patch_bank(gl.uniform_images((n,)), window=k)
+    snr, b2 = float(OU.snr(t)), float(OU.b2(t))
+    for m in (0, 1, 3):
+        q = 2 * np.pi * m / n
+        e = jnp.cos(q * jnp.arange(n))
+        _, jv = jax.jvp(lambda z: patch_score(z, t, bank, OU), (jnp.zeros(n),), (e,))
+        kq = k if m == 0 else np.sin(k * q / 2) / np.sin(q / 2)
+        np.testing.assert_allclose(jv, (snr * kq - 1) / b2 * e, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "images,ndim",
+    [
+        (gl.stripes((6, 6), width=1), 2),
+        (gl.checkerboards((4, 6)), 2),
+        (gl.stripes((8,), width=2), 1),
+    ],
+)
+@pytest.mark.parametrize("boundary", ["periodic", "zero"])
+def test_merged_duplicates_equal_unmerged(images, ndim, boundary):
+    x = jax.random.normal(jax.random.PRNGKey(7), (2,) + images.event_shape)
+    merged = patch_bank(images, window=3, boundary=boundary, lattice_ndim=ndim)
+    plain = patch_bank(images, window=3, boundary=boundary, lattice_ndim=ndim, merge=False)
+    assert merged.num_candidates < plain.num_candidates
+    a = patch_posterior_stats(x, 0.3, merged, OU)
+    b = patch_posterior_stats(x, 0.3, plain, OU, chunk_size=7)
+    for f in PatchPosterior._fields:
+        np.testing.assert_allclose(getattr(a, f), getattr(b, f), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("machine", ["ls", "els", "bbels"])
+def test_float32_finite_at_small_t(machine):
+    equivariant, boundary, _ = MACHINES[machine]
+    images = gl.stripes((6, 6), width=1).images.astype(jnp.float32)
+    images = jnp.concatenate([images, images])  # duplicated images and patches
+    x = jax.random.normal(jax.random.PRNGKey(8), (2, 6, 6)).astype(jnp.float32)
+    bank = patch_bank(images, window=3, equivariant=equivariant, boundary=boundary, merge=False)
+    for t in (1e-6, 1e-4, 1e-2, 1.0):
+        st = patch_posterior_stats(x, jnp.float32(t), bank, OU, chunk_size=5)
+        for f in ("mean", "score", "variance", "entropy"):
+            assert bool(jnp.all(jnp.isfinite(getattr(st, f)))), (t, f)
+        assert st.score.dtype == jnp.float32
+
+
+def test_bbels_falls_back_to_ls_for_large_windows():
+    _, _, images, x, _ = _setup(2, 1)
+    s = patch_score(x, 0.3, images, OU, window=5, boundary="zero")  # k = 5 >= H = 5
+    ref = patch_score(x, 0.3, images, OU, window=5, equivariant=False)
+    assert patch_bank(images, window=5, boundary="zero").kind == "ls"
+    np.testing.assert_allclose(s, ref, atol=1e-12)
+
+
+def test_jit_and_sampler():
+    data = gl.stripes((6, 6), width=1)
+    bank = patch_bank(data, window=3, boundary="zero")
+    assert isinstance(bank, PatchBank)
+    f = jax.jit(lambda z, t: patch_score(z, t, bank, OU))
+    x = jax.random.normal(jax.random.PRNGKey(9), (2, 6, 6))
+    np.testing.assert_allclose(f(x, 0.5), patch_score(x, 0.5, bank, OU), atol=1e-12)
+    # a bank built from closed-over images inside jit is still merged (eager precompute)
+    g = jax.jit(lambda z: patch_score(z, 0.5, data, OU, window=3, boundary="zero"))
+    np.testing.assert_allclose(g(x), f(x, 0.5), atol=1e-12)
+    sol = gl.sample(
+        lambda z, t: patch_score(z, t, bank, OU),
+        OU,
+        jax.random.PRNGKey(0),
+        (3, 6, 6),
+        ts=gl.time_grid(OU, 10, t_min=1e-2),
+    )
+    assert sol.x.shape == (3, 6, 6)
+    assert bool(jnp.all(jnp.isfinite(sol.x)))
+
+
+def test_bad_input():
+    images = jnp.ones((2, 6, 6))
+    x = jnp.zeros((6, 6))
+    with pytest.raises(ValueError, match="odd"):
+        patch_score(x, 0.5, images, OU, window=4)
+    with pytest.raises(ValueError, match="one size per lattice axis"):
+        patch_score(x, 0.5, images, OU, window=(3,))
+    with pytest.raises(ValueError, match="exceeds the lattice"):
+        patch_score(x, 0.5, images, OU, window=7)
+    with pytest.raises(ValueError, match="trailing axes"):
+        patch_score(jnp.zeros((6, 6, 2)), 0.5, images, OU, window=3)
+    with pytest.raises(ValueError, match="trailing axes"):
+        patch_score(
+            jnp.zeros((2, 6, 6, 1)), 0.5, jnp.ones((2, 6, 6, 2)), OU, window=3, lattice_ndim=2
+        )
+    with pytest.raises(ValueError, match="empty"):
+        patch_score(x, 0.5, jnp.ones((0, 6, 6)), OU, window=3)
+    with pytest.raises(ValueError, match="lattice_ndim"):
+        patch_score(x, 0.5, images, OU, window=3, lattice_ndim=3)
+    with pytest.raises(ValueError, match="boundary"):
+        patch_score(x, 0.5, images, OU, window=3, boundary="reflect")
+    with pytest.raises(ValueError, match="window is required"):
+        patch_score(x, 0.5, images, OU)
+    with pytest.raises(ValueError, match="equivariant=False"):
+        patch_score(x, 0.5, images, OU, window=None)
+    bank = patch_bank(images, window=3)
+    with pytest.raises(ValueError, match="disagrees"):
+        patch_score(x, 0.5, bank, OU, window=5)
+    with pytest.raises(ValueError, match="disagrees"):
+        patch_score(x, 0.5, bank, OU, boundary="zero")
+    with pytest.raises(ValueError, match="chunk_size"):
+        patch_score(x, 0.5, bank, OU, chunk_size=0)
+    with pytest.raises(ValueError, match="t must lie"):
+        patch_score(x, -1.0, bank, OU)
+    with pytest.raises(ValueError, match="training_padding"):
+        patch_bank(images, window=3, training_padding="reflect")
+
+
+@pytest.mark.parametrize("lattice,k", [((8,), 3), ((8,), 5), ((5, 5), 3)])
+def test_critical_point_of_two_uniform_images(lattice, k):
+    """§11 item 13: the top eigenvalue of the ELS Jacobian at x = 0 vanishes at
+    alpha_bar_c = 1/(1 + k^D), i.e. t_c^S = ln(1 + k^D)/2 under OU."""
+    bank = patch_bank(gl.uniform_images(lattice), window=k)
+    d = int(np.prod(lattice))
+    t_c = 0.5 * math.log(1 + k ** len(lattice))
+    for dt, sign in ((0.0, 0), (-0.05, 1), (0.05, -1)):
+        jac = jax.jacfwd(lambda z: patch_score(z, t_c + dt, bank, OU))(jnp.zeros(lattice))
+        top = float(np.max(np.linalg.eigvalsh(np.asarray(jac).reshape(d, d))))
+        if sign == 0:
+            assert abs(top) < 1e-9
+        else:
+            assert np.sign(top) == sign
