@@ -49,8 +49,9 @@ $1\times L$ lattice with a $1\times k$ window.
 
 **Streaming.** Candidates are processed in chunks with an online log-sum-exp: a running
 maximum and running sums rescaled when the maximum grows, normalised once at the end; a
-short last chunk is padded with masked (weight-zero) candidates, so the result does not
-depend on the chunk size. Peak memory is $O(\text{batch}\times\text{sites}\times\text{chunk})$;
+last chunk is a window overlapping its predecessor whose overlap is masked (so the bank is
+never copied or padded, and the result does not depend on the chunk size); chunks are
+balanced and, by default, sized to keep one chunk's logits near $2^{20}$ numbers. Peak memory is $O(\text{batch}\times\text{sites}\times\text{chunk})$;
 the chunk size is set from ``memory_budget`` (bytes) unless given.
 
 **Speed.** ELS logits are one GEMM per chunk (queries = the $L$ patches of $x$, keys = the
@@ -473,6 +474,9 @@ def _acc_update(acc: _Acc, logit: Array, ent: Array, v: Array, per_site: bool) -
     )
 
 
+_CACHE_LOGITS = 2**20
+
+
 def _chunk(m: int, chunk_size, per_candidate_bytes: int, memory_budget) -> int:
     if chunk_size is not None:
         if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
@@ -485,20 +489,23 @@ def _chunk(m: int, chunk_size, per_candidate_bytes: int, memory_budget) -> int:
     return int(max(1, min(m, memory_budget // max(per_candidate_bytes, 1))))
 
 
-def _pad_chunks(arr: Array, m_pad: int, chunk: int, fill) -> Array:
-    m = arr.shape[0]
-    if m_pad > m:
-        arr = jnp.concatenate(
-            [arr, jnp.full((m_pad - m,) + arr.shape[1:], fill, dtype=arr.dtype)], axis=0
-        )
-    return arr.reshape((m_pad // chunk, chunk) + arr.shape[1:])
+def _balanced(m: int, chunk: int) -> int:
+    """Spread ``m`` candidates evenly over ``ceil(m / chunk)`` chunks (no mostly-empty last one)."""
+    n_chunks = -(-m // chunk)
+    return -(-m // n_chunks)
 
 
 def _chunk_for(bank: PatchBank, bsz, s, c, dtype, chunk_size, memory_budget) -> int:
     """Candidates per chunk: ``chunk_size`` or the largest fitting ``memory_budget`` bytes."""
     item = jnp.dtype(dtype).itemsize
     per = bsz * s * item * ((8 + 3 * c) if bank.kind == "ls" else (6 + 3 * c))
-    return _chunk(bank.keys.shape[0], chunk_size, per, memory_budget)
+    m = bank.keys.shape[0]
+    chunk = _chunk(m, chunk_size, per, memory_budget)
+    if chunk_size is None:
+        # keep one chunk's logits near 2^20 numbers (cache-sized; measured in
+        # benchmarks/bench_patch.py), never above the memory budget
+        chunk = min(chunk, max(256, _CACHE_LOGITS // max(bsz * s, 1)))
+    return _balanced(m, chunk)
 
 
 def _posterior_sums(bank: PatchBank, x4: Array, a: Array, b2: Array, chunk: int):
@@ -509,24 +516,37 @@ def _posterior_sums(bank: PatchBank, x4: Array, a: Array, b2: Array, chunk: int)
     lam = (a / b2)[:, None, None]  # coefficient of the cross term
     mu = (-0.5 * a**2 / b2)[:, None, None]  # coefficient of |phi|^2
     m = bank.keys.shape[0]
-    if bank.kind == "ls":
-        m_pad = -(-m // chunk) * chunk
-        keys = _pad_chunks(bank.keys.astype(dtype), m_pad, chunk, 0.0)
-        sq = _pad_chunks(bank.sqnorm.astype(dtype), m_pad, chunk, 0.0)
-        lw = _pad_chunks(bank.log_mult.astype(dtype), m_pad, chunk, -jnp.inf)
+    n_chunks = -(-m // chunk)
 
-        def body(acc, inp):
-            y, q, lm = inp  # (k, H, W, C), (k, H, W), (k,)
+    def window_of(i, arr):
+        """Chunk i: rows [start, start + chunk) with start clamped so the slice stays inside the
+        bank (the last chunk overlaps its predecessor; the overlap is masked, so nothing is
+        counted twice and the bank is never copied or padded)."""
+        start = jnp.minimum(i * chunk, m - chunk)
+        return jax.lax.dynamic_slice_in_dim(arr, start, chunk, axis=0), start
+
+    def fresh(i, start):
+        return (start + jnp.arange(chunk)) >= i * chunk  # (k,) not seen in earlier chunks
+
+    if bank.kind == "ls":
+        keys_all = bank.keys.astype(dtype)
+        sq_all = bank.sqnorm.astype(dtype)
+        lw_all = bank.log_mult.astype(dtype)
+
+        def body(acc, i):
+            y, start = window_of(i, keys_all)  # (k, H, W, C)
+            q, _ = window_of(i, sq_all)  # (k, H, W)
+            lm, _ = window_of(i, lw_all)  # (k,)
             cross = _box(jnp.einsum("bhwc,khwc->bkhw", x4, y), bank.kernel)
             ell = lam * cross.reshape(bsz, chunk, s) + mu * q.reshape(1, chunk, s)
             ell = jnp.swapaxes(ell, 1, 2)  # (B, S, k)
-            valid = jnp.isfinite(lm)
+            valid = jnp.isfinite(lm) & fresh(i, start)
             ent = jnp.where(valid, ell + jnp.where(valid, lm, 0.0), 0.0)
             logit = jnp.where(valid, ent, -jnp.inf)
             v = jnp.swapaxes(y.reshape(chunk, s, c), 0, 1)  # (S, k, C)
             return _acc_update(acc, logit, ent, v, True), None
 
-        acc, _ = jax.lax.scan(body, _acc_init(bsz, s, c, dtype), (keys, sq, lw))
+        acc, _ = jax.lax.scan(body, _acc_init(bsz, s, c, dtype), jnp.arange(n_chunks))
         return acc
 
     mode = "periodic" if bank.kind == "els" else "zero"
@@ -534,23 +554,26 @@ def _posterior_sums(bank: PatchBank, x4: Array, a: Array, b2: Array, chunk: int)
     site_cls = jnp.asarray(
         np.zeros(s, np.int32) if bank.kind == "els" else _site_classes(bank.kernel, (h, w))
     )
-    m_pad = -(-m // chunk) * chunk
-    keys = _pad_chunks(bank.keys.astype(dtype), m_pad, chunk, 0.0)
-    sq = _pad_chunks(bank.sqnorm.astype(dtype), m_pad, chunk, 0.0)
-    lm = _pad_chunks(bank.log_mult.astype(dtype), m_pad, chunk, 0.0)
-    vals = _pad_chunks(bank.values.astype(dtype), m_pad, chunk, 0.0)
-    eb = _pad_chunks(bank.ent_bias.astype(dtype), m_pad, chunk, 0.0)
-    cls = _pad_chunks(bank.cls, m_pad, chunk, -1)  # -1: padding, never matches a site
+    keys_all = bank.keys.astype(dtype)
+    sq_all = bank.sqnorm.astype(dtype)
+    lm_all = bank.log_mult.astype(dtype)
+    vals_all = bank.values.astype(dtype)
+    eb_all = bank.ent_bias.astype(dtype)
 
-    def body(acc, inp):
-        k, sqk, lmk, vk, ebk, ck = inp
+    def body(acc, i):
+        k, start = window_of(i, keys_all)
+        sqk, _ = window_of(i, sq_all)
+        lmk, _ = window_of(i, lm_all)
+        vk, _ = window_of(i, vals_all)
+        ebk, _ = window_of(i, eb_all)
+        ck, _ = window_of(i, bank.cls)
         ell = lam * jnp.einsum("bsp,kp->bsk", q, k) + mu * sqk[None, None, :]
-        ok = (site_cls[:, None] == ck[None, :])[None]
+        ok = ((site_cls[:, None] == ck[None, :]) & fresh(i, start)[None, :])[None]
         logit = jnp.where(ok, ell + lmk[None, None, :], -jnp.inf)
         ent = jnp.where(ok, ell + (lmk + ebk)[None, None, :], 0.0)
         return _acc_update(acc, logit, ent, vk, False), None
 
-    acc, _ = jax.lax.scan(body, _acc_init(bsz, s, c, dtype), (keys, sq, lm, vals, eb, cls))
+    acc, _ = jax.lax.scan(body, _acc_init(bsz, s, c, dtype), jnp.arange(n_chunks))
     return acc
 
 
@@ -610,6 +633,48 @@ def _resolve_bank(images, window, equivariant, boundary, lattice_ndim):
     )
 
 
+def _prepare(
+    x, t, images, process, window, equivariant, boundary, lattice_ndim, chunk_size, memory_budget
+):
+    if not isinstance(process, AbstractProcess):
+        raise ValueError(
+            f"process must be a gltheory process (OU, VP, VE), got {type(process).__name__}."
+        )
+    bank = _resolve_bank(images, window, equivariant, boundary, lattice_ndim)
+    x = as_float_array(x, "x")
+    ev = bank.image_shape
+    if x.ndim < len(ev) or tuple(x.shape[x.ndim - len(ev) :]) != ev:
+        raise ValueError(
+            f"x has shape {x.shape}, but its trailing axes must equal one training image's "
+            f"shape {ev} (lattice {bank.lattice}"
+            f"{', channels last' if bank.channels else ', no channel axis'})."
+        )
+    t = check_time(t, process.T, "t")
+    batch_time(t, x, len(ev))  # shape check only
+    batch = x.shape[: x.ndim - len(ev)]
+    bsz = int(np.prod(batch)) if batch else 1
+    s_sites = int(np.prod(bank.lattice))
+    c = ev[-1] if bank.channels else 1
+    chunk = _chunk_for(bank, bsz, s_sites, c, x.dtype, chunk_size, memory_budget)
+    return bank, process, x, t, chunk
+
+
+@eqx.filter_jit
+def _stats_jit(bank, process, x, t, chunk):
+    return _stats(bank, process, x, t, chunk)
+
+
+@eqx.filter_jit
+def _score_jit(bank, process, x, t, chunk):
+    # only the score leaves the jit: XLA drops the moment and entropy sums
+    return _stats(bank, process, x, t, chunk).score
+
+
+@eqx.filter_jit
+def _mean_jit(bank, process, x, t, chunk):
+    return _stats(bank, process, x, t, chunk).mean
+
+
 def patch_posterior_stats(
     x: ArrayLike,
     t: ArrayLike,
@@ -647,30 +712,22 @@ def patch_posterior_stats(
 
     **Returns:** a :class:`PatchPosterior`.
     """
-    if not isinstance(process, AbstractProcess):
-        raise ValueError(
-            f"process must be a gltheory process (OU, VP, VE), got {type(process).__name__}."
+    return _stats_jit(
+        *_prepare(
+            x,
+            t,
+            images,
+            process,
+            window,
+            equivariant,
+            boundary,
+            lattice_ndim,
+            chunk_size,
+            memory_budget,
         )
-    bank = _resolve_bank(images, window, equivariant, boundary, lattice_ndim)
-    x = as_float_array(x, "x")
-    ev = bank.image_shape
-    if x.ndim < len(ev) or tuple(x.shape[x.ndim - len(ev) :]) != ev:
-        raise ValueError(
-            f"x has shape {x.shape}, but its trailing axes must equal one training image's "
-            f"shape {ev} (lattice {bank.lattice}"
-            f"{', channels last' if bank.channels else ', no channel axis'})."
-        )
-    t = check_time(t, process.T, "t")
-    batch_time(t, x, len(ev))  # shape check only
-    batch = x.shape[: x.ndim - len(ev)]
-    bsz = int(np.prod(batch)) if batch else 1
-    s_sites = int(np.prod(bank.lattice))
-    c = ev[-1] if bank.channels else 1
-    chunk = _chunk_for(bank, bsz, s_sites, c, x.dtype, chunk_size, memory_budget)
-    return _stats(bank, process, x, t, chunk)
+    )
 
 
-@eqx.filter_jit
 def _stats(bank: PatchBank, process: AbstractProcess, x: Array, t: Array, chunk: int):
     ev = bank.image_shape
     batch = x.shape[: x.ndim - len(ev)]
@@ -720,18 +777,20 @@ def patch_score(
     :func:`patch_posterior_stats`; returns an array shaped like ``x``. Usable as
     ``score_fn`` in :func:`gltheory.sample` (``lambda x, t: patch_score(x, t, bank, process)``).
     """
-    return patch_posterior_stats(
-        x,
-        t,
-        images,
-        process,
-        window=window,
-        equivariant=equivariant,
-        boundary=boundary,
-        lattice_ndim=lattice_ndim,
-        chunk_size=chunk_size,
-        memory_budget=memory_budget,
-    ).score
+    return _score_jit(
+        *_prepare(
+            x,
+            t,
+            images,
+            process,
+            window,
+            equivariant,
+            boundary,
+            lattice_ndim,
+            chunk_size,
+            memory_budget,
+        )
+    )
 
 
 def patch_denoiser(
@@ -751,15 +810,17 @@ def patch_denoiser(
 
     Same arguments as :func:`patch_posterior_stats`; returns an array shaped like ``x``.
     """
-    return patch_posterior_stats(
-        x,
-        t,
-        images,
-        process,
-        window=window,
-        equivariant=equivariant,
-        boundary=boundary,
-        lattice_ndim=lattice_ndim,
-        chunk_size=chunk_size,
-        memory_budget=memory_budget,
-    ).mean
+    return _mean_jit(
+        *_prepare(
+            x,
+            t,
+            images,
+            process,
+            window,
+            equivariant,
+            boundary,
+            lattice_ndim,
+            chunk_size,
+            memory_budget,
+        )
+    )
