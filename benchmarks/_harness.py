@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
@@ -168,53 +166,17 @@ def default_out(name: str) -> Path:
     return RESULTS_DIR / f"{name}.json"
 
 
-def _jsonable(obj):
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.generic, jax.Array)) or hasattr(obj, "__array__"):
-        arr = np.asarray(obj)
-        return arr.item() if arr.ndim == 0 else arr.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def save_json(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:
-    """Write ``payload`` as JSON to ``path`` atomically; returns the path.
+    """Write ``payload`` as strict JSON to ``path`` atomically (``gltheory._io``); returns the path.
 
-    The text goes to a temporary file in the destination folder, is flushed and ``fsync``-ed,
-    then ``os.replace``-d over ``path``, so a reader never sees a half-written file.
+    Arrays become lists and non-finite numbers ``null``; the text goes to a temporary file in
+    the destination folder, is ``fsync``-ed and ``os.replace``-d over ``path``.
     """
+    from gltheory._io import atomic_write_json
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_jsonable(payload), indent=2, sort_keys=False, allow_nan=True) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-    return path
+    return atomic_write_json(path, dict(payload))
 
 
 def argument_parser(name: str, description: str) -> argparse.ArgumentParser:
