@@ -500,6 +500,7 @@ def _memory_child(size, n, k, batch):
         json.dumps(
             dict(
                 candidates=bank.num_candidates,
+                streamed=bank.streamed,
                 bank_bytes=int(
                     sum(
                         np.asarray(a).nbytes

@@ -86,10 +86,14 @@ __all__ = [
     "patch_denoiser",
     "patch_posterior_stats",
     "DEFAULT_MEMORY_BUDGET",
+    "MATERIALIZE_MAX_BYTES",
 ]
 
 DEFAULT_MEMORY_BUDGET = 2**27
 """Default bound (bytes, 128 MiB) on the per-chunk working memory of the streaming softmax."""
+
+MATERIALIZE_MAX_BYTES = 2**28
+""":func:`patch_bank` stores the candidate patches when they take at most this (256 MiB)."""
 
 Boundary = Literal["periodic", "zero"]
 
@@ -167,12 +171,9 @@ def _machine(kernel, equivariant, boundary, hw):
     if not isinstance(equivariant, bool):
         raise ValueError(f"equivariant must be True or False, got {equivariant!r}.")
     if kernel is None:
-        if equivariant:
-            raise ValueError(
-                "window=None (the ideal, whole-image score) needs equivariant=False; for the "
-                "translation-symmetrised score use ELS with the window equal to the lattice."
-            )
-        return "ls"
+        if equivariant and boundary == "periodic":
+            return "es"  # all circular shifts of all images, whole-image window (FFT)
+        return "ls"  # IS; bbELS with a whole-lattice window falls back to LS
     if not equivariant:
         return "ls"
     if boundary == "periodic":
@@ -255,16 +256,24 @@ class PatchBank(eqx.Module):
     channels: bool = eqx.field(static=True)
     lattice_ndim: int = eqx.field(static=True)
     training_padding: str = eqx.field(static=True)
+    streamed: bool = eqx.field(static=True, default=False)
 
     @property
     def num_candidates(self) -> int:
-        """Number of (merged) candidates streamed per site."""
+        """Number of (merged) candidates streamed per site (for LS: training images)."""
+        if self.kind == "es":
+            return self.keys.shape[0] * int(np.prod(self.keys.shape[1:3]))
+        if self.streamed:
+            h, w = self.keys.shape[1:3]
+            keep, _ = _bank_site_masks(self, (h, w))
+            return self.keys.shape[0] * int(keep.sum())
         return self.keys.shape[0]
 
     @property
     def image_shape(self) -> tuple[int, ...]:
         """The trailing shape ``x`` must have: ``lattice`` or ``(*lattice, C)``."""
-        c = self.keys.shape[-1] if self.kind == "ls" else self.values.shape[-1]
+        raw = self.kind in ("ls", "es") or self.streamed
+        c = self.keys.shape[-1] if raw else self.values.shape[-1]
         return self.lattice + ((c,) if self.channels else ())
 
 
@@ -293,6 +302,7 @@ def patch_bank(
     lattice_ndim: int | None = None,
     merge: bool = True,
     training_padding: Literal["circular", "valid"] = "circular",
+    materialize: bool | None = None,
 ) -> PatchBank:
     r"""Precompute the candidate patches of ``images`` for one patch machine (once per dataset).
 
@@ -313,6 +323,15 @@ def patch_bank(
     - `merge`: merge identical candidate patches (ELS/bbELS).
     - `training_padding`: ELS only: ``"circular"`` (all $N L$ patches, default, THEORY.md §4.2)
       or ``"valid"`` (only patches inside the image, as in Kamb & Ganguli's code).
+    - `materialize`: ELS/bbELS: store every candidate patch (``True``; needed for merging) or
+      keep only the images and extract each chunk's patches inside the streaming loop
+      (``False``; memory $O(N L)$ instead of $O(N L k^D)$). ``None`` (default) materialises
+      when the patch array takes at most :data:`MATERIALIZE_MAX_BYTES`.
+
+    The ES machine (``equivariant=True``, ``boundary="periodic"`` and a window covering the
+    lattice: ``window=None`` or $k$ equal to the lattice size on every axis, circular
+    training padding) keeps the images: its logits for all circular shifts are one FFT
+    cross-correlation per image, $O(L\log L)$ instead of $O(L^2)$.
 
     **Returns:** a :class:`PatchBank` to pass to :func:`patch_score` in place of ``images``.
     """
@@ -331,6 +350,7 @@ def patch_bank(
                 boundary,
                 merge,
                 training_padding,
+                materialize,
             )
     return _build_bank(
         imgs,
@@ -343,6 +363,7 @@ def patch_bank(
         boundary,
         merge,
         training_padding,
+        materialize,
     )
 
 
@@ -357,6 +378,7 @@ def _build_bank(
     boundary,
     merge,
     training_padding,
+    materialize,
 ):
     n, h, w, c = imgs.shape
     kernel = _canon_window(window, lattice_ndim, lattice)
@@ -365,8 +387,16 @@ def _build_bank(
         raise ValueError(
             f"training_padding must be 'circular' or 'valid', got {training_padding!r}."
         )
+    if materialize not in (None, True, False):
+        raise ValueError(f"materialize must be True, False or None, got {materialize!r}.")
+    if kind == "els" and training_padding == "circular" and kernel == (h, w):
+        kind = "es"  # a periodic window covering the lattice: the whole-image equivariant score
     if kernel is None:
-        kernel = _full_window(h, w)
+        kernel = (h, w) if kind == "es" else _full_window(h, w)
+    patch_bytes = n * h * w * kernel[0] * kernel[1] * c * imgs.dtype.itemsize
+    streamed = kind in ("els", "bbels") and (
+        materialize is False or (materialize is None and patch_bytes > MATERIALIZE_MAX_BYTES)
+    )
     common = dict(
         kind=kind,
         kernel=kernel,
@@ -377,7 +407,11 @@ def _build_bank(
         channels=channels,
         lattice_ndim=lattice_ndim,
         training_padding=training_padding,
+        streamed=streamed,
     )
+    if kind in ("es", "els", "bbels") and (kind == "es" or streamed):
+        empty = jnp.zeros((0,), imgs.dtype)
+        return PatchBank(imgs, empty, logw, empty, empty, jnp.zeros((0,), jnp.int32), **common)
     if kind == "ls":
         sq = _box(jnp.sum(imgs**2, axis=-1), kernel)
         empty = jnp.zeros((0,), imgs.dtype)
@@ -499,8 +533,14 @@ def _chunk_for(bank: PatchBank, bsz, s, c, dtype, chunk_size, memory_budget) -> 
     """Candidates per chunk: ``chunk_size`` or the largest fitting ``memory_budget`` bytes."""
     item = jnp.dtype(dtype).itemsize
     per = bsz * s * item * ((8 + 3 * c) if bank.kind == "ls" else (6 + 3 * c))
+    if bank.kind == "es":  # chunks of images: ~10 complex/real (B, H, W) arrays per image
+        per = bsz * s * item * (24 + 6 * c)
     m = bank.keys.shape[0]
+    if bank.streamed:  # chunks of images, each bringing its S patches
+        per *= s
     chunk = _chunk(m, chunk_size, per, memory_budget)
+    if bank.streamed and chunk_size is None:
+        chunk = min(chunk, max(1, _CACHE_LOGITS // max(bsz * s * s, 1)))
     if chunk_size is None:
         # keep one chunk's logits near 2^20 numbers (cache-sized; measured in
         # benchmarks/bench_patch.py), never above the memory budget
@@ -508,8 +548,11 @@ def _chunk_for(bank: PatchBank, bsz, s, c, dtype, chunk_size, memory_budget) -> 
     return _balanced(m, chunk)
 
 
-def _posterior_sums(bank: PatchBank, x4: Array, a: Array, b2: Array, chunk: int):
-    """Stream over candidate chunks; x4 (B, H, W, C), a, b2 (B,). Returns the final _Acc."""
+def _posterior_sums(
+    bank: PatchBank, x4: Array, a: Array, b2: Array, chunk: int, moments: bool = True
+):
+    """Stream over candidate chunks; x4 (B, H, W, C), a, b2 (B,). Returns (shift, _Sums): the
+    sums are relative to ``exp(shift)`` (B, S)."""
     bsz, h, w, c = x4.shape
     s = h * w
     dtype = x4.dtype
@@ -547,34 +590,254 @@ def _posterior_sums(bank: PatchBank, x4: Array, a: Array, b2: Array, chunk: int)
             return _acc_update(acc, logit, ent, v, True), None
 
         acc, _ = jax.lax.scan(body, _acc_init(bsz, s, c, dtype), jnp.arange(n_chunks))
-        return acc
+        return acc.mx, _Sums(acc.z, acc.m1, acc.m2, acc.m4, acc.el)
+    if bank.kind == "es":
+        return _es_sums(bank, x4, a, b2, chunk)
+    return _els_sums(bank, x4, a, b2, chunk, moments)
 
+
+# ----------------------------------------------------------------------------------------------
+# ELS / bbELS: GEMM logits, shift by an analytic bound (one pass), online fallback
+# ----------------------------------------------------------------------------------------------
+
+# Constant-shift pass: every logit is bounded by U = |q|^2/(2 b^2) + max ln(mult) (the dropped
+# ||x_patch||^2 term, THEORY.md §12), so with the shift s >= U - G nothing overflows (e^G at
+# most). It is exact unless a site's largest logit lies more than G + T below U (then the
+# terms could underflow): the first chunk's maximum M_1 <= max logit certifies every site, and
+# otherwise the call takes the online running-maximum path.
+_SHIFT_G = {4: 30.0, 8: 300.0}  # float32: e^30 * 1e7 candidates * |v|^4 stays far from overflow
+_SHIFT_T = {4: 50.0, 8: 600.0}  # z >= e^-T >> (number of candidates) * (smallest normal)
+
+
+def _neg(dtype):
+    """A finite stand-in for -inf (masked candidates): exp() of it is 0, 0 * it is not NaN."""
+    return jnp.asarray(-jnp.finfo(dtype).max / 8, dtype)
+
+
+def _els_chunks(bank: PatchBank, dtype, chunk: int, hw):
+    """(number of chunks, chunk(i) -> (keys_aug (k, P+2), values (k, C), ent_bias (k,), cls (k,)),
+    max log-multiplicity). ``keys_aug`` rows are [phi, |phi|^2, ln mult] (masked rows get a
+    -huge ln mult), so one GEMM with queries [lam q, mu, 1] gives the logits with their bias."""
+    neg = _neg(dtype)
+    h, w = hw
+    kh, kw = bank.kernel
+    centre = (kh // 2) * kw + kw // 2
+    if not bank.streamed:
+        m = bank.keys.shape[0]
+        lm_all = jnp.where(jnp.isfinite(bank.log_mult), bank.log_mult, -jnp.inf)
+
+        def get(i):
+            start = jnp.minimum(i * chunk, m - chunk)
+            sl = lambda arr: jax.lax.dynamic_slice_in_dim(arr, start, chunk, axis=0)
+            fresh = (start + jnp.arange(chunk)) >= i * chunk
+            keys = sl(bank.keys).astype(dtype)
+            lm = sl(lm_all).astype(dtype)
+            lm = jnp.where(fresh & jnp.isfinite(lm), lm, neg)
+            sq = sl(bank.sqnorm).astype(dtype)
+            aug = jnp.concatenate([keys, sq[:, None], lm[:, None]], axis=1)
+            return aug, sl(bank.values).astype(dtype), sl(bank.ent_bias).astype(dtype), sl(bank.cls)
+
+        return -(-m // chunk), get, jnp.max(lm_all).astype(dtype)
+
+    # streamed bank: candidates are extracted from `chunk` training images at a time
+    imgs, logw = bank.keys, bank.log_mult
+    n = imgs.shape[0]
+    mode = "periodic" if bank.kind == "els" else "zero"
+    s_sites = h * w
+    keep, cls = _bank_site_masks(bank, (h, w))
+    keep_j, cls_j = jnp.asarray(keep), jnp.asarray(cls)
+
+    def get(i):
+        start = jnp.minimum(i * chunk, n - chunk)
+        fresh = (start + jnp.arange(chunk)) >= i * chunk
+        y = jax.lax.dynamic_slice_in_dim(imgs, start, chunk, axis=0).astype(dtype)
+        lw = jax.lax.dynamic_slice_in_dim(logw, start, chunk, axis=0).astype(dtype)
+        keys = _patches(y, bank.kernel, mode).reshape(chunk * s_sites, -1)
+        ok = (fresh & jnp.isfinite(lw))[:, None] & keep_j[None, :]
+        lm = jnp.where(ok, lw[:, None], neg).reshape(-1)
+        sq = jnp.sum(keys**2, axis=1)
+        c = y.shape[-1]
+        aug = jnp.concatenate([keys, sq[:, None], lm[:, None]], axis=1)
+        vals = keys[:, centre * c : (centre + 1) * c]
+        eb = jnp.zeros((chunk * s_sites,), dtype)
+        return aug, vals, eb, jnp.tile(cls_j, chunk)
+
+    lw_max = jnp.max(jnp.where(jnp.isfinite(logw), logw, -jnp.inf)).astype(dtype)
+    return -(-n // chunk), get, lw_max
+
+
+def _bank_site_masks(bank: PatchBank, hw):
+    """Per training site: kept (ELS 'valid' padding) and border-offset class (bbELS)."""
+    h, w = hw
+    s_sites = h * w
+    if bank.kind == "bbels":
+        return np.ones(s_sites, bool), _site_classes(bank.kernel, hw).astype(np.int32)
+    keep = np.ones(s_sites, bool)
+    if bank.training_padding == "valid":
+        rh, rw = bank.kernel[0] // 2, bank.kernel[1] // 2
+        ii, jj = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+        keep = ((ii >= rh) & (ii < h - rh) & (jj >= rw) & (jj < w - rw)).reshape(-1)
+    return keep, np.zeros(s_sites, np.int32)
+
+
+class _Sums(NamedTuple):
+    z: Array  # (B, S) sum e
+    m1: Array  # (B, S, C) sum e v
+    m2: Array | None
+    m4: Array | None
+    el: Array | None  # sum e (logit + ent_bias)
+
+
+def _els_sums(bank: PatchBank, x4: Array, a: Array, b2: Array, chunk: int, moments: bool):
+    """ELS/bbELS posterior sums. Returns (shift (B, S), _Sums) with every sum relative to
+    ``exp(shift)``: $Z = e^{\\rm shift} z$."""
+    bsz, h, w, c = x4.shape
+    s_sites = h * w
+    dtype = x4.dtype
+    neg = _neg(dtype)
     mode = "periodic" if bank.kind == "els" else "zero"
     q = _patches(x4, bank.kernel, mode)  # (B, S, P)
-    site_cls = jnp.asarray(
-        np.zeros(s, np.int32) if bank.kind == "els" else _site_classes(bank.kernel, (h, w))
-    )
-    keys_all = bank.keys.astype(dtype)
-    sq_all = bank.sqnorm.astype(dtype)
-    lm_all = bank.log_mult.astype(dtype)
-    vals_all = bank.values.astype(dtype)
-    eb_all = bank.ent_bias.astype(dtype)
+    lam = (a / b2)[:, None, None]
+    mu = (-0.5 * a**2 / b2)[:, None, None]
+    ones = jnp.ones((bsz, s_sites, 1), dtype)
+    qa = jnp.concatenate([lam * q, mu * ones, ones], axis=-1)  # (B, S, P + 2)
+    n_chunks, get, lm_max = _els_chunks(bank, dtype, chunk, (h, w))
+    masked = bank.kind == "bbels"
+    site_cls = jnp.asarray(_site_classes(bank.kernel, (h, w)) if masked else np.zeros(1, np.int32))
+
+    def logits(i):
+        aug, vals, eb, cls = get(i)
+        ell = jnp.einsum("bsp,kp->bsk", qa, aug)
+        if masked:
+            ell = jnp.where((site_cls[:, None] == cls[None, :])[None], ell, neg)
+        return ell, vals, eb
+
+    def moment(e, vals, p):
+        vp = vals if p == 1 else vals**p
+        if vals.shape[-1] == 1:  # fused multiply-reduce: one pass over e
+            return jnp.sum(e * vp[None, None, :, 0], axis=-1)[..., None]
+        return jnp.einsum("bsk,kc->bsc", e, vp)
+
+    # --- one pass with a constant per-site shift --------------------------------------------
+    item = jnp.dtype(dtype).itemsize
+    big_g, big_t = _SHIFT_G.get(item, 30.0), _SHIFT_T.get(item, 50.0)
+    upper = 0.5 * jnp.sum(q * q, axis=-1) / b2[:, None] + lm_max  # >= every logit
+    ell0, _, _ = logits(0)
+    m_first = jnp.max(ell0, axis=-1)  # <= the largest logit of the site
+    shift = jnp.maximum(upper - big_g, m_first)
+    # bbELS: a chunk may hold no candidate of a site's border class, so M_1 certifies nothing
+    certified = False if masked else jnp.all(m_first >= upper - big_g - big_t)
+
+    def fast(_):
+        def body(acc, i):
+            ell, vals, eb = logits(i)
+            e = jnp.exp(ell - shift[..., None])
+            new = _Sums(
+                acc.z + jnp.sum(e, axis=-1),
+                acc.m1 + moment(e, vals, 1),
+                acc.m2 + moment(e, vals, 2) if moments else None,
+                acc.m4 + moment(e, vals, 4) if moments else None,
+                acc.el + jnp.sum(e * (ell + eb[None, None, :]), axis=-1) if moments else None,
+            )
+            return new, None
+
+        zero, zc = jnp.zeros((bsz, s_sites), dtype), jnp.zeros((bsz, s_sites, c), dtype)
+        init = _Sums(
+            zero, zc, zc if moments else None, zc if moments else None, zero if moments else None
+        )
+        sums, _ = jax.lax.scan(body, init, jnp.arange(n_chunks))
+        return shift, sums
+
+    def online(_):
+        def body(acc, i):
+            ell, vals, eb = logits(i)
+            logit = jnp.where(ell > 0.5 * neg, ell, -jnp.inf)
+            return _acc_update(acc, logit, ell + eb[None, None, :], vals, False), None
+
+        acc, _ = jax.lax.scan(body, _acc_init(bsz, s_sites, c, dtype), jnp.arange(n_chunks))
+        sums = _Sums(
+            acc.z,
+            acc.m1,
+            acc.m2 if moments else None,
+            acc.m4 if moments else None,
+            acc.el if moments else None,
+        )
+        return acc.mx, sums
+
+    if masked:
+        return online(None)
+    return jax.lax.cond(certified, fast, online, None)
+
+
+# ----------------------------------------------------------------------------------------------
+# ES: whole-lattice periodic window, logits of all circular shifts by FFT
+# ----------------------------------------------------------------------------------------------
+
+
+def _es_sums(bank: PatchBank, x4: Array, a: Array, b2: Array, chunk: int):
+    r"""The equivariant whole-image score (ES): candidates $(n, s)$ = image $n$ shifted by $s$.
+
+    Logit $\lambda\,(x\star y_n)(s)-\frac{a^2}{2b^2}\|y_n\|^2+\ln\mu_n$ with the circular
+    cross-correlation $(x\star y)(s)=\sum_i x_i y_{i+s}$; the posterior sums
+    $\sum_{n,s}w_{ns}\,y_n(i+s)^p$ are correlations again. FFTs over ``chunk`` images at a
+    time, online log-sum-exp over chunks. The posterior is the same at every site."""
+    bsz, h, w, c = x4.shape
+    dtype = x4.dtype
+    imgs, logw = bank.keys, bank.log_mult
+    n = imgs.shape[0]
+    n_chunks = -(-n // chunk)
+    ax = (1, 2)
+    xf = jnp.conj(jnp.fft.fft2(x4, axes=ax))  # (B, H, W, C)
+    lam = (a / b2)[:, None, None, None]
+    mu = (-0.5 * a**2 / b2)[:, None, None, None]
 
     def body(acc, i):
-        k, start = window_of(i, keys_all)
-        sqk, _ = window_of(i, sq_all)
-        lmk, _ = window_of(i, lm_all)
-        vk, _ = window_of(i, vals_all)
-        ebk, _ = window_of(i, eb_all)
-        ck, _ = window_of(i, bank.cls)
-        ell = lam * jnp.einsum("bsp,kp->bsk", q, k) + mu * sqk[None, None, :]
-        ok = ((site_cls[:, None] == ck[None, :]) & fresh(i, start)[None, :])[None]
-        logit = jnp.where(ok, ell + lmk[None, None, :], -jnp.inf)
-        ent = jnp.where(ok, ell + (lmk + ebk)[None, None, :], 0.0)
-        return _acc_update(acc, logit, ent, vk, False), None
+        start = jnp.minimum(i * chunk, n - chunk)
+        fresh = (start + jnp.arange(chunk)) >= i * chunk
+        y = jax.lax.dynamic_slice_in_dim(imgs, start, chunk, axis=0).astype(dtype)
+        lw = jax.lax.dynamic_slice_in_dim(logw, start, chunk, axis=0).astype(dtype)
+        lw = jnp.where(fresh, lw, -jnp.inf)
+        yf = jnp.fft.fft2(y, axes=ax)  # (k, H, W, C)
+        corr = jnp.fft.ifft2(jnp.einsum("bhwc,khwc->bkhw", xf, yf), axes=(2, 3)).real
+        sq = jnp.sum(y**2, axis=(1, 2, 3))
+        logit = lam * corr + mu * sq[None, :, None, None] + lw[None, :, None, None]
+        mx = jnp.maximum(acc.mx, jnp.max(logit, axis=(1, 2, 3)))
+        sh = jnp.where(jnp.isfinite(mx), mx, 0.0)
+        scale = jnp.exp(acc.mx - sh)
+        e = jnp.exp(logit - sh[:, None, None, None])  # (B, k, H, W)
+        ef = jnp.conj(jnp.fft.fft2(e, axes=(2, 3)))
 
-    acc, _ = jax.lax.scan(body, _acc_init(bsz, s, c, dtype), jnp.arange(n_chunks))
-    return acc
+        def mom(p):  # sum_{n,s} e[b,n,s] y_n(i+s)^p  ->  (B, H, W, C)
+            vf = jnp.fft.fft2(y if p == 1 else y**p, axes=ax)
+            return jnp.fft.ifft2(jnp.einsum("bkhw,khwc->bhwc", ef, vf), axes=ax).real
+
+        ent = jnp.where(jnp.isfinite(logit), logit, 0.0)
+        sc, sc4 = scale[:, None], scale[:, None, None, None]
+        new = _Acc(
+            mx,
+            acc.z * sc + jnp.sum(e, axis=(1, 2, 3))[:, None],
+            acc.m1 * sc4 + mom(1),
+            acc.m2 * sc4 + mom(2),
+            acc.m4 * sc4 + mom(4),
+            acc.el * sc + jnp.sum(e * ent, axis=(1, 2, 3))[:, None],
+        )
+        return new, None
+
+    zeros = jnp.zeros((bsz, h, w, c), dtype)
+    init = _Acc(
+        jnp.full((bsz,), -jnp.inf, dtype),
+        jnp.zeros((bsz, 1), dtype),
+        zeros,
+        zeros,
+        zeros,
+        jnp.zeros((bsz, 1), dtype),
+    )
+    acc, _ = jax.lax.scan(body, init, jnp.arange(n_chunks))
+    s_sites = h * w
+    rep = lambda v: jnp.broadcast_to(v, (bsz, s_sites))
+    flat = lambda m: m.reshape(bsz, s_sites, c)
+    sums = _Sums(rep(acc.z), flat(acc.m1), flat(acc.m2), flat(acc.m4), rep(acc.el))
+    return rep(acc.mx[:, None]), sums
 
 
 # ----------------------------------------------------------------------------------------------
@@ -663,7 +926,10 @@ def _prepare(
 def _stats_jit(bank, process, x, t, chunk, field: str | None = None):
     """All statistics (``field=None``) or one field of them; returning a single field lets
     XLA drop the unused moment and entropy sums (the score-only path is ~1.7x faster)."""
-    out = _stats(bank, process, x, t, chunk)
+    if field in ("mean", "score"):  # only z and the first moment are accumulated
+        mean, score = _stats(bank, process, x, t, chunk, False)
+        return mean if field == "mean" else score
+    out = _stats(bank, process, x, t, chunk, True)
     return out if field is None else getattr(out, field)
 
 
@@ -699,7 +965,8 @@ def patch_posterior_stats(
     - `equivariant`: ``True`` (ELS/bbELS, default) or ``False`` (LS).
     - `boundary`: ``"periodic"`` (default) or ``"zero"`` (module docstring).
     - `lattice_ndim`: 1 or 2 (default ``images.ndim - 1``, no channel axis).
-    - `chunk_size`: candidates per streaming chunk (default: from ``memory_budget``).
+    - `chunk_size`: candidates per streaming chunk (default: from ``memory_budget``); for
+      the ES machine and streamed (non-materialised) banks, training images per chunk.
     - `memory_budget`: bytes allowed for one chunk's working arrays.
 
     **Returns:** a :class:`PatchPosterior`.
@@ -720,7 +987,9 @@ def patch_posterior_stats(
     )
 
 
-def _stats(bank: PatchBank, process: AbstractProcess, x: Array, t: Array, chunk: int):
+def _stats(
+    bank: PatchBank, process: AbstractProcess, x: Array, t: Array, chunk: int, moments: bool
+):
     ev = bank.image_shape
     batch = x.shape[: x.ndim - len(ev)]
     bsz = int(np.prod(batch)) if batch else 1
@@ -730,13 +999,16 @@ def _stats(bank: PatchBank, process: AbstractProcess, x: Array, t: Array, chunk:
     tb = jnp.broadcast_to(t, batch).reshape(bsz).astype(x.dtype)
     a = process.a(tb).astype(x.dtype)
     b2 = process.b2(tb).astype(x.dtype)
-    acc = _posterior_sums(bank, x4, a, b2, chunk)
+    shift, acc = _posterior_sums(bank, x4, a, b2, chunk, moments)
     z = acc.z[..., None]
-    m1, m2, m4 = acc.m1 / z, acc.m2 / z, acc.m4 / z
-    # H = ln Z - <logit + ent_bias>, Z = sum exp(logit) = e^{mx} z (see PatchBank.ent_bias)
-    entropy = jnp.log(acc.z) + acc.mx - acc.el / acc.z
+    m1 = acc.m1 / z
     score = (a[:, None, None, None] * m1.reshape(x4.shape) - x4) / b2[:, None, None, None]
     shape = x.shape
+    if not moments:
+        return m1.reshape(shape), score.reshape(shape)
+    m2, m4 = acc.m2 / z, acc.m4 / z
+    # H = ln Z - <logit + ent_bias>, Z = sum exp(logit) = e^{shift} z (see PatchBank.ent_bias)
+    entropy = jnp.log(acc.z) + shift - acc.el / acc.z
     site_shape = batch + bank.lattice
     return PatchPosterior(
         mean=m1.reshape(shape),

@@ -156,6 +156,23 @@ def test_fast_equals_brute_force(machine, ndim, channels):
         a, b2 = float(OU.a(t[b])), float(OU.b2(t[b]))
         score = (a * mean - _to4(x, lattice, channels)[b]) / b2
         np.testing.assert_allclose(got(st.score), score, atol=1e-9, rtol=1e-10)
+    if equivariant:  # candidates extracted chunk by chunk from the images: the same numbers
+        streamed = patch_bank(
+            data,
+            window=3,
+            equivariant=equivariant,
+            boundary=boundary,
+            lattice_ndim=ndim,
+            training_padding=tp,
+            materialize=False,
+        )
+        assert streamed.streamed and streamed.num_candidates == bank.num_candidates
+        for cs in (None, 2):
+            got_s = patch_posterior_stats(x, t, streamed, OU, chunk_size=cs)
+            for f in PatchPosterior._fields:
+                np.testing.assert_allclose(
+                    getattr(got_s, f), getattr(st, f), atol=1e-10, rtol=1e-10, err_msg=f
+                )
     # the raw-images path gives the same thing as the bank path
     if tp == "circular":
         s2 = patch_score(
@@ -340,8 +357,8 @@ def test_bad_input():
         patch_score(x, 0.5, images, OU, window=3, boundary="reflect")
     with pytest.raises(ValueError, match="window is required"):
         patch_score(x, 0.5, images, OU)
-    with pytest.raises(ValueError, match="equivariant=False"):
-        patch_score(x, 0.5, images, OU, window=None)
+    with pytest.raises(ValueError, match="materialize"):
+        patch_bank(images, window=3, materialize="yes")
     bank = patch_bank(images, window=3)
     with pytest.raises(ValueError, match="disagrees"):
         patch_score(x, 0.5, bank, OU, window=5)
@@ -369,3 +386,81 @@ def test_critical_point_of_two_uniform_images(lattice, k):
             assert abs(top) < 1e-9
         else:
             assert np.sign(top) == sign
+
+
+def _es_brute(x, t, images, weights, lattice):
+    """ES by loops over images and circular shifts: candidates y_n(. + s), whole-image distance."""
+    a, b2 = float(OU.a(t)), float(OU.b2(t))
+    axes = tuple(range(len(lattice)))
+    logws, vals = [], []
+    for n in range(images.shape[0]):
+        for s in itertools.product(*(range(m) for m in lattice)):
+            yr = np.roll(images[n], tuple(-v for v in s), axes)  # yr[i] = y[i + s]
+            logws.append(math.log(weights[n]) - np.sum((x - a * yr) ** 2) / (2 * b2))
+            vals.append(yr)
+    lw = np.array(logws)
+    w = np.exp(lw - lw.max())
+    w /= w.sum()
+    v = np.array(vals)
+    mean = np.tensordot(w, v, 1)
+    return mean, np.tensordot(w, v**4, 1), -np.sum(w * np.log(w))
+
+
+@pytest.mark.parametrize(
+    "lattice,channels,window",
+    [((6,), 1, None), ((5,), 2, 5), ((4, 6), 1, None), ((3, 5), 2, (3, 5))],
+)
+def test_es_fft_path_equals_brute_force(lattice, channels, window):
+    """A periodic window covering the lattice (window=None, or k = lattice size): the ES
+    machine by FFT cross-correlations equals loops over all circular shifts, to 1e-10."""
+    ndim = len(lattice)
+    shape = lattice + ((channels,) if channels > 1 else ())
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(11), 3)
+    images = jax.random.normal(k1, (3,) + shape)
+    w = jax.random.uniform(k3, (3,), minval=0.5, maxval=1.5)
+    data = gl.LatticeImages(images, w / w.sum())
+    x = jax.random.normal(k2, (2,) + shape)
+    bank = patch_bank(data, window=window, lattice_ndim=ndim)
+    assert bank.kind == "es" and bank.num_candidates == 3 * int(np.prod(lattice))
+    t = jnp.array([0.2, 0.9])
+    for cs in (None, 2):  # 2 images per chunk: the last chunk overlaps and is masked
+        st = patch_posterior_stats(x, t, bank, OU, chunk_size=cs)
+        for b in range(2):
+            mean, m4, ent = _es_brute(
+                np.asarray(x[b]), float(t[b]), np.asarray(images), np.asarray(data.weights), lattice
+            )
+            np.testing.assert_allclose(st.mean[b], mean, atol=1e-10, rtol=0)
+            np.testing.assert_allclose(st.fourth[b], m4, atol=1e-10, rtol=0)
+            np.testing.assert_allclose(st.entropy[b], ent, atol=1e-10)
+
+
+def test_es_commutes_with_circular_shifts_and_matches_odd_window():
+    """ES (window=None) is ELS with k = L for odd L, and commutes with circular shifts."""
+    k1, k2 = jax.random.split(jax.random.PRNGKey(12))
+    images = jax.random.normal(k1, (4, 7))
+    x = jax.random.normal(k2, (3, 7))
+    es = patch_score(x, 0.4, images, OU, window=None)
+    np.testing.assert_allclose(patch_score(x, 0.4, images, OU, window=7), es, atol=1e-12)
+    s = patch_score(jnp.roll(x, 2, 1), 0.4, images, OU, window=None)
+    np.testing.assert_allclose(s, jnp.roll(es, 2, 1), atol=1e-10)
+
+
+@pytest.mark.parametrize("materialize", [True, False])
+def test_far_from_data_is_exact(materialize):
+    """Queries far from every training patch (huge logit gaps): the one-pass constant-shift
+    path cannot certify its shift and the exact running-maximum path takes over."""
+    lattice, shape, images, _, weights = _setup(2, 1, n=3, seed=13)
+    x = 40.0 * jax.random.normal(jax.random.PRNGKey(14), (1,) + shape)
+    t = 0.05
+    bank = patch_bank(
+        gl.LatticeImages(images, weights), window=3, lattice_ndim=2, materialize=materialize
+    )
+    st = patch_posterior_stats(x, t, bank, OU, chunk_size=4)
+    assert bool(jnp.all(jnp.isfinite(st.mean)))
+    mean, _, _, ent = brute_force(
+        _to4(x, lattice, 1)[0], t, _to4(images, lattice, 1), np.asarray(weights), (3, 3), "els"
+    )
+    np.testing.assert_allclose(np.asarray(st.mean[0]).reshape(mean.shape), mean, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(st.entropy[0]).reshape(ent.shape), ent, atol=1e-8)
+    score = patch_score(x, t, bank, OU, chunk_size=4)
+    np.testing.assert_allclose(score, st.score, atol=1e-8, rtol=1e-12)
