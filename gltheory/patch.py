@@ -23,6 +23,9 @@ $\phi(0)$ being the centre pixel (all channels) of the candidate.
 
 - *IS* (``window=None``, ``equivariant=False``): the window covers the whole lattice, the
   ideal memorising score, identical to ``gltheory.score(LatticeImages(images), ...)``.
+- *ES* (``window=None`` or $k$ equal to the lattice size on every axis, ``equivariant=True``,
+  ``boundary="periodic"``): the whole-image window with all circular shifts of all training
+  images as candidates, the equivariant ideal score; computed by FFT cross-correlations.
 - *LS* (``equivariant=False``): candidates at site $i$ are the $N$ training patches at the
   same site; zero padding, i.e. the window is cropped at the border (``boundary`` is then
   irrelevant: the LS window is always cropped, as in the reference code). With
@@ -54,10 +57,22 @@ never copied or padded, and the result does not depend on the chunk size); chunk
 balanced and, by default, sized to keep one chunk's logits near $2^{20}$ numbers. Peak memory is $O(\text{batch}\times\text{sites}\times\text{chunk})$;
 the chunk size is set from ``memory_budget`` (bytes) unless given.
 
-**Speed.** ELS logits are one GEMM per chunk (queries = the $L$ patches of $x$, keys = the
-candidate patches, bias $-\frac{a^2}{2b^2}\|\phi\|^2+\ln\mu(\phi)$); identical candidate
+**Speed.** ELS logits are one GEMM per chunk (queries $[\lambda x_{i+\Omega},\,\mu,\,1]$,
+keys $[\phi,\,\|\phi\|^2,\,\ln\mu(\phi)]$: the bias rides in the GEMM); identical candidate
 patches are merged once in :func:`patch_bank` and their multiplicity is added to the bias
-(exact). LS uses box filters with cumulative sums, $O(NL)$ whatever the window.
+(exact). The softmax needs no running maximum: every logit is at most
+$U_i=\|x_{i+\Omega}\|^2/(2b^2)+\max\ln\mu$ (the dropped term), so with the constant shift
+$s_i=\max(U_i-G,\,M_i^{(1)})$ ($M^{(1)}$ the first chunk's maximum, $G=30$ in float32, 300 in
+float64) nothing overflows and one pass accumulates plain sums; the shift is certified exact
+when $M^{(1)}_i\ge U_i-G-T$ at every site (the sum is then $\ge e^{-T}$, far above what
+underflow can lose), otherwise the call runs the running-maximum algorithm instead (queries
+far from all training patches at small $t$, bbELS). LS uses box filters with cumulative sums,
+$O(NL)$ whatever the window; ES uses FFTs, $O(NL\log L)$ instead of $O(NL^2)$.
+
+**Memory.** :func:`patch_bank` stores the candidate patches ($N L k^D C$ numbers) only up to
+:data:`MATERIALIZE_MAX_BYTES`; above that (or with ``materialize=False``) it keeps the images
+and each chunk's patches are cut out inside the loop, so the peak memory is the images plus
+one chunk, whatever $N$.
 
 **float32.** The logits are $O(a P/b^2)$; at very small $b_t^2$ their float32 round-off
 reaches $O(1)$, so the weights (not the finiteness) degrade: use float64 there.
