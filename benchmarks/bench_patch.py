@@ -86,6 +86,7 @@ CONFIGS = {
         ls_ks=(3, 9, 31),
         ls_repeats=7,
         mem=dict(size=8, n=156250, k=5, batch=1),
+        es=dict(size=15, n=16, batch=4, repeats=5),
     ),
     "quick": dict(
         head_n=64,
@@ -107,6 +108,7 @@ CONFIGS = {
         ls_ks=(3, 9, 31),
         ls_repeats=5,
         mem=dict(size=8, n=156250, k=5, batch=1),
+        es=dict(size=15, n=16, batch=4, repeats=3),
     ),
 }
 
@@ -562,6 +564,48 @@ def run_memory(cfg):
 # ----------------------------------------------------------------------------------------------
 
 
+# ----------------------------------------------------------------------------------------------
+# 5. ES: the window covers the periodic lattice (FFT path)
+# ----------------------------------------------------------------------------------------------
+
+
+def run_es(cfg):
+    """ES (k = L, all circular shifts) by FFT vs the brute-force and chunked-naive references."""
+    c = cfg["es"]
+    proc = gltheory.OU()
+    a, b2 = coeffs(proc)
+    size, n, bsz = c["size"], c["n"], c["batch"]
+    imgs = gltheory.random_binary_images(jax.random.key(20), n, (size, size)).images
+    imgs = imgs.astype(jnp.float32)
+    x = jax.random.normal(jax.random.key(21), (bsz, size, size), jnp.float32)
+    bank = patch_bank(imgs, window=size)
+    assert bank.kind == "es"
+    fast = lambda x, bank: patch_score(x, T_EVAL, bank, proc)
+    brute = make_brute(a, b2, size)
+    naive = make_chunked_naive(a, b2, size, 4)
+    ref = np.asarray(fast(x, bank))
+    checks = {"brute": max_err(brute(x, imgs), ref), "chunked_naive": max_err(naive(x, imgs), ref)}
+    print(f"  agreement with the FFT path (max abs error of the score): {checks}", flush=True)
+    for name, err in checks.items():
+        if not err <= 1e-3 * max(float(np.max(np.abs(ref))), 1.0):
+            raise AssertionError(f"{name} disagrees with the ES FFT path: max abs error {err}")
+    cases = {
+        "es_fft": (fast, (x, bank)),
+        "brute": (brute, (x, imgs)),
+        "chunked_naive": (naive, (x, imgs)),
+    }
+    res = H.timeit_interleaved(cases, repeats=c["repeats"])
+    rows = [[k, f"{ms(v):.2f}", f"{ms(v) / ms(res['es_fft']):.1f}"] for k, v in res.items()]
+    print(H.format_table(["ES case", "best ms", "x es_fft"], rows))
+    return {
+        "config": dict(size=size, n=n, batch=bsz, window=size, t=T_EVAL),
+        "checks": checks,
+        "timings": res,
+        "brute_over_fft": res["brute"]["best_s"] / res["es_fft"]["best_s"],
+        "naive_over_fft": res["chunked_naive"]["best_s"] / res["es_fft"]["best_s"],
+    }
+
+
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--memory-child":
         _memory_child(**json.loads(sys.argv[2]))
@@ -581,6 +625,8 @@ def main():
     sweep = run_sweep(cfg, head["exp_ns_per_element"])
     print("4. memory", flush=True)
     mem = run_memory(cfg)
+    print("5. ES (window = lattice, FFT)", flush=True)
+    es = run_es(cfg)
     r = head["ratios"]
     targets = {
         "fast_over_brute": {
@@ -614,6 +660,7 @@ def main():
         "merge": merge,
         "sweep": sweep,
         "memory": mem,
+        "es": es,
         "total_wall_s": time.perf_counter() - t_start,
     }
     path = H.save_json(args.out, payload)
