@@ -1,5 +1,8 @@
 """gltheory: the statistical-physics theory of generative diffusion as pure, jitted JAX."""
 
+from . import report as _report
+from ._exp_criticality import EXPERIMENTS as _CRITICALITY_EXPERIMENTS
+from ._exp_thermo import EXPERIMENTS as _THERMO_EXPERIMENTS
 from .bath import (
     CW_CRITICAL_BINDER as CW_CRITICAL_BINDER,
     BathField as BathField,
@@ -9,6 +12,27 @@ from .bath import (
     bath_gibbs as bath_gibbs,
     bath_langevin as bath_langevin,
     bath_saddle_point as bath_saddle_point,
+)
+from .criticality import (
+    BinderCrossings as BinderCrossings,
+    CollapseFit as CollapseFit,
+    CriticalTimeEstimate as CriticalTimeEstimate,
+    DivergenceFit as DivergenceFit,
+    binder_crossings as binder_crossings,
+    cloning_time as cloning_time,
+    collapse_quality as collapse_quality,
+    denoised_fields as denoised_fields,
+    first_crossing as first_crossing,
+    fit_collapse as fit_collapse,
+    fit_divergence as fit_divergence,
+    langevin_structure_factor as langevin_structure_factor,
+    peak_time as peak_time,
+    reduced_distance as reduced_distance,
+    scale_collapse as scale_collapse,
+    softening_time as softening_time,
+    stiffness_curves as stiffness_curves,
+    trajectory_states as trajectory_states,
+    xi_peak_time as xi_peak_time,
 )
 from .data import (
     AbstractData as AbstractData,
@@ -122,5 +146,42 @@ from .spectral import (
     score_jacobian as score_jacobian,
     windowed_patch_covariance as windowed_patch_covariance,
 )
+from .thermo import (
+    DetailedFT as DetailedFT,
+    DynamicalRegimes as DynamicalRegimes,
+    EntropyProduction as EntropyProduction,
+    FranzParisi as FranzParisi,
+    FranzParisiEmpirical as FranzParisiEmpirical,
+    FranzParisiScan as FranzParisiScan,
+    MCEstimate as MCEstimate,
+    collapse_time as collapse_time,
+    collapse_time_estimate as collapse_time_estimate,
+    detailed_fluctuation_theorem as detailed_fluctuation_theorem,
+    dynamical_regimes as dynamical_regimes,
+    entropy_production_rate as entropy_production_rate,
+    entropy_production_rate_mc as entropy_production_rate_mc,
+    exact_log_prob_fn as exact_log_prob_fn,
+    exact_score_fn as exact_score_fn,
+    excess_entropy as excess_entropy,
+    franz_parisi_difference as franz_parisi_difference,
+    franz_parisi_empirical as franz_parisi_empirical,
+    franz_parisi_potential as franz_parisi_potential,
+    franz_parisi_scan as franz_parisi_scan,
+    gaussian_entropy_production_rate as gaussian_entropy_production_rate,
+    integral_fluctuation_theorem as integral_fluctuation_theorem,
+    kl_to_normal as kl_to_normal,
+    kl_to_normal_mc as kl_to_normal_mc,
+    late_start_kl_mc as late_start_kl_mc,
+    local_minima as local_minima,
+    marginal_entropy as marginal_entropy,
+    marginal_entropy_mc as marginal_entropy_mc,
+    total_entropy_production as total_entropy_production,
+    trajectory_entropy as trajectory_entropy,
+)
+
+# the topic modules' report experiments import Row, Experiment, ... from report, so they are
+# registered here, once everything is importable
+_report.EXPERIMENTS.extend(_CRITICALITY_EXPERIMENTS)
+_report.EXPERIMENTS.extend(_THERMO_EXPERIMENTS)
 
 __version__ = "0.1.0"

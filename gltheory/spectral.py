@@ -202,10 +202,13 @@ def lattice_wavevectors(shape) -> Array:
     **Returns:** shape ``(*shape, D)``; entry ``[m_1, .., m_D]`` is the wavevector of the
     ``numpy.fft.fftn`` coefficient with that index.
     """
-    shape = _lattice_shape(shape)
+    return jnp.asarray(_wavevectors_np(_lattice_shape(shape)))
+
+
+def _wavevectors_np(shape) -> np.ndarray:
+    """:func:`lattice_wavevectors` as a NumPy array (static under ``jit``)."""
     axes = [2 * np.pi * np.fft.fftfreq(L) for L in shape]
-    grids = np.meshgrid(*axes, indexing="ij")
-    return jnp.asarray(np.stack(grids, axis=-1))
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
 
 
 def _positions(shape) -> Array:
@@ -316,7 +319,7 @@ def band_stiffness(
         raise ValueError(f"n_bands must be a positive integer, got {n_bands!r}.")
     if not isinstance(n_probes, int) or n_probes < 1:
         raise ValueError(f"n_probes must be a positive integer, got {n_probes!r}.")
-    qabs = np.linalg.norm(np.asarray(lattice_wavevectors(shape)), axis=-1)
+    qabs = np.linalg.norm(_wavevectors_np(_lattice_shape(shape)), axis=-1)
     edges = np.linspace(0.0, qabs.max() * (1 + 1e-9) + 1e-12, n_bands + 1)
     band_of = np.clip(np.searchsorted(edges, qabs, side="right") - 1, 0, n_bands - 1)
     masks = jnp.asarray(np.stack([band_of == b for b in range(n_bands)]), dtype=x.dtype)

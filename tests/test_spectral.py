@@ -327,3 +327,14 @@ def test_errors():
         sp.plane_wave((2, 2, 2), jnp.zeros(3))
     with pytest.raises(ValueError, match="num_iters"):
         sp.jacobian_top_eigenvalue(score, jnp.zeros(8), 0.5, num_iters=0)
+
+
+def test_band_stiffness_under_jit_and_vmap():
+    """band_stiffness traces (its band grid is static NumPy): jit and vmap over t equal eager."""
+    f = lambda x, t: gl.uniform_patch_score(gl.OU(), x, t, window=3, lattice_ndim=1)
+    x, key, ts = jnp.zeros(16), jax.random.PRNGKey(0), jnp.array([0.3, 0.6])
+    eager = jnp.stack([gl.band_stiffness(f, x, t, key, n_bands=4).mu for t in ts])
+    jitted = jax.jit(lambda t: gl.band_stiffness(f, x, t, key, n_bands=4).mu)
+    np.testing.assert_allclose(jnp.stack([jitted(t) for t in ts]), eager, rtol=1e-10)
+    vm = jax.vmap(lambda t: gl.band_stiffness(f, x, t, key, n_bands=4).mu)(ts)
+    np.testing.assert_allclose(vm, eager, rtol=1e-10)
