@@ -544,18 +544,24 @@ def run_memory(cfg):
         "candidates_x_sites": m["n"] * m["size"] ** 2,
         "logits": m["batch"] * m["size"] ** 2 * m["n"] * m["size"] ** 2,
         "child": child,
+        # ru_maxrss of a child also counts the parent's pages it had between fork and exec,
+        # so it measures this (big) benchmark process, not the child: kept for reference only
         "ru_maxrss_children_bytes": ru,
+        "child_peak_rss_bytes": max(child["peak_rss_after_bank"], child["peak_rss_score_call"]),
         "child_wall_s": wall,
         "target_bytes": TARGETS["peak_rss_bytes_max"],
         "score_call_within_target": child["peak_rss_score_call"] <= TARGETS["peak_rss_bytes_max"],
-        "whole_process_within_target": ru <= TARGETS["peak_rss_bytes_max"],
+        "whole_child_within_target": max(child["peak_rss_after_bank"], child["peak_rss_score_call"])
+        <= TARGETS["peak_rss_bytes_max"],
     }
     gb = 1e9
     print(
         f"  {child['candidates']:.3g} candidates, bank {child['bank_bytes'] / gb:.2f} GB built in "
         f"{child['bank_build_s']:.1f} s; peak RSS after bank {child['peak_rss_after_bank'] / gb:.2f} GB, "
         f"during the score call {child['peak_rss_score_call'] / gb:.2f} GB (reset={child['peak_reset']}), "
-        f"whole child (ru_maxrss) {ru / gb:.2f} GB; call {child['score_call_s']:.1f} s",
+        f"whole child (VmHWM since exec) "
+        f"{max(child['peak_rss_after_bank'], child['peak_rss_score_call']) / gb:.2f} GB; "
+        f"call {child['score_call_s']:.1f} s",
         flush=True,
     )
     return out

@@ -2,6 +2,7 @@
 
 from . import report as _report
 from ._exp_criticality import EXPERIMENTS as _CRITICALITY_EXPERIMENTS
+from ._exp_guidance import EXPERIMENTS as _GUIDANCE_EXPERIMENTS
 from ._exp_thermo import EXPERIMENTS as _THERMO_EXPERIMENTS
 from .bath import (
     CW_CRITICAL_BINDER as CW_CRITICAL_BINDER,
@@ -47,6 +48,47 @@ from .data import (
     random_binary_images as random_binary_images,
     stripes as stripes,
     uniform_images as uniform_images,
+)
+from .guidance import (
+    AbstractGuidance as AbstractGuidance,
+    AlignmentEstimate as AlignmentEstimate,
+    ClassConditional as ClassConditional,
+    ClassLattice as ClassLattice,
+    ClassScore as ClassScore,
+    ConstantCFG as ConstantCFG,
+    GuidedScore as GuidedScore,
+    IntervalCFG as IntervalCFG,
+    LearnedPulse as LearnedPulse,
+    PhysicsAwareResult as PhysicsAwareResult,
+    PowerLawCFG as PowerLawCFG,
+    Pulse as Pulse,
+    PulseScan as PulseScan,
+    StepIntervalCFG as StepIntervalCFG,
+    alignment_curve_peak as alignment_curve_peak,
+    class_deltas as class_deltas,
+    class_gaussians as class_gaussians,
+    class_lattice as class_lattice,
+    count_guided_evaluations as count_guided_evaluations,
+    edm_guided_sample as edm_guided_sample,
+    edm_sigmas as edm_sigmas,
+    guidance_displacement as guidance_displacement,
+    guidance_scale as guidance_scale,
+    guidance_susceptibility_theory as guidance_susceptibility_theory,
+    guided_denoiser as guided_denoiser,
+    learn_pulse as learn_pulse,
+    normalise_pulse as normalise_pulse,
+    optimal_pulse_centre as optimal_pulse_centre,
+    paired_difference as paired_difference,
+    patch_features as patch_features,
+    physics_aware_sample as physics_aware_sample,
+    pulse_alignment as pulse_alignment,
+    pulse_alignment_theory as pulse_alignment_theory,
+    pulse_response_theory as pulse_response_theory,
+    pulse_scan as pulse_scan,
+    random_pulse_centres as random_pulse_centres,
+    two_class_deltas as two_class_deltas,
+    two_class_gaussians as two_class_gaussians,
+    two_cluster_guidance_scale as two_cluster_guidance_scale,
 )
 from .latestart import (
     LateStartFraction as LateStartFraction,
@@ -182,6 +224,7 @@ from .thermo import (
 # the topic modules' report experiments import Row, Experiment, ... from report, so they are
 # registered here, once everything is importable
 _report.EXPERIMENTS.extend(_CRITICALITY_EXPERIMENTS)
+_report.EXPERIMENTS.extend(_GUIDANCE_EXPERIMENTS)
 _report.EXPERIMENTS.extend(_THERMO_EXPERIMENTS)
 
 __version__ = "0.1.0"
