@@ -2,7 +2,9 @@
 
 from . import report as _report
 from ._exp_criticality import EXPERIMENTS as _CRITICALITY_EXPERIMENTS
+from ._exp_field import EXPERIMENTS as _FIELD_EXPERIMENTS
 from ._exp_guidance import EXPERIMENTS as _GUIDANCE_EXPERIMENTS
+from ._exp_nets import EXPERIMENTS as _NETS_EXPERIMENTS
 from ._exp_thermo import EXPERIMENTS as _THERMO_EXPERIMENTS
 from .bath import (
     CW_CRITICAL_BINDER as CW_CRITICAL_BINDER,
@@ -48,6 +50,37 @@ from .data import (
     random_binary_images as random_binary_images,
     stripes as stripes,
     uniform_images as uniform_images,
+)
+from .field import (
+    DomainScaling as DomainScaling,
+    DomainStats as DomainStats,
+    GLCoefficients as GLCoefficients,
+    GLComparison as GLComparison,
+    GLConstants as GLConstants,
+    GLScore as GLScore,
+    PatchCriticalPoint as PatchCriticalPoint,
+    RadialProfile as RadialProfile,
+    compare_gl_exact as compare_gl_exact,
+    correlation_function as correlation_function,
+    correlation_length as correlation_length,
+    dirichlet_kernel as dirichlet_kernel,
+    domain_length_scaling as domain_length_scaling,
+    domain_statistics as domain_statistics,
+    gl_coefficients as gl_coefficients,
+    gl_constants as gl_constants,
+    gl_constants_two_image as gl_constants_two_image,
+    gl_correlation_length as gl_correlation_length,
+    gl_stable_step as gl_stable_step,
+    increment_structure_factor as increment_structure_factor,
+    lattice_laplacian as lattice_laplacian,
+    patch_critical_point as patch_critical_point,
+    patch_mode_spectrum as patch_mode_spectrum,
+    peak_wavevector as peak_wavevector,
+    radial_average as radial_average,
+    structure_factor as structure_factor,
+    structure_factor_observer as structure_factor_observer,
+    tweedie_denoiser as tweedie_denoiser,
+    two_image_gl_coefficients as two_image_gl_coefficients,
 )
 from .guidance import (
     AbstractGuidance as AbstractGuidance,
@@ -116,6 +149,32 @@ from .meanfield import (
     posterior_top_eigenvalue as posterior_top_eigenvalue,
     potential_curvature as potential_curvature,
     time_conversions as time_conversions,
+)
+from .nets import (
+    AbstractDenoiserNet as AbstractDenoiserNet,
+    ConvDenoiser as ConvDenoiser,
+    MachineComparison as MachineComparison,
+    MLPDenoiser as MLPDenoiser,
+    NetworkCriticality as NetworkCriticality,
+    ScoreNetwork as ScoreNetwork,
+    TrainConfig as TrainConfig,
+    TrainResult as TrainResult,
+    TrainState as TrainState,
+    UNet as UNet,
+    compare_with_machines as compare_with_machines,
+    data_critical_time as data_critical_time,
+    denoising_loss as denoising_loss,
+    digits_images as digits_images,
+    dsm_loss as dsm_loss,
+    init_train_state as init_train_state,
+    linear_denoiser as linear_denoiser,
+    linear_denoiser_loss as linear_denoiser_loss,
+    load_checkpoint as load_checkpoint,
+    log_snr_features as log_snr_features,
+    make_optimizer as make_optimizer,
+    save_checkpoint as save_checkpoint,
+    score_criticality as score_criticality,
+    train as train,
 )
 from .observables import (
     PHI_SPECIATION as PHI_SPECIATION,
@@ -223,8 +282,10 @@ from .thermo import (
 
 # the topic modules' report experiments import Row, Experiment, ... from report, so they are
 # registered here, once everything is importable
+_report.EXPERIMENTS.extend(_FIELD_EXPERIMENTS)
 _report.EXPERIMENTS.extend(_CRITICALITY_EXPERIMENTS)
 _report.EXPERIMENTS.extend(_GUIDANCE_EXPERIMENTS)
 _report.EXPERIMENTS.extend(_THERMO_EXPERIMENTS)
+_report.EXPERIMENTS.extend(_NETS_EXPERIMENTS)
 
 __version__ = "0.1.0"

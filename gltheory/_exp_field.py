@@ -1,0 +1,255 @@
+r"""Report experiments for the Ginzburg–Landau field theory of the patch model (THEORY.md §4).
+
+``field_gl``: rows
+
+1. linear-response correlation length (§4.5, §11 item 15): $\xi$ of the JVP point response
+   of the exact two-image patch score (:func:`gltheory.linear_response_length`) at
+   $\bar\alpha=\bar\alpha_c/2$, k=5, against $\sqrt{k(k-1)/24}=0.9129$, and its log-log slope
+   against $\bar\alpha_c-\bar\alpha$ (theory $-\tfrac12$);
+2. critical times of the S and D criteria (k=5, 1-D, OU) from
+   :func:`gltheory.field.patch_critical_point` against $\tfrac12\ln(1+k)$ and
+   $\tfrac12\,\mathrm{arcsinh}\,k$, and the plane-wave JVP of the exact score at $q=0$,
+   $t_c^S$ (theory 0);
+3. domain length vs window (§4.8): final sign domains of exact reverse-SDE samples for
+   k = 3, 5, 7, 9 on a 1-D ring; the log-log exponent of $\ell(k)$ (theory 1, fit SE) and the
+   intercept of the linear fit $\ell=A+Bk$ (theory 0 for $\ell\propto k$, fit SE); the slope
+   $B=\ell/k$ is in the row's note;
+4. GL vs exact (§4.4): the GL (model-A) reverse SDE and the exact patch-score reverse SDE
+   with the same keys (:func:`gltheory.field.compare_gl_exact`); the ratio of final domain
+   lengths (window-smoothed signs at $t_{\rm end}$; theory 1, stated tolerance 0.3) and the
+   relative $L^2$ difference of the streamed $S(q,t)$ of the states in the linear regime
+   (theory 0, tolerance 0.05).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import field as F
+from .processes import OU
+from .report import Experiment, ExperimentResult, ReportConfig, Row
+from .sampling import time_grid
+from .scores import uniform_patch_score
+from .spectral import linear_response_length, mode_stiffness
+
+__all__ = ["EXPERIMENTS"]
+
+
+def _figure(cmp, scaling, snapshot_exact, snapshot_gl, t_end):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(13, 3.8))
+    ax1, ax2, ax3 = fig.subplots(1, 3)
+    ts = np.asarray(cmp.saved_ts)
+    ax1.plot(ts, np.asarray(cmp.xi_exact), "o-", label="exact patch score")
+    ax1.plot(ts, np.asarray(cmp.xi_gl), "s--", label="GL (model A)")
+    ax1.plot(ts, np.asarray(cmp.xi_theory), "k:", label=r"linear response $\xi_{\rm SDE}$")
+    ax1.axvline(cmp.t_c.t_sde, color="r", lw=0.8, label=r"$t_c^D$")
+    ax1.invert_xaxis()
+    ax1.set_xlabel("forward time t (generation runs right)")
+    ax1.set_ylabel(r"$\xi$ of the states (Lorentzian fit)")
+    ax1.set_title("correlation length along the reverse SDE")
+    ax1.legend(fontsize=7)
+    k = np.asarray(scaling.windows)
+    ax2.errorbar(k, np.asarray(scaling.length), np.asarray(scaling.length_se), fmt="o")
+    kk = np.linspace(0, k.max() + 1, 50)
+    ax2.plot(kk, float(scaling.intercept) + float(scaling.slope) * kk, "k--", lw=0.8)
+    ax2.set_xlabel("window k")
+    ax2.set_ylabel(r"final domain length $\ell$")
+    ax2.set_title(
+        rf"$\ell\approx{float(scaling.slope):.2f}\,k$, exponent "
+        rf"{float(scaling.exponent):.2f}$\pm${float(scaling.exponent_se):.2f}"
+    )
+    n = snapshot_exact.shape[0]
+    gap = np.zeros((1, snapshot_exact.shape[1]))
+    img = np.concatenate([np.sign(snapshot_exact), gap, np.sign(snapshot_gl)])
+    ax3.imshow(img, aspect="auto", cmap="coolwarm", interpolation="nearest")
+    ax3.set_yticks([n / 2, 1.5 * n + 1], ["exact", "GL"])
+    ax3.set_title(f"sign(Kx) at t = {t_end:.2f}, same noise")
+    fig.tight_layout()
+    return fig
+
+
+def _field_gl(cfg: ReportConfig, key) -> ExperimentResult:
+    group = "field_gl"
+    proc = OU()
+    rows: list[Row] = []
+    k, D = 5, 1
+    cp = F.patch_critical_point(proc, window=k, lattice_ndim=D)
+    score = lambda x, t: uniform_patch_score(proc, x, t, window=k, lattice_ndim=D)
+    x0 = jnp.zeros(32)
+
+    # 1. linear-response xi (JVP of the exact score) vs closed form
+    abc = 1.0 / (1 + k)
+    xi_jvp = float(linear_response_length(score, x0, proc.t_of_alpha_bar(abc / 2)))
+    rows.append(
+        Row(
+            f"xi linear response at alpha_bar_c/2, two images, k={k}, 1-D",
+            math.sqrt(k * (k - 1) / 24),
+            xi_jvp,
+            tol=1e-9,
+            group=group,
+            note="second moment of the exact score's JVP point response vs sqrt(k(k-1)/24)",
+        )
+    )
+    eps = np.logspace(-6, -3, 7) * abc
+    xis = jax.vmap(lambda t: linear_response_length(score, x0, t))(
+        proc.t_of_alpha_bar(jnp.asarray(abc - eps))
+    )
+    slope = float(np.polyfit(np.log(eps), np.log(np.asarray(xis)), 1)[0])
+    rows.append(
+        Row(
+            "xi divergence exponent vs alpha_bar_c - alpha_bar (JVP), k=5",
+            -0.5,
+            slope,
+            tol=0.01,
+            group=group,
+            note="log-log slope over (alpha_bar_c - alpha_bar)/alpha_bar_c in [1e-6, 1e-3]",
+        )
+    )
+
+    # 2. critical times and the JVP at t_c
+    rows.append(
+        Row(
+            "t_c score (S), two images, k=5, 1-D, OU",
+            0.5 * math.log(1 + k),
+            cp.t_score,
+            tol=1e-9,
+            group=group,
+            note="patch_critical_point (optimistix bisection) vs 1/2 ln(1+k)",
+        )
+    )
+    rows.append(
+        Row(
+            "t_c reverse SDE (D), two images, k=5, 1-D, OU",
+            0.5 * math.asinh(k),
+            cp.t_sde,
+            tol=1e-9,
+            group=group,
+            note="patch_critical_point vs 1/2 arcsinh(k)",
+        )
+    )
+    mu0 = float(mode_stiffness(score, x0, cp.t_score, jnp.zeros((1, 1)))[0])
+    rows.append(
+        Row(
+            "mu(q=0, t_c^S) of the exact score (plane-wave JVP)",
+            0.0,
+            mu0,
+            tol=1e-9,
+            group=group,
+            note="softening of the q=0 mode exactly at t_c^S",
+        )
+    )
+
+    # 3. domain length vs window
+    n_dom = 16 if cfg.quick else 32
+    n_steps = 150
+    ts = time_grid(proc, n_steps, t_min=1e-3, t_max=3.5)
+    sc = F.domain_length_scaling(
+        proc,
+        jax.random.fold_in(key, 1),
+        windows=[3, 5, 7, 9],
+        lattice_shape=(256,),
+        n=n_dom,
+        ts=ts,
+    )
+    note = (
+        f"final sign domains of exact reverse-SDE samples (EM, {n_steps} steps, L=256, n={n_dom} "
+        "per k); "
+        f"lengths {np.round(np.asarray(sc.length), 2).tolist()}; linear fit slope "
+        f"l/k = {float(sc.slope):.3f} +- {float(sc.slope_se):.3f}"
+    )
+    rows.append(
+        Row(
+            "domain length exponent d ln l / d ln k (KZ-style l ~ k)",
+            1.0,
+            float(sc.exponent),
+            se=float(sc.exponent_se),
+            z_max=cfg.z_max,
+            group=group,
+            note=note,
+        )
+    )
+    rows.append(
+        Row(
+            f"domain length intercept A of l = A + B k (B = {float(sc.slope):.2f})",
+            0.0,
+            float(sc.intercept),
+            se=float(sc.intercept_se),
+            z_max=cfg.z_max,
+            group=group,
+            note=note,
+        )
+    )
+
+    # 4. GL vs exact
+    n_cmp = 16 if cfg.quick else 32
+    t_end = 0.6
+    ts_c = time_grid(proc, 120, t_min=t_end, t_max=3.0)
+    save = [0, 10, 30, 50, 70, 90, 110, 120]
+    cmp = F.compare_gl_exact(
+        proc,
+        jax.random.fold_in(key, 2),
+        lattice_shape=(128,),
+        window=k,
+        n=n_cmp,
+        ts=ts_c,
+        save_at=save,
+    )
+    le, lg = float(cmp.domains_exact.domain_length), float(cmp.domains_gl.domain_length)
+    rows.append(
+        Row(
+            f"GL/exact final domain length ratio, k={k}, 1-D, t_end={t_end}",
+            1.0,
+            lg / le,
+            tol=0.3,
+            group=group,
+            note=(
+                f"same keys and noise; exact {le:.2f}, GL {lg:.2f}; sign agreement "
+                f"{float(cmp.sign_agreement):.3f}; tolerance 0.3 (GL is a small-amplitude, "
+                "small-q expansion)"
+            ),
+        )
+    )
+    xe, xg = float(cmp.xi_exact[1]), float(cmp.xi_gl[1])
+    s_e, s_g = np.asarray(cmp.S_exact[1]), np.asarray(cmp.S_gl[1])
+    rows.append(
+        Row(
+            f"GL vs exact S(q,t) relative L2 difference at t={float(cmp.saved_ts[1]):.2f}",
+            0.0,
+            float(np.linalg.norm(s_g - s_e) / np.linalg.norm(s_e)),
+            tol=0.05,
+            group=group,
+            note=(
+                "streamed structure factors of the states, same noise, linear regime "
+                f"(10 steps after the start); Lorentzian-fit xi: exact {xe:.3f}, GL {xg:.3f}"
+            ),
+        )
+    )
+    box = lambda x: sum(jnp.roll(x, s, -1) for s in range(-(k // 2), k // 2 + 1))
+    fig = _figure(cmp, sc, np.asarray(box(cmp.x_exact)[:8]), np.asarray(box(cmp.x_gl)[:8]), t_end)
+    info = {
+        "xi_t": np.asarray(cmp.saved_ts),
+        "xi_exact": np.asarray(cmp.xi_exact),
+        "xi_gl": np.asarray(cmp.xi_gl),
+        "xi_theory": np.asarray(cmp.xi_theory),
+        "windows": np.asarray(sc.windows),
+        "domain_length": np.asarray(sc.length),
+        "domain_length_se": np.asarray(sc.length_se),
+        "slope": float(sc.slope),
+        "slope_se": float(sc.slope_se),
+    }
+    return ExperimentResult(rows, {"field_gl.png": fig}, info)
+
+
+EXPERIMENTS: list[Experiment] = [
+    Experiment(
+        "field_gl",
+        "GL field theory: xi, critical times, domain length vs k, GL vs exact dynamics",
+        _field_gl,
+    ),
+]
