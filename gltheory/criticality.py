@@ -85,9 +85,20 @@ from jaxtyping import Array, ArrayLike, PRNGKeyArray
 from ._checks import as_float_array
 from .field import correlation_length, structure_factor
 from .meanfield import ExponentFit, fit_exponent
-from .observables import PHI_SPECIATION, cloning_probability
+from .observables import (
+    PHI_SPECIATION,
+    _base_keys,
+    _batch_shape,
+    _check_common,
+    _fold,
+    _indices,
+    _labels,
+    _precheck_labels,
+    _state_dtype,
+    _states_at,
+)
 from .processes import AbstractProcess
-from .sampling import sample
+from .sampling import _check_ts, _step, sample
 from .spectral import drift_offset, mode_stiffness
 
 __all__ = [
@@ -708,9 +719,11 @@ def cloning_time(
 ) -> CriticalTimeEstimate:
     r"""Critical time from the cloning probability $\phi(t)$ (§4.6 step 3, §6.2).
 
-    $\phi$ at the branch times ``ts[branch_index]`` from :func:`gltheory.cloning_probability`
-    (two copies). ``mode="level"``: the first time in generation order where $\phi$ reaches
-    ``level`` (default 0.7752 = $\phi(t_S)$ of two clusters at large $d$, Biroli et al.'s
+    $\phi$ at the branch times ``ts[branch_index]``: the estimator of
+    :func:`gltheory.cloning_probability` (two copies), with all branches continued in one
+    compiled, masked scan (one compilation instead of one per branch time).
+    ``mode="level"``: the first time in generation order where $\phi$ reaches ``level``
+    (default 0.7752 = $\phi(t_S)$ of two clusters at large $d$, Biroli et al.'s
     calibration); ``mode="max_slope"``: the peak of $|d\phi/dt|$ (finite differences at
     midpoints, parabolic vertex).
 
@@ -729,18 +742,7 @@ def cloning_time(
         raise ValueError(f"mode must be 'level' or 'max_slope', got {mode!r}.")
     n_boot = _check_n_boot(n_boot)
     k_run, k_boot = jax.random.split(_check_key(key))
-    est = cloning_probability(
-        score_fn,
-        process,
-        k_run,
-        x,
-        ts=ts,
-        branch_index=branch_index,
-        classify=classify,
-        method=method,
-    )
-    t = jnp.atleast_1d(est.t)
-    phi, se = jnp.atleast_1d(est.phi), jnp.atleast_1d(est.se)
+    t, phi, se = _cloning_curve(score_fn, process, k_run, x, ts, branch_index, classify, method)
     if t.shape[0] < 3 + (mode == "max_slope"):
         raise ValueError("cloning_time needs at least 3 branch times (4 for max_slope).")
     z = jax.random.normal(k_boot, (n_boot,) + phi.shape, phi.dtype)
@@ -762,6 +764,55 @@ def cloning_time(
         jnp.std(slope(phib), axis=0, ddof=1),
         "cloning/max_slope",
     )
+
+
+def _cloning_curve(score_fn, process, key, x, ts, branch_index, classify, method):
+    """phi(t) at every branch time with one compiled continuation for all branches.
+
+    Same estimator as :func:`gltheory.cloning_probability` (two copies, independent noise
+    after the branch, phi = fraction of agreeing pairs, se = binomial), but the copies of
+    every branch run in one masked scan from the earliest branch index (a copy is frozen at
+    its branch state until the scan reaches its branch index), so the sampler is compiled
+    once instead of once per branch time (the branches' grids ``ts[i:]`` differ in length).
+    Noise: copy ``j`` of trajectory ``m`` after branch ``b`` uses
+    ``fold_in(fold_in(fold_in(fold_in(key_m, 1), b), j), step)``.
+    """
+    _check_common(score_fn, process, classify, method)
+    ts = _check_ts(ts, process.T)
+    n_steps = ts.shape[0] - 1
+    idx, _ = _indices(branch_index, n_steps, "branch_index")
+    shape = _batch_shape(x)
+    n = shape[0]
+    _precheck_labels(classify, 2 * n, shape[1:], _state_dtype(x, ts))
+    base = _base_keys(key, n)
+    states = _states_at(score_fn, process, _fold(base, 0), x, ts, idx, method, None)
+    post = _fold(base, 1)
+    keys = jnp.stack(
+        [jnp.stack([_fold(_fold(post, b), j) for j in range(2)]) for b in range(len(idx))]
+    )  # (n_branch, 2, n)
+    xf = _continue_copies(score_fn, process, keys, states, ts, jnp.asarray(idx), idx[0], method)
+    lab = jnp.stack([_labels(classify, xb.reshape((2 * n,) + xb.shape[2:]), 2 * n) for xb in xf])
+    lab = lab.reshape(len(idx), 2, n)
+    phi = jnp.mean((lab[:, 0] == lab[:, 1]).astype(jnp.result_type(float)), axis=1)
+    return ts[np.asarray(idx)], phi, jnp.sqrt(phi * (1 - phi) / n)
+
+
+@eqx.filter_jit
+def _continue_copies(score_fn, process, keys, states, ts, idx, i0, method):
+    """Final states of two copies per trajectory continued from ``states[b]`` at ``ts[idx[b]]``."""
+    nb, n = states.shape[:2]
+    ev = states.shape[2:]
+    x = jnp.broadcast_to(states[:, None], (nb, 2) + states.shape[1:]).reshape((-1,) + ev)
+    kf = keys.reshape((-1,) + keys.shape[3:])
+    start = jnp.repeat(idx, 2 * n).reshape((-1,) + (1,) * len(ev))
+
+    def step(x, i):
+        z = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, i), ev, x.dtype))(kf)
+        xn = _step(method, score_fn, process, x, z, ts[i], ts[i + 1])
+        return jnp.where(i >= start, xn, x), None
+
+    x, _ = jax.lax.scan(step, x, jnp.arange(i0, ts.shape[0] - 1))
+    return x.reshape((nb, 2) + states.shape[1:])
 
 
 # ----------------------------------------------------------------------------------------

@@ -195,6 +195,37 @@ def test_langevin_structure_factor_matches_fluctuation_dissipation(key):
     assert z.max() < 4.5, z
 
 
+def test_langevin_susceptibility_has_one_loop_shift(key):
+    """At theta = 1e-3, eps = 0.1 the tanh nonlinearity lowers S(0) by ~5 % (the bias that made
+    the report's gamma 0.95): resolved from the linear law, and matching the one-loop (Hartree)
+    prediction used to size the systematic of the report rows."""
+    from gltheory._exp_criticality import _hartree_bias
+
+    theta, eps, n = 1e-3, 0.1, 1024
+    snr = (1 / K) / (1 + eps)
+    t = OU.t_of_snr(jnp.asarray(snr))
+    b2 = float(OU.b2(t))
+    tau, dt = b2 * (1 + eps) / eps, 0.5 * b2
+    S = cr.langevin_structure_factor(
+        uniform(),
+        t,
+        key,
+        jnp.zeros((n, 16)),
+        dt=dt,
+        n_burn=int(5 * tau / dt),
+        n_samples=40,
+        thin=int(tau / dt),
+        temperature=theta,
+    )
+    chi = np.asarray(S[:, 0]) / (theta * b2) * eps / (1 + eps)  # linear law: 1
+    mean, se = chi.mean(), chi.std(ddof=1) / math.sqrt(n)
+    one_loop = float(_hartree_bias(np.array([snr]), K, 16, theta)[0][0]) * eps / (1 + eps)
+    assert 1 - mean > 4 * se, (mean, se)
+    assert abs(mean - one_loop) < 3 * se, (mean, se, one_loop)
+    # the report's theta = 1e-6: the predicted shift is negligible
+    assert 1 - float(_hartree_bias(np.array([snr]), K, 16, 1e-6)[0][0]) * eps / (1 + eps) < 1e-4
+
+
 # ---------------------------------------------------------------------------------------
 # finite-size scaling
 # ---------------------------------------------------------------------------------------
@@ -299,7 +330,7 @@ def test_experiment_rows_ok(key):
 
     assert [e.name for e in EXPERIMENTS] == ["criticality"]
     res = run_criticality(ReportConfig.default(quick=True), key)
-    assert len(res.rows) == 8
+    assert len(res.rows) == 7
     for row in res.rows:
         assert row.ok, row.to_dict()
     # the offsets documented in gltheory.criticality: trajectory detectors fire after t_c^S
