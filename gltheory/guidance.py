@@ -42,7 +42,9 @@ patch-feature classifier). Guidance: :class:`ConstantCFG`, :class:`IntervalCFG`,
 :class:`StepIntervalCFG` + :func:`edm_guided_sample` (counts guided evaluations),
 :class:`Pulse`, :class:`PowerLawCFG`, :class:`GuidedScore`, :func:`count_guided_evaluations`.
 Theory: :func:`guidance_susceptibility_theory`, :func:`pulse_response_theory`,
-:func:`pulse_alignment_theory`, :func:`optimal_pulse_centre`. Experiments:
+:func:`pulse_alignment_theory`, :func:`optimal_pulse_centre`; the exact mean of the learned-pulse
+objective on the sampler's own grid, :func:`pulse_objective_quadrature`,
+:func:`discrete_optimal_pulse_centre`. Experiments:
 :func:`pulse_alignment`, :func:`pulse_scan` (paired rows, indicator or martingale estimator),
 :func:`alignment_curve_peak`; :func:`physics_aware_sample`; :func:`learn_pulse`.
 """
@@ -99,6 +101,8 @@ __all__ = [
     "pulse_response_theory",
     "pulse_alignment_theory",
     "optimal_pulse_centre",
+    "pulse_objective_quadrature",
+    "discrete_optimal_pulse_centre",
     "AlignmentEstimate",
     "pulse_alignment",
     "random_pulse_centres",
@@ -1107,6 +1111,229 @@ def _opt_centre_impl(m_norm, sigma2, width, shape, process, ts, bounds, n_grid, 
     return c, gain(c)
 
 
+@eqx.filter_jit
+def _pulse_nu(data, process, target, ts):
+    r"""$\nu(t_i)$ at ``ts[:-1]`` from the symmetric point $x=0$, as :func:`learn_pulse` uses it."""
+    ref = jnp.zeros((1,) + tuple(data.event_shape), ts.dtype)
+
+    def nu(t):
+        return guidance_scale(
+            ClassScore(data, process, target), ClassScore(data, process, None), ref, t
+        )
+
+    return jax.vmap(nu)(ts[:-1])
+
+
+class _QuadTables(NamedTuple):
+    """Centre-independent pieces of the Euler–Maruyama chain on the x grid (1-D data)."""
+
+    xg: Array  # (n_x,) grid
+    base: Array  # (n_steps, n_x): x + h_i v_u(x, t_i), the unguided Euler mean
+    push: Array  # (n_steps, n_x): h_i g^2(t_i) (s_c - s_u)(x, t_i), per unit guidance weight
+    var: Array  # (n_steps,): g^2(t_i) h_i
+    dens0: Array  # (n_x,): exact marginal at ts[0]
+    post: Array  # (n_x,): P(target | x, ts[-1])
+
+
+def _quad_tables(data, process, ts, x_max, target, n_x):
+    xg = jnp.linspace(-x_max, x_max, n_x, dtype=ts.dtype)
+    col = xg[:, None]
+
+    def at(t, t_next):
+        h = t - t_next
+        s_u = data._score(process, col, t, None)
+        s_c = data._score(process, col, t, target)
+        base = col + h * process.reverse_drift(col, t, s_u)
+        return base[:, 0], (h * process.g2(t) * (s_c - s_u))[:, 0], process.g2(t) * h
+
+    base, push, var = jax.vmap(at)(ts[:-1], ts[1:])
+    lj0 = data._log_joint(process, col, ts[0])[0]
+    dens0 = jnp.exp(jax.scipy.special.logsumexp(lj0, axis=-1))
+    post = jax.nn.softmax(data._log_joint(process, col, ts[-1])[0], axis=-1)[:, target]
+    return _QuadTables(xg, base, push, var, dens0, post)
+
+
+def _em_objective_quad(tab, process, centre, width, eps, ts, nu_i, shape):
+    """(mean objective, fraction of the mass kept on the grid) for one pulse."""
+    dx = tab.xg[1] - tab.xg[0]
+    pulse = normalise_pulse(Pulse(centre, width, shape=shape), eps, process, ts, nu_i)
+    w = jax.vmap(lambda t: pulse.weight(t))(ts[:-1])
+
+    def step(d, i):
+        mean = tab.base[i] + w[i] * tab.push[i]
+        ker = jnp.exp(-((tab.xg[:, None] - mean[None, :]) ** 2) / (2 * tab.var[i]))
+        return ker @ d * (dx / jnp.sqrt(2 * jnp.pi * tab.var[i])), None
+
+    dens, _ = jax.lax.scan(step, tab.dens0, jnp.arange(ts.shape[0] - 1))
+    return jnp.sum(dens * tab.post) * dx, jnp.sum(dens) / jnp.sum(tab.dens0)
+
+
+@functools.partial(jax.jit, static_argnames=("shape", "target", "n_x"))
+def _em_objective_quad_jit(data, process, centre, width, eps, ts, nu_i, x_max, shape, target, n_x):
+    tab = _quad_tables(data, process, ts, x_max, target, n_x)
+    return _em_objective_quad(tab, process, centre, width, eps, ts, nu_i, shape)
+
+
+def pulse_objective_quadrature(
+    data: ClassConditional,
+    process: AbstractProcess,
+    *,
+    centre: ArrayLike,
+    width: ArrayLike,
+    eps: ArrayLike,
+    ts: ArrayLike,
+    target: int = 0,
+    shape: Literal["box", "smooth"] = "smooth",
+    x_max: float = 6.0,
+    n_x: int = 241,
+) -> Array:
+    r"""Exact expectation of the :func:`learn_pulse` objective (1-D data), by quadrature.
+
+    :func:`learn_pulse` maximises $J(\theta) = \frac1n\sum_jP(c\mid x^{(j)}_{t_{\rm end}})$ over
+    Euler–Maruyama trajectories on the grid ``ts`` started from the exact marginal at ``ts[0]``,
+    with the pulse normalised to ``eps`` (finite $\varepsilon$, not linearised). Its mean over
+    keys and start states is
+    $$\bar J(\theta) = \int p^{\rm EM}_{N}(x)\,P(c\mid x, t_{\rm end})\,dx,\qquad
+    p^{\rm EM}_{i+1}(y) = \int p^{\rm EM}_i(x)\,\mathcal N\big(y;\,x + h_i v_\theta(x,t_i),\,
+    g^2(t_i)h_i\big)\,dx,$$
+    the Euler–Maruyama chain's own transition law ($v_\theta$ the guided reverse drift). The
+    densities are carried on ``n_x`` equispaced points of $[-x_{\max},x_{\max}]$ (trapezoid rule;
+    spectrally accurate once the spacing is well below the kernel width $g\sqrt{h}$); the mass
+    kept on the grid is checked. Differentiable in ``centre`` and ``width``. This is the optimum
+    that the learned centre estimates, including the $O(h)$ discretisation and $O(\varepsilon)$
+    nonlinearity that the linear-response optimum (:func:`optimal_pulse_centre`) leaves out.
+    """
+    j, _ = _pulse_quad_checked(data, process, centre, width, eps, ts, target, shape, x_max, n_x)
+    return j
+
+
+def _quad_setup(data, process, ts, target, shape, n_x, x_max):
+    if not isinstance(data, ClassConditional) or data.dim != 1:
+        raise ValueError("the pulse-objective quadrature needs a 1-D ClassConditional dataset.")
+    _check_process(process)
+    if shape not in ("box", "smooth"):
+        raise ValueError(f"shape must be 'box' or 'smooth', got {shape!r}.")
+    if isinstance(n_x, bool) or not isinstance(n_x, (int, np.integer)) or n_x < 11:
+        raise ValueError(f"n_x must be an integer >= 11, got {n_x!r}.")
+    if not (isinstance(target, (int, np.integer)) and 0 <= target < data.n_classes):
+        raise ValueError(f"target must be a class index, got {target!r}.")
+    ts = _check_ts(as_float_array(ts, "ts"), process.T)
+    try:  # the trapezoid rule needs the spacing well below the narrowest kernel g sqrt(h)
+        kernel = float(jnp.min(jnp.sqrt(process.g2(ts[:-1]) * (ts[:-1] - ts[1:]))))
+    except jax.errors.ConcretizationTypeError:  # traced grid: not checked
+        kernel = math.inf
+    if 2 * x_max / (n_x - 1) > 0.5 * kernel:
+        raise ValueError(
+            f"n_x={n_x} is too coarse for this grid: spacing {2 * x_max / (n_x - 1):.3g} must be "
+            f"<= half the narrowest transition kernel ({kernel:.3g})."
+        )
+    data = _cast_floats(data, ts.dtype)
+    process = _cast_floats(process, ts.dtype)
+    return data, process, ts, _pulse_nu(data, process, int(target), ts)
+
+
+def _pulse_quad_checked(data, process, centre, width, eps, ts, target, shape, x_max, n_x):
+    data, process, ts, nu_i = _quad_setup(data, process, ts, target, shape, n_x, x_max)
+    j, mass = _em_objective_quad_jit(
+        data,
+        process,
+        jnp.asarray(centre, ts.dtype),
+        jnp.asarray(width, ts.dtype),
+        jnp.asarray(eps, ts.dtype),
+        ts,
+        nu_i,
+        jnp.asarray(x_max, ts.dtype),
+        shape,
+        int(target),
+        int(n_x),
+    )
+    j = eqx.error_if(j, jnp.abs(mass - 1) > 1e-6, "density left the quadrature grid: raise x_max.")
+    return j, mass
+
+
+def discrete_optimal_pulse_centre(
+    data: ClassConditional,
+    process: AbstractProcess,
+    *,
+    width: ArrayLike,
+    eps: ArrayLike,
+    ts: ArrayLike,
+    t_lo: float,
+    t_hi: float,
+    target: int = 0,
+    shape: Literal["box", "smooth"] = "smooth",
+    n_grid: int = 9,
+    n_zoom: int = 3,
+    x_max: float = 6.0,
+    n_x: int = 241,
+) -> tuple[Array, Array, Array]:
+    r"""Centre maximising :func:`pulse_objective_quadrature` at fixed ``width`` and ``eps``: the
+    optimum of the very objective :func:`learn_pulse` estimates (same sampler, grid, pulse shape,
+    normalisation and finite $\varepsilon$). Grid search with ``n_grid`` points on
+    $[t_{\rm lo},t_{\rm hi}]$, ``n_zoom`` times re-gridded on the two cells around the maximum
+    (each zoom shrinks the bracket by $(n_{\rm grid}-1)/2$), then the vertex of the parabola
+    through the three points around the maximum of the finest grid. The curvature
+    $\partial_c^2\bar J$ at the optimum is a central second difference with step 0.01.
+
+    **Returns:** ``(centre, objective, d2J/dc2)`` at the optimum.
+    """
+    if not t_lo < t_hi:
+        raise ValueError(f"need t_lo < t_hi, got {t_lo}, {t_hi}.")
+    if isinstance(n_grid, bool) or not isinstance(n_grid, (int, np.integer)) or n_grid < 5:
+        raise ValueError(f"n_grid must be an integer >= 5, got {n_grid!r}.")
+    if isinstance(n_zoom, bool) or not isinstance(n_zoom, (int, np.integer)) or n_zoom < 0:
+        raise ValueError(f"n_zoom must be a non-negative integer, got {n_zoom!r}.")
+
+    data, process, ts, nu_i = _quad_setup(data, process, ts, target, shape, n_x, x_max)
+    c, val, h2, bad = _disc_opt_impl(
+        data,
+        process,
+        jnp.asarray(width, ts.dtype),
+        jnp.asarray(eps, ts.dtype),
+        ts,
+        nu_i,
+        jnp.asarray(x_max, ts.dtype),
+        jnp.linspace(t_lo, t_hi, int(n_grid), dtype=ts.dtype),
+        shape,
+        int(target),
+        int(n_x),
+        int(n_zoom),
+    )
+    c = eqx.error_if(c, bad > 1e-6, "density left the quadrature grid: raise x_max.")
+    return c, val, h2
+
+
+@functools.partial(jax.jit, static_argnames=("shape", "target", "n_x", "n_zoom"))
+def _disc_opt_impl(data, process, width, eps, ts, nu_i, x_max, cs, shape, target, n_x, n_zoom):
+    tab = _quad_tables(data, process, ts, x_max, target, n_x)
+    # one traced (vmapped) objective, evaluated n_zoom + 2 times in a loop (compiles once):
+    # passes 0..n_zoom grid and zoom; pass n_zoom + 1 evaluates c - d, c, c + d at the vertex c
+    d = jnp.asarray(0.01, cs.dtype)
+    n = cs.shape[0]
+
+    def body(k, carry):
+        cs, bad, c, stencil = carry
+        vals, mass = jax.vmap(
+            lambda x: _em_objective_quad(tab, process, x, width, eps, ts, nu_i, shape)
+        )(cs)
+        bad = jnp.maximum(bad, jnp.max(jnp.abs(mass - 1)))
+        i = jnp.clip(jnp.argmax(vals), 1, n - 2)
+        step = cs[1] - cs[0]
+        fm, f0, fp = vals[i - 1], vals[i], vals[i + 1]
+        vertex = cs[i] - 0.5 * step * (fp - fm) / (fp - 2 * f0 + fm)
+        zoomed = jnp.linspace(cs[i - 1], cs[i + 1], n)
+        last = k == n_zoom  # finest grid: take the parabola's vertex, then the stencil
+        c = jnp.where(last, vertex, c)
+        probe = jnp.concatenate([jnp.stack([c - d, c, c + d]), jnp.full((n - 3,), c)])
+        nxt = jnp.where(last, probe, zoomed)
+        stencil = jnp.where(k == n_zoom + 1, vals[:3], stencil)
+        return nxt, bad, c, stencil
+
+    init = (cs, jnp.zeros((), cs.dtype), cs[0], jnp.zeros((3,), cs.dtype))
+    _, bad, c, (jm, jc, jp) = jax.lax.fori_loop(0, n_zoom + 2, body, init)
+    return c, jc, (jp - 2 * jc + jm) / d**2, bad
+
+
 # ==============================================================================================
 # 4. the pulse experiment (Monte Carlo)
 # ==============================================================================================
@@ -1536,12 +1763,16 @@ def physics_aware_sample(
 
 
 class LearnedPulse(NamedTuple):
-    """Result of :func:`learn_pulse`.
+    r"""Result of :func:`learn_pulse`.
 
-    - `centre`, `width`: optimised pulse parameters. - `centre_se`: Monte Carlo standard error of
-      the optimum centre (delta method: SE of the gradient over trajectories / curvature).
-    - `objective`: final smooth alignment estimate; `history`: ``(n_iter, 3)`` rows
-      (centre, width, objective).
+    - `centre`, `width`: optimised pulse parameters (the centre is the fixed-key stationary point
+      at that width). - `centre_se`: Monte Carlo standard error of the optimum centre (delta
+      method: `grad_se` / |`curvature`|). - `objective`: final smooth alignment estimate;
+      `history`: ``(n_iter, 3)`` rows (centre, width, objective). - `grad_se`: standard error of
+      $\partial_cJ$ over trajectories at the centre; `curvature`: $\partial_c^2J$ of the fixed-key
+      objective (central difference). The fixed-key curvature is itself a noisy estimate; where
+      the mean objective's curvature is known (:func:`discrete_optimal_pulse_centre`),
+      `grad_se` / |that curvature| is the better delta-method SE.
     """
 
     centre: Array
@@ -1549,6 +1780,8 @@ class LearnedPulse(NamedTuple):
     centre_se: Array
     objective: Array
     history: Array
+    grad_se: Array | None = None
+    curvature: Array | None = None
 
 
 def _surrogate(theta, data, process, x0, key, ts, eps, nu, target, width_min, shape):
@@ -1558,6 +1791,18 @@ def _surrogate(theta, data, process, x0, key, ts, eps, nu, target, width_min, sh
     gs = GuidedScore(ClassScore(data, process, target), ClassScore(data, process, None), p)
     sol = sample(gs, process, key, x0, ts=ts)
     return data.class_posterior(process, sol.x, ts[-1])[..., target]
+
+
+@functools.partial(jax.jit, static_argnums=9)
+def _per_traj_grad(theta, data, process, x, key, ts, eps, nu_i, width_min, target):
+    def f(th):
+        return _surrogate(th, data, process, x, key, ts, eps, nu_i, target, width_min, "smooth")
+
+    # one forward pass carries the values and both tangents (jacfwd without a second primal)
+    vals, jac = jax.vmap(lambda v: jax.jvp(f, (theta,), (v,)), out_axes=(None, 1))(
+        jnp.eye(theta.shape[0], dtype=theta.dtype)
+    )
+    return vals, jac  # (n,), (n, 2)
 
 
 def learn_pulse(
@@ -1575,6 +1820,7 @@ def learn_pulse(
     target: int = 0,
     n_iter: int = 60,
     learning_rate: float = 0.05,
+    n_polish: int = 3,
 ) -> LearnedPulse:
     r"""Optimise a smooth pulse's centre (and width) with optax at a fixed perturbation size.
 
@@ -1585,9 +1831,19 @@ def learn_pulse(
     has ended by $t_{\rm end}$. The pulse is :class:`Pulse` ``shape="smooth"`` normalised to ``eps``
     with $\nu$ of the symmetric point; width $=$ ``width_min`` $+e^{\lambda}$. Gradients are
     forward-mode (``jax.jacfwd``) per trajectory, which also gives the gradient's standard error;
-    the centre's MC error is $\mathrm{SE}(\partial_cJ)/|\partial_c^2J|$ at the optimum (curvature by
-    a central difference with the same keys). Optimiser: ``optax.adam`` with a cosine-decayed
-    learning rate.
+    Optimiser: ``optax.adam`` with a cosine-decayed learning rate for ``n_iter`` steps, then
+    ``n_polish`` Newton steps in the centre at the final width (same keys; curvature
+    $\partial_c^2J$ by a central difference), so that the returned centre is the stationary point
+    $\partial_cJ=0$ of this fixed-key objective at that width (a few Adam steps with a decayed rate
+    stop short of it: the centre overshoots and creeps back while the width drifts).
+
+    **Standard error** (delta method). The fixed-key optimum $\hat c$ solves $\partial_cJ_n=0$;
+    with $\bar J$ the mean objective and $c^\star$ its optimum at the same width,
+    $\hat c - c^\star = -\partial_cJ_n(c^\star)/\partial_c^2\bar J + O(1/n)$ and
+    $\partial_cJ_n$ is a mean of $n$ independent per-trajectory derivatives, so
+    $\mathrm{SE}(\hat c) = \mathrm{sd}_j(\partial_cP_j)/(\sqrt n\,|\partial_c^2J_n|)$ at $\hat c$.
+    Exact $\bar J$ and $c^\star$ for 1-D data: :func:`pulse_objective_quadrature`,
+    :func:`discrete_optimal_pulse_centre`.
     """
     if not isinstance(data, ClassConditional):
         raise ValueError("learn_pulse needs a ClassConditional dataset (exact posterior).")
@@ -1597,23 +1853,15 @@ def learn_pulse(
     if width <= width_min:
         raise ValueError(f"width ({width}) must exceed width_min ({width_min}).")
 
-    ref = jnp.zeros((1,) + x.shape[1:], x.dtype)
+    if isinstance(n_polish, bool) or not isinstance(n_polish, (int, np.integer)) or n_polish < 0:
+        raise ValueError(f"n_polish must be a non-negative integer, got {n_polish!r}.")
+    nu_i = _pulse_nu(data, process, int(target), ts)
 
-    def nu(t):
-        return guidance_scale(
-            ClassScore(data, process, target), ClassScore(data, process, None), ref, t
-        )
+    args = (data, process, x, key, ts, jnp.asarray(eps, x.dtype), nu_i)
+    args = args + (jnp.asarray(width_min, x.dtype),)
 
-    nu_i = jax.jit(jax.vmap(nu))(ts[:-1])
-
-    @jax.jit
     def per_traj_grad(theta):
-        f = lambda th: _surrogate(  # noqa: E731
-            th, data, process, x, key, ts, eps, nu_i, int(target), width_min, "smooth"
-        )
-        vals = f(theta)
-        jac = jax.jacfwd(f)(theta)  # (n, 2)
-        return vals, jac
+        return _per_traj_grad(theta, *args, int(target))
 
     opt = optax.adam(optax.cosine_decay_schedule(learning_rate, max(int(n_iter), 1), alpha=0.05))
     theta = jnp.asarray([centre, math.log(width - width_min)], x.dtype)
@@ -1626,14 +1874,32 @@ def learn_pulse(
         upd, state = opt.update(g, state, theta)
         theta = optax.apply_updates(theta, upd)
         hist.append(jnp.stack([theta[0], width_min + jnp.exp(theta[1]), jnp.mean(vals)]))
+    dc = 0.02
+
+    def curvature(th):
+        _, jp = per_traj_grad(th.at[0].add(dc))
+        _, jm = per_traj_grad(th.at[0].add(-dc))
+        return (jnp.mean(jp[:, 0]) - jnp.mean(jm[:, 0])) / (2 * dc)
+
+    if n_polish:
+        curv = curvature(theta)
+        for _ in range(int(n_polish)):
+            _, jac = per_traj_grad(theta)
+            g = jnp.mean(jac[:, 0])
+            # Newton step on the centre; a gradient step of at most 0.1 if not concave there
+            step = jnp.where(curv < 0, -g / curv, jnp.sign(g) * 0.1)
+            theta = theta.at[0].add(jnp.clip(step, -0.1, 0.1))
     vals, jac = per_traj_grad(theta)
     n = jac.shape[0]
     g_se = jnp.std(jac[:, 0], ddof=1) / math.sqrt(n)
-    dc = 0.02
-    _, jp = per_traj_grad(theta.at[0].add(dc))
-    _, jm = per_traj_grad(theta.at[0].add(-dc))
-    curv = (jnp.mean(jp[:, 0]) - jnp.mean(jm[:, 0])) / (2 * dc)
+    curv = curvature(theta)
     c_se = g_se / jnp.abs(curv)
     return LearnedPulse(
-        theta[0], width_min + jnp.exp(theta[1]), c_se, jnp.mean(vals), jnp.stack(hist)
+        theta[0],
+        width_min + jnp.exp(theta[1]),
+        c_se,
+        jnp.mean(vals),
+        jnp.stack(hist),
+        g_se,
+        curv,
     )

@@ -253,8 +253,13 @@ show(fig, "physics_aware")
 # ## 4. Learned pulse timing
 #
 # Objective: the mean exact class posterior at $t=0.1$ (after the pulse), with fixed keys and start
-# states; a smooth pulse of displacement $0.1$; centre and width optimised with `optax.adam`.
-# The theory optimum for the same shape, width and grid is the maximiser of the linear response.
+# states; a smooth pulse of displacement $0.1$; centre and width optimised with `optax.adam`, then
+# a few Newton steps in the centre (same keys). The learned centre estimates the optimum of the
+# *expected* objective at the learned width: the same Euler–Maruyama chain, grid and finite
+# $\varepsilon$, computed by exact quadrature of the chain's transition densities
+# (`discrete_optimal_pulse_centre`). The linear-response optimum (`optimal_pulse_centre`: exact
+# sampler, $\varepsilon\to0$) sits ~0.01 higher. SE: delta method, SE of $\partial_cJ$ over
+# trajectories divided by the curvature of the expected objective.
 
 # %%
 ts_l = jnp.linspace(2.0, 0.1, 97)
@@ -272,17 +277,23 @@ lp = G.learn_pulse(
     n_iter=N_ITER,
     learning_rate=0.03,
 )
-c_opt, _ = G.optimal_pulse_centre(
+c_opt, _, curv = G.discrete_optimal_pulse_centre(
+    data, PROC, width=lp.width, eps=0.1, ts=ts_l, t_lo=0.15, t_hi=1.2
+)
+c_lin, _ = G.optimal_pulse_centre(
     1.0, 0.0, width=lp.width, shape="smooth", process=PROC, ts=ts_l, t_lo=0.15, t_hi=1.2
 )
+c_se = float(lp.grad_se) / abs(float(curv))
 print(
-    f"learned centre {float(lp.centre):.4f} ± {float(lp.centre_se):.4f}, width {float(lp.width):.3f}; "
-    f"theory optimum {float(c_opt):.4f}; argmax R {t_star:.4f}"
+    f"learned centre {float(lp.centre):.4f} ± {c_se:.4f}, width {float(lp.width):.3f}; "
+    f"optimum of the same objective {float(c_opt):.4f}; linear response {float(c_lin):.4f}; "
+    f"argmax R {t_star:.4f}"
 )
 fig, ax = plt.subplots(figsize=(6, 3.4), layout="constrained")
 ax.plot(lp.history[:, 0], "C0", label="centre")
 ax.plot(lp.history[:, 1], "C1", label="width")
-ax.axhline(float(c_opt), color="k", ls="--", label="theory optimum (same width)")
+ax.axhline(float(c_opt), color="k", ls="--", label="optimum of the same objective (same width)")
+ax.axhline(float(c_lin), color="0.5", ls="-.", label="linear-response optimum")
 ax.axhline(t_star, color="C0", ls=":", label="argmax R")
 ax.set_xlabel("optax iteration")
 ax.legend(fontsize=8)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from gltheory import _io, cli
+from gltheory import report as rep
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -130,7 +131,7 @@ def test_quick_report_json_stdout(quick_report):
     assert printed == json.loads((out / "report.json").read_text())
     # the human table and the progress lines go to stderr
     assert "quantity" in proc.stderr and "measured" in proc.stderr and "status" in proc.stderr
-    assert "(1/7)" in proc.stderr
+    assert f"(1/{len(rep.EXPERIMENTS)})" in proc.stderr
 
 
 # ----------------------------------------------------------------------------------------------

@@ -58,8 +58,9 @@ def test_critical_pulses_beat_random_pulses(exp_result):
 
 
 def test_learned_pulse_centre_matches_theory(exp_result):
-    """Must-show: the optax-learned centre lies within 3 MC SE of the linear-response optimum
-    for the same objective (shape, width, grid), which itself sits near argmax R."""
+    """Must-show: the optax-learned centre lies within 3 MC SE of the optimum of the same
+    objective (its expectation over the Euler-Maruyama chain by quadrature: same shape, width,
+    grid and eps), which itself sits near argmax R."""
     info = exp_result.info
     c, se, c_opt = info["learned_centre"], info["learned_centre_se"], info["optimum_centre"]
     assert abs(c - c_opt) <= 3 * se
@@ -303,6 +304,56 @@ def test_large_lambda_limit_of_the_pulse_optimum():
     assert abs(float(rg.max()) - ob.R_PEAK_VALUE) < 2e-3
 
 
+def test_pulse_objective_quadrature_matches_paired_monte_carlo():
+    """The quadrature of the Euler-Maruyama chain's transition densities is the mean of the
+    learn_pulse objective: unguided it is 1/2 (symmetry) and the pulse's gain agrees with a
+    paired MC estimate (same keys and start states, eps = 0 vs 0.1) within 4 SE."""
+    data = G.two_class_deltas(1.0)
+    ts = jnp.linspace(2.0, 0.1, 97)
+    kw = dict(centre=0.38, width=0.3, ts=ts)
+    j1 = float(G.pulse_objective_quadrature(data, PROC, eps=0.1, **kw))
+    j0 = float(G.pulse_objective_quadrature(data, PROC, eps=0.0, **kw))
+    assert abs(j0 - 0.5) < 1e-7
+    j1_fine = float(G.pulse_objective_quadrature(data, PROC, eps=0.1, x_max=8.0, n_x=641, **kw))
+    assert abs(j1 - j1_fine) < 1e-7  # grid converged
+    n = 4000
+    x = data.forward_sample(PROC, jax.random.PRNGKey(3), n, ts[0])
+    from gltheory.guidance import _pulse_nu, _surrogate
+
+    nu_i = _pulse_nu(data, PROC, 0, ts)
+    th = jnp.asarray([0.38, math.log(0.3 - 0.1)])
+
+    def mc(eps):
+        return _surrogate(th, data, PROC, x, jax.random.PRNGKey(4), ts, eps, nu_i, 0, 0.1, "smooth")
+
+    d = mc(0.1) - mc(0.0)
+    se = float(jnp.std(d, ddof=1)) / math.sqrt(n)
+    assert abs(float(jnp.mean(d)) - (j1 - j0)) < 4 * se
+    assert se < 0.2 * (j1 - j0)
+
+
+def test_discrete_pulse_optimum_tends_to_linear_response():
+    """The optimum of the discretised objective is a maximum of the quadrature and, for eps -> 0
+    and a finer grid, approaches the linear-response optimum (exact sampler) at O(h)."""
+    data = G.two_class_deltas(1.0)
+    gaps = []
+    for n_steps in (96, 192):
+        ts = jnp.linspace(2.0, 0.1, n_steps + 1)
+        c, j, h2 = G.discrete_optimal_pulse_centre(
+            data, PROC, width=0.3, eps=1e-4, ts=ts, t_lo=0.15, t_hi=1.2
+        )
+        for dc in (-0.01, 0.01):
+            jd = G.pulse_objective_quadrature(data, PROC, centre=c + dc, width=0.3, eps=1e-4, ts=ts)
+            assert float(jd) < float(j)
+        assert float(h2) < 0
+        c_lin, _ = G.optimal_pulse_centre(
+            1.0, 0.0, width=0.3, shape="smooth", process=PROC, ts=ts, t_lo=0.15, t_hi=1.2
+        )
+        gaps.append(float(c - c_lin))
+    assert abs(gaps[1]) < 0.6 * abs(gaps[0])  # shrinks like h
+    assert abs(gaps[0]) < 0.02
+
+
 def test_float32_paths(key):
     t = jnp.array([0.1, 0.4, 1.0], jnp.float32)
     p32 = G.pulse_response_theory(jnp.float32(1.0), jnp.float32(0.0), t, 0.3, process=PROC)
@@ -378,6 +429,14 @@ def test_bad_inputs_raise():
         )
     with pytest.raises(ValueError, match="method"):
         G.count_guided_evaluations(G.ConstantCFG(2.0), [1.0, 0.5], "rk4")
+    with pytest.raises(ValueError, match="1-D ClassConditional"):
+        G.pulse_objective_quadrature(
+            G.two_class_deltas(1.0, dim=2), PROC, centre=0.4, width=0.3, eps=0.1, ts=[1.0, 0.5]
+        )
+    with pytest.raises(ValueError, match="t_lo < t_hi"):
+        G.discrete_optimal_pulse_centre(
+            data, PROC, width=0.3, eps=0.1, ts=[1.0, 0.5], t_lo=0.5, t_hi=0.2
+        )
 
 
 def test_jit_vmap_grad_on_public_functions(key):
