@@ -1587,4 +1587,3 @@ def format_table(rows: Sequence[Row]) -> str:
         group = r.group
         out.append(line(b))
     return "\n".join(out)
-

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gltheory import _io, cli
-from gltheory import report as rep
+from gltheory import _io, cli, report as rep
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -86,7 +86,14 @@ def test_shape_mismatch_between_data_and_x():
     )
     _raises(r"x has shape", gl.log_prob, gl.stripes((4, 4)), proc, jnp.zeros((2, 4, 5)), 0.5)
     _raises(r"t has shape \(3,\)", gl.score, data, proc, jnp.zeros((4, 3)), jnp.ones(3) * 0.5)
-    _raises(r"t has shape \(2, 1\)", gl.log_prob, data, proc, jnp.zeros((1, 3, 3)), jnp.full((2, 1), 0.5))
+    _raises(
+        r"t has shape \(2, 1\)",
+        gl.log_prob,
+        data,
+        proc,
+        jnp.zeros((1, 3, 3)),
+        jnp.full((2, 1), 0.5),
+    )
     _raises(r"mu has shape \(2,\) but dim=3", gl.TwoPoint, jnp.ones(2), dim=3)
     _raises(r"points must have shape \(K, \*event_shape\)", gl.DeltaMixture, jnp.zeros(3))
     _raises(

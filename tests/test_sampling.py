@@ -293,7 +293,9 @@ def test_diffrax_unsafe_brownian_runs_and_samples_the_data():
     n = 2000
     ts = gl.time_grid(proc, 200, kind="log_snr")
     x0 = jax.random.normal(jax.random.PRNGKey(0), (n, 1))
-    x = gl.sample_diffrax(_score_fn(data, proc), proc, jax.random.PRNGKey(1), x0, ts=ts, brownian="unsafe")
+    x = gl.sample_diffrax(
+        _score_fn(data, proc), proc, jax.random.PRNGKey(1), x0, ts=ts, brownian="unsafe"
+    )
     frac = float(jnp.mean(x[:, 0] > 0))
     assert abs(frac - 0.8) < 3 * math.sqrt(0.8 * 0.2 / n)
 
