@@ -1,6 +1,7 @@
 """Shared fixtures. The suite runs with float64 enabled; float32 tests request float32 arrays
 explicitly (weakly typed Python scalars follow the array dtype)."""
 
+import gc
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -13,6 +14,20 @@ import jax.numpy as jnp  # noqa: E402
 import pytest  # noqa: E402
 
 import gltheory as gl  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled executables after each test module.
+
+    Every XLA:CPU executable keeps a few memory mappings for its code, and the suite compiles
+    tens of thousands of programs: in one process that runs into the kernel's
+    ``vm.max_map_count`` (65 530 by default) and the next compilation segfaults. Clearing the
+    caches per module keeps the count (and the RSS) bounded; the cost is recompiling the few
+    library functions that several modules share."""
+    yield
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture

@@ -59,7 +59,11 @@ def _run(args, *, timeout=300):
 @pytest.fixture(scope="module")
 def quick_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "out"
-    proc = _run(["-m", "gltheory", "report", "--quick", "--json", "--seed", "0", "--out", str(out)])
+    # all experiments at --quick size: about 7 min on 2 idle cores
+    proc = _run(
+        ["-m", "gltheory", "report", "--quick", "--json", "--seed", "0", "--out", str(out)],
+        timeout=2400,
+    )
     return proc, out
 
 
