@@ -1203,8 +1203,7 @@ def pulse_objective_quadrature(
     that the learned centre estimates, including the $O(h)$ discretisation and $O(\varepsilon)$
     nonlinearity that the linear-response optimum (:func:`optimal_pulse_centre`) leaves out.
     """
-    j, _ = _pulse_quad_checked(data, process, centre, width, eps, ts, target, shape, x_max, n_x)
-    return j
+    return _pulse_quad_checked(data, process, centre, width, eps, ts, target, shape, x_max, n_x)
 
 
 def _quad_setup(data, process, ts, target, shape, n_x, x_max):
@@ -1247,8 +1246,9 @@ def _pulse_quad_checked(data, process, centre, width, eps, ts, target, shape, x_
         int(target),
         int(n_x),
     )
-    j = eqx.error_if(j, jnp.abs(mass - 1) > 1e-6, "density left the quadrature grid: raise x_max.")
-    return j, mass
+    return eqx.error_if(
+        j, jnp.abs(mass - 1) > 1e-6, "density left the quadrature grid: raise x_max."
+    )
 
 
 def discrete_optimal_pulse_centre(
