@@ -188,6 +188,35 @@ def test_fast_equals_brute_force(machine, ndim, channels):
         np.testing.assert_allclose(s2, st.score, atol=1e-10, rtol=0)
 
 
+@pytest.mark.parametrize("as_dot", [False, True])
+def test_els_sum_forms_equal_brute_force(as_dot, monkeypatch):
+    """The ELS fast pass forms its chunk sums as a fused multiply-reduce on CPU and as a GEMM on
+    accelerators; both forms (forced here) agree with the explicit loops, moments included."""
+    import gltheory.patch as gp
+
+    monkeypatch.setattr(gp, "_sums_as_dot", lambda: as_dot)
+    jax.clear_caches()  # the form is chosen at trace time
+    lattice, shape, images, x, weights = _setup(2, 2)
+    bank = patch_bank(gl.LatticeImages(images, weights), window=3, lattice_ndim=2)
+    t = jnp.array([0.3, 0.7])
+    st = patch_posterior_stats(x, t, bank, OU, chunk_size=4)
+    sc = patch_score(x, t, bank, OU, chunk_size=4)
+    y4 = _to4(images, lattice, 2)
+    for b in range(2):
+        mean, m2, m4, ent = brute_force(
+            _to4(x, lattice, 2)[b], float(t[b]), y4, np.asarray(weights), (3, 3), "els"
+        )
+        got = lambda z: np.asarray(z[b]).reshape(mean.shape)
+        np.testing.assert_allclose(got(st.mean), mean, atol=1e-10, rtol=0)
+        np.testing.assert_allclose(got(st.second), m2, atol=1e-10, rtol=0)
+        np.testing.assert_allclose(got(st.fourth), m4, atol=1e-10, rtol=0)
+        np.testing.assert_allclose(np.asarray(st.entropy[b]).reshape(ent.shape), ent, atol=1e-10)
+        a, b2 = float(OU.a(t[b])), float(OU.b2(t[b]))
+        score = (a * mean - _to4(x, lattice, 2)[b]) / b2
+        np.testing.assert_allclose(got(sc), score, atol=1e-9, rtol=1e-10)
+    jax.clear_caches()
+
+
 @pytest.mark.parametrize("machine", ["ls", "els", "bbels"])
 def test_chunked_equals_one_shot(machine):
     lattice, shape, images, x, _ = _setup(2, 2, n=4, seed=1)
