@@ -296,11 +296,9 @@ def run_headline(cfg, use_torch):
         "num_candidates_merged": bank.num_candidates,
         "num_logits": n_logits,
         "bank_build_s": bank_s,
-        "default_chunk": int(
-            min(
-                bank.num_candidates,
-                gltheory.patch.DEFAULT_MEMORY_BUDGET // (bsz * size * size * 4 * 9),
-            )
+        # the chunk the library picks for this call (default memory_budget)
+        "default_chunk": gltheory.patch._chunk_for(
+            bank, bsz, size * size, 1, jnp.float32, None, gltheory.patch.DEFAULT_MEMORY_BUDGET
         ),
         "max_abs_err_vs_fast": checks,
         "score_max_abs": scale,
