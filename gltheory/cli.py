@@ -67,11 +67,35 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--seed", type=_nonneg_int, default=0, metavar="N", help="PRNG seed (default 0)"
     )
+    rep.add_argument(
+        "--only",
+        default=None,
+        metavar="NAMES",
+        help="run only these experiments (comma-separated names, in the default order; see --list)",
+    )
+    rep.add_argument("--list", action="store_true", help="list the experiment names and exit")
     rep.set_defaults(func=_cmd_report)
     return parser
 
 
 def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from . import report as rep
+
+    if args.list:
+        for e in rep.EXPERIMENTS:
+            print(f"{e.name:22s} {e.title}")
+        return 0
+    experiments = list(rep.EXPERIMENTS)
+    if args.only is not None:
+        wanted = [s.strip() for s in args.only.split(",") if s.strip()]
+        names = [e.name for e in experiments]
+        unknown = [w for w in wanted if w not in names]
+        if unknown or not wanted:
+            parser.error(
+                f"--only {args.only!r}: unknown experiment(s) {unknown}; "
+                f"allowed (comma-separated): {', '.join(names)}"
+            )
+        experiments = [e for e in experiments if e.name in wanted]
     out = os.path.abspath(args.out)
     if os.path.exists(out) and not os.path.isdir(out):
         parser.error(f"--out {args.out!r} exists and is not a folder")
@@ -90,12 +114,11 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
     matplotlib.use("Agg")  # figures use the Agg canvas; never open a window
 
-    from . import report as rep
-
     log = rep._stderr_log
-    log(f"gltheory report: out={out} seed={args.seed}{' quick' if args.quick else ''}")
+    only = f" only={','.join(e.name for e in experiments)}" if args.only is not None else ""
+    log(f"gltheory report: out={out} seed={args.seed}{' quick' if args.quick else ''}{only}")
     config = rep.ReportConfig.default(seed=args.seed, quick=args.quick)
-    result = rep.run_report(config, log=log)
+    result = rep.run_report(config, experiments=experiments, log=log)
     obj = rep.write_report(result, out, log=log)
 
     table = rep.format_table(result.rows)
