@@ -123,6 +123,21 @@ def _to4(z, lattice, c):
     return np.asarray(z).reshape(-1, h, w, c)
 
 
+def _brute_batch(x, t, images, weights, lattice, c, machine):
+    """Brute force for each batch element of ``x`` (times ``t``, 3-wide window): tuples
+    (mean, second, fourth, entropy, score) shaped like the (1 or H, W, C) site grid."""
+    kernel = (1, 3) if len(lattice) == 1 else (3, 3)
+    x4, y4 = _to4(x, lattice, c), _to4(images, lattice, c)
+    out = []
+    for b in range(x4.shape[0]):
+        mean, m2, m4, ent = brute_force(
+            x4[b], float(t[b]), y4, np.asarray(weights), kernel, machine
+        )
+        a, b2 = float(OU.a(t[b])), float(OU.b2(t[b]))
+        out.append((mean, m2, m4, ent, (a * mean - x4[b]) / b2))
+    return out
+
+
 @pytest.mark.parametrize("machine", list(MACHINES))
 @pytest.mark.parametrize("ndim", [1, 2])
 @pytest.mark.parametrize("channels", [1, 2])
@@ -141,20 +156,15 @@ def test_fast_equals_brute_force(machine, ndim, channels):
     t = jnp.array([0.3, 0.7])  # one time per batch element
     st = patch_posterior_stats(x, t, bank, OU, chunk_size=5)
     assert isinstance(st, PatchPosterior)
-    kernel = (1, 3) if ndim == 1 else (3, 3)
-    y4 = _to4(images, lattice, channels)
-    for b in range(2):
-        mean, m2, m4, ent = brute_force(
-            _to4(x, lattice, channels)[b], float(t[b]), y4, np.asarray(weights), kernel, machine
-        )
+    for b, (mean, m2, m4, ent, score) in enumerate(
+        _brute_batch(x, t, images, weights, lattice, channels, machine)
+    ):
         got = lambda z: np.asarray(z[b]).reshape(mean.shape)
         np.testing.assert_allclose(got(st.mean), mean, atol=1e-10, rtol=0)
         np.testing.assert_allclose(got(st.variance), m2 - mean**2, atol=1e-10, rtol=0)
         np.testing.assert_allclose(got(st.fourth), m4, atol=1e-10, rtol=0)
         np.testing.assert_allclose(got(st.binder), 1 - m4 / (3 * m2**2), atol=1e-9, rtol=0)
         np.testing.assert_allclose(np.asarray(st.entropy[b]).reshape(ent.shape), ent, atol=1e-10)
-        a, b2 = float(OU.a(t[b])), float(OU.b2(t[b]))
-        score = (a * mean - _to4(x, lattice, channels)[b]) / b2
         np.testing.assert_allclose(got(st.score), score, atol=1e-9, rtol=1e-10)
     if equivariant:  # candidates extracted chunk by chunk from the images: the same numbers
         streamed = patch_bank(
@@ -201,18 +211,14 @@ def test_els_sum_forms_equal_brute_force(as_dot, monkeypatch):
     t = jnp.array([0.3, 0.7])
     st = patch_posterior_stats(x, t, bank, OU, chunk_size=4)
     sc = patch_score(x, t, bank, OU, chunk_size=4)
-    y4 = _to4(images, lattice, 2)
-    for b in range(2):
-        mean, m2, m4, ent = brute_force(
-            _to4(x, lattice, 2)[b], float(t[b]), y4, np.asarray(weights), (3, 3), "els"
-        )
+    for b, (mean, m2, m4, ent, score) in enumerate(
+        _brute_batch(x, t, images, weights, lattice, 2, "els")
+    ):
         got = lambda z: np.asarray(z[b]).reshape(mean.shape)
         np.testing.assert_allclose(got(st.mean), mean, atol=1e-10, rtol=0)
         np.testing.assert_allclose(got(st.second), m2, atol=1e-10, rtol=0)
         np.testing.assert_allclose(got(st.fourth), m4, atol=1e-10, rtol=0)
         np.testing.assert_allclose(np.asarray(st.entropy[b]).reshape(ent.shape), ent, atol=1e-10)
-        a, b2 = float(OU.a(t[b])), float(OU.b2(t[b]))
-        score = (a * mean - _to4(x, lattice, 2)[b]) / b2
         np.testing.assert_allclose(got(sc), score, atol=1e-9, rtol=1e-10)
     jax.clear_caches()
 
