@@ -5,8 +5,8 @@
 float32, OU process, Euler–Maruyama, every case called as a user calls it
 (``gltheory.sample`` is ``filter_jit``-ted inside), timed after a warm-up call.
 
-1. ``stream``: two-image patch score (``gltheory.uniform_patch_score``, 5x5 window) on a 2-D
-   64x64 periodic lattice, batch 64, 500 steps from t = 3 to 1e-3, with the structure factor
+1. ``stream``: two-image patch score (``gltheory.scores.uniform_patch_score``, 5x5 window) on
+   a 2-D 64x64 periodic lattice, batch 64, 500 steps from t = 3 to 1e-3, with the structure factor
    S(q, t) of the states streamed by ``gltheory.field.structure_factor_observer`` at every 10th
    step (51 saved S arrays, no trajectories stored). Reported: trajectory-site-steps per
    second (batch x sites x steps / time) and the fraction of the time spent in the score,
@@ -49,7 +49,7 @@ def main():
     x0 = jnp.zeros((n,) + shape, jnp.float32)
     key = jax.random.PRNGKey(0)
     observe = F.structure_factor_observer(lattice_ndim=2)
-    patch = lambda x, t: gl.uniform_patch_score(proc, x, t, window=k, lattice_ndim=2)
+    patch = lambda x, t: gl.scores.uniform_patch_score(proc, x, t, window=k, lattice_ndim=2)
     zero = lambda x, t: 0.0 * x
 
     def run(score):

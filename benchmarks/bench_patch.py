@@ -3,8 +3,8 @@
     python benchmarks/bench_patch.py [--quick] [--out PATH] [--no-torch]
 
 All arrays float32, OU process at t = 0.5 (a = 0.61, b^2 = 0.63), every case ``jit``-ted (or,
-for ``fast``, called exactly as a user calls it: ``patch_score(x, t, bank, process)`` with a
-prebuilt ``bank = patch_bank(...)``, which is ``filter_jit``-ted inside), timed after a warm-up
+for ``fast``, called exactly as a user calls it: ``patch.score(bank, process, x, t)`` with a
+prebuilt ``bank = patch.bank(...)``, which is ``filter_jit``-ted inside), timed after a warm-up
 call; the figures that are divided by each other come from one interleaved (round-robin) pool.
 
 1. ``headline``: periodic ELS on a 32x32 lattice, N = 64 random +-1 images, 5x5 window,
@@ -27,7 +27,7 @@ call; the figures that are divided by each other come from one interleaved (roun
      fast path's cost on this machine.
 
    Every variant is checked against ``fast`` (max abs error of the score) before timing.
-2. ``merge``: ELS with ``patch_bank(..., merge=True)`` vs ``merge=False`` on stripes,
+2. ``merge``: ELS with ``patch.bank(..., merge=True)`` vs ``merge=False`` on stripes,
    checkerboards and a periodic texture (random +-1 tiles of period 4 tiled over the lattice):
    candidate counts, time of each and speed-up.
 3. ``sweep``: ELS for 1-D and 2-D lattices, several N and k, on Gaussian images (no duplicate
@@ -54,7 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import gltheory
-from gltheory import patch_bank, patch_score
+from gltheory import patch
 
 NAME = "bench_patch"
 T_EVAL = 0.5
@@ -224,17 +224,17 @@ def run_headline(cfg, use_torch):
     proc = gltheory.OU()
     a, b2 = coeffs(proc)
     n, size, k, bsz = cfg["head_n"], cfg["head_size"], cfg["head_k"], cfg["head_batch"]
-    imgs = gltheory.random_binary_images(jax.random.key(0), n, (size, size)).images
+    imgs = gltheory.data.random_binary_images(jax.random.key(0), n, (size, size)).images
     imgs = imgs.astype(jnp.float32)
     x = jax.random.normal(jax.random.key(1), (bsz, size, size), jnp.float32)
     t0 = time.perf_counter()
-    bank = patch_bank(imgs, window=k)
+    bank = patch.bank(imgs, window=k)
     jax.block_until_ready(bank.keys)
     bank_s = time.perf_counter() - t0
     n_cand = n * size * size
     n_logits = bsz * size * size * n_cand
 
-    fast = lambda x, bank: patch_score(x, T_EVAL, bank, proc)
+    fast = lambda x, bank: patch.score(bank, proc, x, T_EVAL)
     fast_jit = jax.jit(fast)
     brute = make_brute(a, b2, k)
     naive = make_chunked_naive(a, b2, k, cfg["naive_chunk_images"])
@@ -338,7 +338,7 @@ def run_headline(cfg, use_torch):
 
 
 def texture_images(key, n, size, period):
-    tiles = gltheory.random_binary_images(key, n, (period, period)).images
+    tiles = gltheory.data.random_binary_images(key, n, (period, period)).images
     reps = size // period
     return jnp.tile(tiles, (1, reps, reps))
 
@@ -348,22 +348,22 @@ def run_merge(cfg):
     size, bsz = cfg["merge_size"], cfg["merge_batch"]
     k = 5
     datasets = {
-        "stripes_w2": gltheory.stripes((size, size), width=2).images,
-        "checkerboards_w2": gltheory.checkerboards((size, size), width=2).images,
+        "stripes_w2": gltheory.data.stripes((size, size), width=2).images,
+        "checkerboards_w2": gltheory.data.checkerboards((size, size), width=2).images,
         "texture_p4_n32": texture_images(jax.random.key(3), 32, size, 4),
     }
     x = jax.random.normal(jax.random.key(4), (bsz, size, size), jnp.float32)
-    fn = lambda x, bank: patch_score(x, T_EVAL, bank, proc)
+    fn = lambda x, bank: patch.score(bank, proc, x, T_EVAL)
     out = {}
     rows = []
     for name, imgs in datasets.items():
         imgs = imgs.astype(jnp.float32)
         t0 = time.perf_counter()
-        bm = patch_bank(imgs, window=k, merge=True)
+        bm = patch.bank(imgs, window=k, merge=True)
         jax.block_until_ready(bm.keys)
         tb_m = time.perf_counter() - t0
         t0 = time.perf_counter()
-        bu = patch_bank(imgs, window=k, merge=False)
+        bu = patch.bank(imgs, window=k, merge=False)
         jax.block_until_ready(bu.keys)
         tb_u = time.perf_counter() - t0
         err = max_err(fn(x, bm), fn(x, bu))
@@ -410,7 +410,7 @@ def run_merge(cfg):
 def run_sweep(cfg, exp_ns):
     proc = gltheory.OU()
     bsz = cfg["sweep_batch"]
-    fn = lambda x, bank: patch_score(x, T_EVAL, bank, proc)
+    fn = lambda x, bank: patch.score(bank, proc, x, T_EVAL)
     out = {"els": [], "ls": []}
     rows = []
     cases = {}
@@ -420,7 +420,7 @@ def run_sweep(cfg, exp_ns):
             shape = (size,) if dim == 1 else (size, size)
             # Gaussian images: no duplicate patches, so candidates = N * L exactly
             imgs = jax.random.normal(jax.random.key(5 + n), (n,) + shape, jnp.float32)
-            bank = patch_bank(imgs, window=k)
+            bank = patch.bank(imgs, window=k)
             x = jax.random.normal(jax.random.key(6), (bsz,) + shape, jnp.float32)
             sites = int(np.prod(shape))
             key = f"{dim}d L={sites} N={n} k={k}"
@@ -443,11 +443,11 @@ def run_sweep(cfg, exp_ns):
     print(H.format_table(["ELS case", "cands", "best ms", "ns/logit", "/ exp floor"], rows))
 
     size, n = cfg["ls_size"], cfg["ls_n"]
-    imgs = gltheory.random_binary_images(jax.random.key(7), n, (size, size)).images
+    imgs = gltheory.data.random_binary_images(jax.random.key(7), n, (size, size)).images
     x = jax.random.normal(jax.random.key(8), (bsz, size, size), jnp.float32)
     ls_cases = {}
     for k in cfg["ls_ks"]:
-        bank = patch_bank(imgs.astype(jnp.float32), window=k, equivariant=False)
+        bank = patch.bank(imgs.astype(jnp.float32), window=k, equivariant=False)
         ls_cases[f"LS k={k}"] = (fn, (x, bank))
     res = H.timeit_interleaved(ls_cases, repeats=cfg["ls_repeats"])
     rows = []
@@ -478,11 +478,11 @@ def _vm(field):
 def _memory_child(size, n, k, batch):
     """Runs in the child: build a bank, reset the RSS peak, one ELS call; prints JSON."""
     proc = gltheory.OU()
-    imgs = gltheory.random_binary_images(jax.random.key(9), n, (size, size)).images
+    imgs = gltheory.data.random_binary_images(jax.random.key(9), n, (size, size)).images
     imgs = imgs.astype(jnp.float32)
     x = jax.random.normal(jax.random.key(10), (batch, size, size), jnp.float32)
     t0 = time.perf_counter()
-    bank = patch_bank(imgs, window=k, merge=False)
+    bank = patch.bank(imgs, window=k, merge=False)
     jax.block_until_ready(bank.keys)
     t_bank = time.perf_counter() - t0
     peak_bank = _vm("VmHWM")
@@ -494,7 +494,7 @@ def _memory_child(size, n, k, batch):
     except OSError:
         reset = False
     t0 = time.perf_counter()
-    s = jax.block_until_ready(patch_score(x, T_EVAL, bank, proc))
+    s = jax.block_until_ready(patch.score(bank, proc, x, T_EVAL))
     t_score = time.perf_counter() - t0
     print(
         json.dumps(
@@ -579,12 +579,12 @@ def run_es(cfg):
     proc = gltheory.OU()
     a, b2 = coeffs(proc)
     size, n, bsz = c["size"], c["n"], c["batch"]
-    imgs = gltheory.random_binary_images(jax.random.key(20), n, (size, size)).images
+    imgs = gltheory.data.random_binary_images(jax.random.key(20), n, (size, size)).images
     imgs = imgs.astype(jnp.float32)
     x = jax.random.normal(jax.random.key(21), (bsz, size, size), jnp.float32)
-    bank = patch_bank(imgs, window=size)
+    bank = patch.bank(imgs, window=size)
     assert bank.kind == "es"
-    fast = lambda x, bank: patch_score(x, T_EVAL, bank, proc)
+    fast = lambda x, bank: patch.score(bank, proc, x, T_EVAL)
     brute = make_brute(a, b2, size)
     naive = make_chunked_naive(a, b2, size, 4)
     ref = np.asarray(fast(x, bank))

@@ -112,14 +112,14 @@ def make_fast(score_fn, process, *, noise_block=None, method="euler_maruyama"):
 
 def make_diffrax_library(score_fn, process, *, brownian, method="euler_maruyama"):
     return jax.jit(
-        lambda key, x0, ts: gltheory.sample_diffrax(
+        lambda key, x0, ts: gltheory.sampling.sample_diffrax(
             score_fn, process, key, x0, ts=ts, method=method, brownian=brownian
         )
     )
 
 
 class _AdditiveNoise(diffrax.AbstractTerm):
-    """g(t) dW for a scalar g (the term gltheory.sample_diffrax builds)."""
+    """g(t) dW for a scalar g (the term gltheory.sampling.sample_diffrax builds)."""
 
     g: Callable
     control: diffrax.AbstractPath
@@ -329,7 +329,7 @@ class Problem:
     @property
     def default_block(self) -> int:
         """The sampler's default ``noise_block`` for this event shape."""
-        return gltheory.default_noise_block(self.x0.shape[1:])
+        return gltheory.sampling.default_noise_block(self.x0.shape[1:])
 
     def fn(self, kind: str, **kw) -> Callable:
         """The jitted case ``kind``, built once per problem (so compilations are shared)."""
@@ -374,7 +374,9 @@ def lattice_problem(cfg, key) -> Problem:
         name="lattice",
         title=f"lattice (OU, uniform_patch_score window={w}, {L}x{L}, n={n}, {steps} EM steps)",
         process=process,
-        score_fn=lambda x, t: gltheory.uniform_patch_score(process, x, t, window=w, lattice_ndim=2),
+        score_fn=lambda x, t: gltheory.scores.uniform_patch_score(
+            process, x, t, window=w, lattice_ndim=2
+        ),
         score_np=patch_score_np(w),
         x0=jax.random.normal(jax.random.fold_in(key, 12345), (n, L, L)),
         ts=gltheory.time_grid(process, steps),
@@ -390,7 +392,7 @@ def lattice_problem(cfg, key) -> Problem:
 def check_floor_noise(key) -> float:
     """The floor's noise is the sampler's: with c = (1, 1) from 0 it sums the increments."""
     n, event, steps, nb = 8, (3, 5), 70, 32
-    ref = gltheory.trajectory_noise(key, steps, event, n=n, noise_block=nb).sum(0)
+    ref = gltheory.sampling.trajectory_noise(key, steps, event, n=n, noise_block=nb).sum(0)
     err = 0.0
     for variant in ("block", "chunked"):
         got = make_floor(steps, noise_block=nb, variant=variant)(
@@ -403,7 +405,7 @@ def check_floor_noise(key) -> float:
 def check_numpy(prob: Problem, key, n: int, steps: int) -> float:
     """The NumPy loop, fed the sampler's increments, reproduces ``gltheory.sample``."""
     x0, ts = prob.x0[:n], gltheory.time_grid(prob.process, steps)
-    z = gltheory.trajectory_noise(key, steps, x0.shape[1:], n=n)
+    z = gltheory.sampling.trajectory_noise(key, steps, x0.shape[1:], n=n)
     ref = gltheory.sample(prob.score_fn, prob.process, key, x0, ts=ts).x
     got = numpy_em(prob.score_np, x0, ts, noise=np.asarray(z))
     return float(np.abs(got - np.asarray(ref)).max())

@@ -101,3 +101,110 @@ def batch_time(t: jax.Array, x: jax.Array, event_ndim: int) -> jax.Array:
             f"{tuple(batch_shape)} of x (without enlarging it)."
         )
     return t.reshape(t.shape + (1,) * event_ndim)
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> None:
+    """Raise ``ValueError`` unless ``value`` is an integer (not a bool) ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+
+
+def check_instance(value, cls: type, name: str, what: str) -> None:
+    """Raise ``ValueError`` ("`name` must be `what`, got <type>") unless ``isinstance(value, cls)``.
+
+    The one type check of the package's inputs (e.g. ``check_instance(process, AbstractProcess,
+    "process", PROCESS)``); the classes live above this module, so they are passed in.
+    """
+    if not isinstance(value, cls):
+        raise ValueError(f"{name} must be {what}, got {type(value).__name__}.")
+
+
+PROCESS = "a gltheory process (OU, VP, VE)"
+"""What ``check_instance(process, AbstractProcess, "process", PROCESS)`` asks for."""
+
+DATASET = "a gltheory dataset (AbstractData)"
+"""What ``check_instance(data, AbstractData, "data", DATASET)`` asks for."""
+
+
+def check_callable(fn, name: str, usage: str) -> None:
+    """Raise ``ValueError`` ("`name` must be callable as `usage`") unless ``fn`` is callable."""
+    if not callable(fn):
+        raise ValueError(f"{name} must be callable as {usage}.")
+
+
+def is_shape(x) -> bool:
+    """True when ``x`` is a shape given as a tuple or list of Python/NumPy integers."""
+    return isinstance(x, tuple | list) and all(isinstance(s, int | np.integer) for s in x)
+
+
+def batch_shape(x) -> tuple[int, ...]:
+    """The shape ``(n, *event)`` of states ``x`` or of a shape tuple ``x`` (``n >= 1``)."""
+    shape = tuple(int(s) for s in x) if is_shape(x) else tuple(jnp.shape(x))
+    if len(shape) < 1 or shape[0] < 1:
+        raise ValueError(f"x must be states (n, *event) or a shape (n, *event), got {shape}.")
+    return shape
+
+
+def state_dtype(x, default):
+    """The float dtype of states ``x``; ``default`` when ``x`` is a shape tuple."""
+    if is_shape(x):
+        return default
+    return as_float_array(x, "x").dtype
+
+
+def check_indices(index, n_steps: int, name: str) -> tuple[tuple[int, ...], bool]:
+    """Branch indices into a grid of ``n_steps`` steps: ints in ``0 .. n_steps - 1``, increasing.
+
+    **Returns:** ``(indices, scalar)``: the indices as a tuple of ints, and whether ``index``
+    was a single integer.
+    """
+    scalar = np.ndim(index) == 0
+    arr = np.atleast_1d(np.asarray(index))
+    if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name} must be an integer or a 1-D sequence of integers, got {index!r}.")
+    idx = tuple(int(i) for i in arr)
+    if any(i < 0 or i > n_steps - 1 for i in idx):
+        raise ValueError(
+            f"{name} must lie in 0..{n_steps - 1} (an index into ts that leaves at least one "
+            f"step after it; ts has {n_steps + 1} times), got {index!r}."
+        )
+    if list(idx) != sorted(set(idx)):
+        raise ValueError(f"{name} must be strictly increasing, got {index!r}.")
+    return idx, scalar
+
+
+def fold_keys(keys, data: int):
+    """``fold_in(k, data)`` for every key ``k`` of a 1-D batch of PRNG keys."""
+    return jax.vmap(lambda k: jax.random.fold_in(k, data))(keys)
+
+
+def check_labels(classify: Callable, x, n_total: int) -> jax.Array:
+    """``classify(x)`` checked to be ``n_total`` integer (or boolean) labels; as int32."""
+    lab = jnp.asarray(classify(x))
+    if lab.shape != (n_total,):
+        raise ValueError(
+            f"classify must return one label per state, shape ({n_total},), got {lab.shape}."
+        )
+    if not (jnp.issubdtype(lab.dtype, jnp.integer) or lab.dtype == jnp.bool_):
+        raise ValueError(f"classify must return integer (or boolean) labels, got {lab.dtype}.")
+    return lab.astype(jnp.int32)
+
+
+def precheck_labels(classify: Callable, n_total: int, event_shape, dtype) -> None:
+    """Check the shape of ``classify``'s output by abstract evaluation, before any sampling.
+
+    A ``classify`` that cannot be traced (e.g. NumPy inside) passes here and is checked by
+    :func:`check_labels` on the final states instead.
+    """
+    struct = jax.ShapeDtypeStruct((n_total,) + tuple(event_shape), dtype)
+    try:
+        out = jax.eval_shape(classify, struct)
+    except ValueError:
+        raise
+    except Exception:  # not traceable: checked on the final states instead
+        return
+    if getattr(out, "shape", None) != (n_total,):
+        raise ValueError(
+            f"classify must return one label per state, shape ({n_total},), got "
+            f"{getattr(out, 'shape', type(out).__name__)}."
+        )

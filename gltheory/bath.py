@@ -43,12 +43,12 @@ from .data import AbstractData
 
 __all__ = [
     "BathField",
-    "bath_action",
-    "bath_field",
-    "bath_saddle_point",
-    "bath_binder_crossing",
-    "bath_langevin",
-    "bath_gibbs",
+    "action",
+    "field",
+    "saddle_point",
+    "binder_crossing",
+    "langevin",
+    "gibbs",
     "CW_CRITICAL_BINDER",
 ]
 
@@ -132,7 +132,7 @@ def _data_scale(data: AbstractData, dtype):
 # ----------------------------------------------------------------------------------------------
 
 
-def bath_action(data: AbstractData, sigma: ArrayLike, x: ArrayLike) -> Array:
+def action(data: AbstractData, sigma: ArrayLike, x: ArrayLike) -> Array:
     r"""Action per site of the bath field, the generative potential $-\ln p_\sigma(x)$.
 
     $$-\ln p_\sigma(x) = -\ln\int p_0(y)\,\mathcal N(x; y, \sigma^2)\,dy,$$
@@ -211,7 +211,7 @@ def _default_bounds(data, sigma, dtype):
     return mu - half, mu + half
 
 
-def bath_field(
+def field(
     data: AbstractData,
     sigma: ArrayLike,
     n_sites: ArrayLike,
@@ -281,7 +281,7 @@ def bath_field(
 # ----------------------------------------------------------------------------------------------
 
 
-def bath_saddle_point(
+def saddle_point(
     data: AbstractData,
     sigma: ArrayLike,
     *,
@@ -294,7 +294,7 @@ def bath_saddle_point(
     The global maximiser of $p_\sigma$ is the stable solution of the self-consistency
     $x^\ast = m(x^\ast)$, $m(x)=\mathbb E[y\mid x]$ (THEORY.md §2.3, §2.6) [DERIVED]; for two
     points $\pm1$ it is the Curie–Weiss magnetisation $M = \tanh(M/\sigma^2)$ (0 for
-    $\sigma\ge1$). Found by a grid search over the default bounds of :func:`bath_field`
+    $\sigma\ge1$). Found by a grid search over the default bounds of :func:`field`
     followed by Newton steps on the fixed-point equation $x - m(x) = 0$. When two maxima
     tie (a symmetric law) the one above ``center`` is returned.
 
@@ -355,7 +355,7 @@ def _saddle_impl(data, sigma, center, n_grid, newton_steps):
 # ----------------------------------------------------------------------------------------------
 
 
-def bath_binder_crossing(
+def binder_crossing(
     data: AbstractData,
     n_small: ArrayLike,
     n_large: ArrayLike,
@@ -368,7 +368,7 @@ def bath_binder_crossing(
 
     Solves $U_4(\sigma^2; N_{\rm small}) = U_4(\sigma^2; N_{\rm large})$ by bisection in
     ``sigma2_bracket``, with $U_4 = 1-\langle u^4\rangle/(3\langle u^2\rangle^2)$ from
-    :func:`bath_field`. As both sizes grow the crossing tends to $\sigma_c^2$ (for two points
+    :func:`field`. As both sizes grow the crossing tends to $\sigma_c^2$ (for two points
     $\pm\mu$: $\sigma_c^2 = \mu^2$), the finite-size method of locating a critical point
     (THEORY.md §2.6; STYLE.md "a known critical point by crossing curves") [DERIVED].
 
@@ -379,7 +379,7 @@ def bath_binder_crossing(
     - `sigma2_bracket`: ``(lo, hi)`` in $\sigma^2$, with the curves in opposite order at the
       two ends (checked; ValueError otherwise).
     - `iterations`: bisection steps.
-    - `n_grid`: quadrature nodes (see :func:`bath_field`).
+    - `n_grid`: quadrature nodes (see :func:`field`).
 
     **Returns:** $\sigma^2_\times$ as a scalar array.
     """
@@ -396,8 +396,8 @@ def bath_binder_crossing(
 
     def diff(s2):
         s = jnp.sqrt(s2)
-        u1 = bath_field(data, s, n1.astype(dtype), n_grid=n_grid).binder
-        u2 = bath_field(data, s, n2.astype(dtype), n_grid=n_grid).binder
+        u1 = field(data, s, n1.astype(dtype), n_grid=n_grid).binder
+        u2 = field(data, s, n2.astype(dtype), n_grid=n_grid).binder
         return u1 - u2
 
     lo = jnp.asarray(float(sigma2_bracket[0]), dtype)
@@ -422,7 +422,7 @@ def bath_binder_crossing(
 # ----------------------------------------------------------------------------------------------
 
 
-def bath_langevin(
+def langevin(
     data: AbstractData,
     sigma: ArrayLike,
     n_sites: ArrayLike,
@@ -513,7 +513,7 @@ def _langevin_impl(data, sigma, n_sites, keys, x0, n_steps, step, metropolis):
     return x
 
 
-def bath_gibbs(
+def gibbs(
     sigma: ArrayLike,
     n_sites: int,
     key: PRNGKeyArray,

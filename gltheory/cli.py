@@ -3,9 +3,10 @@
 Exit codes: 0 when every row of the report is ok, 1 when any row is off (they are listed on
 stderr), 2 for bad arguments (argparse's convention).
 
-Heavy imports (the report, matplotlib) happen only when a command runs, so ``--help`` is
-quick. Float64 is switched on here, in the program's entry point, never at ``import
-gltheory``.
+Heavy imports (the report, the experiments, matplotlib) happen only when a command runs, so
+``--help`` is quick. Float64 is switched on here, in the program's entry point, never at
+``import gltheory``. The experiments come from the registry
+:data:`gltheory.experiments.EXPERIMENTS`, passed to :func:`gltheory.report.run_report`.
 """
 
 from __future__ import annotations
@@ -79,13 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from . import report as rep
+    # lazy: the report and the experiments (and through them matplotlib) load only here
+    from . import experiments as registry, report as rep
 
     if args.list:
-        for e in rep.EXPERIMENTS:
+        for e in registry.EXPERIMENTS:
             print(f"{e.name:22s} {e.title}")
         return 0
-    experiments = list(rep.EXPERIMENTS)
+    experiments = list(registry.EXPERIMENTS)
     if args.only is not None:
         wanted = [s.strip() for s in args.only.split(",") if s.strip()]
         names = [e.name for e in experiments]
@@ -114,11 +116,11 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
     matplotlib.use("Agg")  # figures use the Agg canvas; never open a window
 
-    log = rep._stderr_log
+    log = rep.stderr_log
     only = f" only={','.join(e.name for e in experiments)}" if args.only is not None else ""
     log(f"gltheory report: out={out} seed={args.seed}{' quick' if args.quick else ''}{only}")
     config = rep.ReportConfig.default(seed=args.seed, quick=args.quick)
-    result = rep.run_report(config, experiments=experiments, log=log)
+    result = rep.run_report(config, experiments, log=log)
     obj = rep.write_report(result, out, log=log)
 
     table = rep.format_table(result.rows)

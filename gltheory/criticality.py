@@ -36,7 +36,7 @@ OU). The three are *different definitions* of "the" critical time:
   -\frac1{b^2}$ with $u=a(Kx)/b^2=O(1)$ noise, so $\langle{\rm sech}^2\rangle<1$: the
   averaged $\hat\mu(0,t)$ never turns positive (measured, $k=5$), but it has a maximum (the
   softest moment, ``mode="peak"``) *later in generation* than $t_c^S$: measured offset
-  $\approx-0.2$ in $t$ for $k=5$, 1-D (``_exp_criticality``);
+  $\approx-0.2$ in $t$ for $k=5$, 1-D (``gltheory.experiments.criticality``);
 - the cloning crossing $\phi=0.775$ recovers Biroli's $t_S$ for two clusters in high
   dimension (its calibration, tested); on the patch model with the class = the sign of one
   site it fires at about the same time as the softest moment (offset $\approx-0.2$, $k=5$);
@@ -82,23 +82,23 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
-from ._checks import as_float_array
+from ._checks import (
+    PROCESS,
+    as_float_array,
+    batch_shape,
+    check_callable,
+    check_indices,
+    check_instance,
+    check_labels,
+    fold_keys,
+    precheck_labels,
+    state_dtype,
+)
 from .field import correlation_length, structure_factor
 from .meanfield import ExponentFit, fit_exponent
-from .observables import (
-    PHI_SPECIATION,
-    _base_keys,
-    _batch_shape,
-    _check_common,
-    _fold,
-    _indices,
-    _labels,
-    _precheck_labels,
-    _state_dtype,
-    _states_at,
-)
+from .observables import PHI_SPECIATION
 from .processes import AbstractProcess
-from .sampling import _check_ts, _step, sample
+from .sampling import METHODS, as_trajectory_keys, branch, check_time_grid, sample, states_at
 from .spectral import drift_offset, mode_stiffness
 
 __all__ = [
@@ -771,48 +771,40 @@ def _cloning_curve(score_fn, process, key, x, ts, branch_index, classify, method
 
     Same estimator as :func:`gltheory.cloning_probability` (two copies, independent noise
     after the branch, phi = fraction of agreeing pairs, se = binomial), but the copies of
-    every branch run in one masked scan from the earliest branch index (a copy is frozen at
-    its branch state until the scan reaches its branch index), so the sampler is compiled
-    once instead of once per branch time (the branches' grids ``ts[i:]`` differ in length).
-    Noise: copy ``j`` of trajectory ``m`` after branch ``b`` uses
-    ``fold_in(fold_in(fold_in(fold_in(key_m, 1), b), j), step)``.
+    every branch are continued together by :func:`gltheory.sampling.branch` (one masked loop
+    from the earliest branch index, compiled once instead of once per branch time).
+    Noise: copy ``j`` of trajectory ``m`` after branch ``b`` has the trajectory key
+    ``fold_in(fold_in(fold_in(key_m, 1), b), j)`` and the block noise of
+    :func:`gltheory.sampling.integrate` (aligned on absolute step indices).
     """
-    _check_common(score_fn, process, classify, method)
-    ts = _check_ts(ts, process.T)
+    check_callable(score_fn, "score_fn", "score_fn(x, t)")
+    check_instance(process, AbstractProcess, "process", PROCESS)
+    check_callable(classify, "classify", "classify(x) -> integer labels of shape (n,)")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+    ts = check_time_grid(ts, process.T)
     n_steps = ts.shape[0] - 1
-    idx, _ = _indices(branch_index, n_steps, "branch_index")
-    shape = _batch_shape(x)
+    idx, _ = check_indices(branch_index, n_steps, "branch_index")
+    shape = batch_shape(x)
     n = shape[0]
-    _precheck_labels(classify, 2 * n, shape[1:], _state_dtype(x, ts))
-    base = _base_keys(key, n)
-    states = _states_at(score_fn, process, _fold(base, 0), x, ts, idx, method, None)
-    post = _fold(base, 1)
+    precheck_labels(classify, 2 * n, shape[1:], state_dtype(x, ts.dtype))
+    base = as_trajectory_keys(key, n)
+    states = states_at(
+        score_fn, process, fold_keys(base, 0), x, ts=ts, indices=idx, solver=method
+    )  # (n_branch, n, *event)
+    post = fold_keys(base, 1)
     keys = jnp.stack(
-        [jnp.stack([_fold(_fold(post, b), j) for j in range(2)]) for b in range(len(idx))]
-    )  # (n_branch, 2, n)
-    xf = _continue_copies(score_fn, process, keys, states, ts, jnp.asarray(idx), idx[0], method)
-    lab = jnp.stack([_labels(classify, xb.reshape((2 * n,) + xb.shape[2:]), 2 * n) for xb in xf])
+        [
+            jnp.concatenate([fold_keys(fold_keys(post, b), j) for j in range(2)])
+            for b in range(len(idx))
+        ]
+    )  # (n_branch, 2 n): copy j of trajectory m is row j * n + m
+    copies = jnp.concatenate([states, states], axis=1)  # (n_branch, 2 n, *event)
+    xf = branch(score_fn, process, keys, copies, ts=ts, indices=idx, solver=method)
+    lab = jnp.stack([check_labels(classify, xb, 2 * n) for xb in xf])
     lab = lab.reshape(len(idx), 2, n)
     phi = jnp.mean((lab[:, 0] == lab[:, 1]).astype(jnp.result_type(float)), axis=1)
     return ts[np.asarray(idx)], phi, jnp.sqrt(phi * (1 - phi) / n)
-
-
-@eqx.filter_jit
-def _continue_copies(score_fn, process, keys, states, ts, idx, i0, method):
-    """Final states of two copies per trajectory continued from ``states[b]`` at ``ts[idx[b]]``."""
-    nb, n = states.shape[:2]
-    ev = states.shape[2:]
-    x = jnp.broadcast_to(states[:, None], (nb, 2) + states.shape[1:]).reshape((-1,) + ev)
-    kf = keys.reshape((-1,) + keys.shape[3:])
-    start = jnp.repeat(idx, 2 * n).reshape((-1,) + (1,) * len(ev))
-
-    def step(x, i):
-        z = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, i), ev, x.dtype))(kf)
-        xn = _step(method, score_fn, process, x, z, ts[i], ts[i + 1])
-        return jnp.where(i >= start, xn, x), None
-
-    x, _ = jax.lax.scan(step, x, jnp.arange(i0, ts.shape[0] - 1))
-    return x.reshape((nb, 2) + states.shape[1:])
 
 
 # ----------------------------------------------------------------------------------------

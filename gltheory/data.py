@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
 from ._checks import as_float_array, check_values, is_concrete
 
@@ -58,7 +59,7 @@ class AbstractData(eqx.Module):
         return int(np.prod(self.event_shape, dtype=np.int64))
 
     @abc.abstractmethod
-    def sample(self, key: PRNGKeyArray, n: int) -> Float[Array, "n ..."]:
+    def sample(self, key: PRNGKeyArray, n: int | np.integer) -> Float[Array, "n ..."]:
         """Draw ``n`` samples of shape ``(n, *event_shape)``."""
 
     @abc.abstractmethod
@@ -70,15 +71,30 @@ class AbstractData(eqx.Module):
         r"""Data covariance $\mathrm{Cov}[y]$ (flattened)."""
 
     @abc.abstractmethod
-    def log_marginal(self, x, a, b2) -> Array:
+    def log_marginal(
+        self,
+        x: Float[Array, "*batch d"],
+        a: Real[ArrayLike, ""] | Float[Array, "*batch 1"],
+        b2: Real[ArrayLike, ""] | Float[Array, "*batch 1"],
+    ) -> Float[Array, "*batch"]:
         r"""$\ln p_t(x)$ for $x = a y + b z$."""
 
     @abc.abstractmethod
-    def posterior_mean(self, x, a, b2) -> Array:
+    def posterior_mean(
+        self,
+        x: Float[Array, "*batch d"],
+        a: Real[ArrayLike, ""] | Float[Array, "*batch 1"],
+        b2: Real[ArrayLike, ""] | Float[Array, "*batch 1"],
+    ) -> Float[Array, "*batch d"]:
         r"""Denoiser $\mathbb E[y\mid x]$."""
 
     @abc.abstractmethod
-    def posterior_cov(self, x, a, b2) -> Array:
+    def posterior_cov(
+        self,
+        x: Float[Array, "*batch d"],
+        a: Real[ArrayLike, ""] | Float[Array, "*batch 1"],
+        b2: Real[ArrayLike, ""] | Float[Array, "*batch 1"],
+    ) -> Float[Array, "*batch d d"]:
         r"""$\mathrm{Cov}[y\mid x]$, shape ``(*batch, d, d)``."""
 
 
@@ -191,7 +207,9 @@ class DeltaMixture(AbstractFiniteSet):
     weights: Array
     event_shape: tuple[int, ...] = eqx.field(static=True)
 
-    def __init__(self, points: ArrayLike, weights: ArrayLike | None = None):
+    def __init__(
+        self, points: Real[ArrayLike, " k *event"], weights: Real[ArrayLike, " k"] | None = None
+    ):
         pts = as_float_array(points, "points")
         if pts.ndim < 2:
             raise ValueError(
@@ -225,7 +243,9 @@ class LatticeImages(AbstractFiniteSet):
     weights: Array
     event_shape: tuple[int, ...] = eqx.field(static=True)
 
-    def __init__(self, images: ArrayLike, weights: ArrayLike | None = None):
+    def __init__(
+        self, images: Real[ArrayLike, " k *lattice"], weights: Real[ArrayLike, " k"] | None = None
+    ):
         imgs = as_float_array(images, "images")
         if imgs.ndim < 2:
             raise ValueError(f"images must have shape (N, *lattice_shape), got {imgs.shape}.")
@@ -259,7 +279,12 @@ class TwoPoint(AbstractData):
     weight: Array
     event_shape: tuple[int, ...] = eqx.field(static=True)
 
-    def __init__(self, mu: ArrayLike, dim: int | None = None, weight: ArrayLike = 0.5):
+    def __init__(
+        self,
+        mu: Real[ArrayLike, ""] | Real[ArrayLike, " d"],
+        dim: int | np.integer | None = None,
+        weight: Real[ArrayLike, ""] = 0.5,
+    ):
         m = as_float_array(mu, "mu")
         if m.ndim == 0:
             dim = 1 if dim is None else dim
@@ -342,7 +367,11 @@ class Gaussian(AbstractData):
     evecs: Array
     event_shape: tuple[int, ...] = eqx.field(static=True)
 
-    def __init__(self, mean: ArrayLike, cov: ArrayLike):
+    def __init__(
+        self,
+        mean: Real[ArrayLike, " d"],
+        cov: Real[ArrayLike, ""] | Real[ArrayLike, " d"] | Real[ArrayLike, "d d"],
+    ):
         mu = as_float_array(mean, "mean")
         if mu.ndim != 1 or mu.shape[0] == 0:
             raise ValueError(f"mean must be a non-empty vector (d,), got shape {mu.shape}.")
@@ -428,7 +457,12 @@ class GaussianMixture(AbstractData):
     weights: Array
     event_shape: tuple[int, ...] = eqx.field(static=True)
 
-    def __init__(self, means: ArrayLike, variances: ArrayLike, weights: ArrayLike | None = None):
+    def __init__(
+        self,
+        means: Real[ArrayLike, "k d"],
+        variances: Real[ArrayLike, ""] | Real[ArrayLike, " k"] | Real[ArrayLike, "k d"],
+        weights: Real[ArrayLike, " _"] | None = None,
+    ):
         mu = as_float_array(means, "means")
         if mu.ndim != 2 or mu.shape[0] == 0 or mu.shape[1] == 0:
             raise ValueError(f"means must have shape (K, d) with K, d >= 1, got {mu.shape}.")
@@ -568,7 +602,7 @@ class Hypersphere(AbstractData):
     radius: Array
     event_shape: tuple[int, ...] = eqx.field(static=True)
 
-    def __init__(self, radius: ArrayLike, dim: int):
+    def __init__(self, radius: Real[ArrayLike, ""], dim: int | np.integer):
         if not isinstance(dim, (int, np.integer)) or dim < 2:
             raise ValueError(
                 f"dim must be an integer >= 2, got {dim!r} (for dim=1 use TwoPoint(radius))."
@@ -636,7 +670,10 @@ def _lattice_shape(shape) -> tuple[int, ...]:
     return shp
 
 
-def uniform_images(shape, values=(1.0, -1.0)) -> LatticeImages:
+def uniform_images(
+    shape: int | np.integer | Sequence[int | np.integer],
+    values: Sequence[float | int] | Real[ArrayLike, " n_values"] = (1.0, -1.0),
+) -> LatticeImages:
     """The uniform images $\\pm\\mathbf 1$ (or any constant values) on a 1-D or 2-D lattice.
 
     The canonical patch-model dataset of THEORY.md §4.3.
@@ -648,7 +685,11 @@ def uniform_images(shape, values=(1.0, -1.0)) -> LatticeImages:
     return LatticeImages(jnp.asarray(vals.reshape((-1,) + (1,) * len(shp)) * np.ones(shp)))
 
 
-def stripes(shape, width: int = 1, orientation: str = "both") -> LatticeImages:
+def stripes(
+    shape: int | np.integer | Sequence[int | np.integer],
+    width: int | np.integer = 1,
+    orientation: str = "both",
+) -> LatticeImages:
     """All translates of ±1 stripes of the given ``width`` (period ``2 width``).
 
     For 2-D lattices ``orientation`` is ``"vertical"`` (constant along rows' axis 0, varying
@@ -675,7 +716,9 @@ def stripes(shape, width: int = 1, orientation: str = "both") -> LatticeImages:
     return LatticeImages(jnp.asarray(np.unique(np.stack(imgs), axis=0)))
 
 
-def checkerboards(shape, width: int = 1) -> LatticeImages:
+def checkerboards(
+    shape: int | np.integer | Sequence[int | np.integer], width: int | np.integer = 1
+) -> LatticeImages:
     """All translates of a ±1 checkerboard with squares of side ``width`` (2-D lattices)."""
     shp = _lattice_shape(shape)
     if len(shp) != 2:
@@ -691,7 +734,12 @@ def checkerboards(shape, width: int = 1) -> LatticeImages:
     return LatticeImages(jnp.asarray(np.unique(np.stack(imgs), axis=0)))
 
 
-def random_binary_images(key: PRNGKeyArray, n: int, shape, p: float = 0.5) -> LatticeImages:
+def random_binary_images(
+    key: PRNGKeyArray,
+    n: int | np.integer,
+    shape: int | np.integer | Sequence[int | np.integer],
+    p: float = 0.5,
+) -> LatticeImages:
     """``n`` random ±1 images with $P(+1)=p$ per site, drawn from ``key``."""
     shp = _lattice_shape(shape)
     if not isinstance(n, (int, np.integer)) or n < 1:

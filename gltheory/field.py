@@ -33,13 +33,13 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, ArrayLike
 
-from ._checks import as_float_array, is_concrete
+from ._checks import PROCESS, as_float_array, check_instance, is_concrete
 from .data import LatticeImages
+from .lattice import box_sum_periodic
 from .meanfield import fit_exponent
-from .patch import patch_bank, patch_score
+from .patch import ELS, score as patch_score
 from .processes import AbstractProcess
 from .sampling import sample, trajectory_keys
-from .scores import _box_sum_periodic
 from .spectral import (
     critical_alpha_bar,
     drift_offset,
@@ -67,6 +67,7 @@ __all__ = [
     "dirichlet_kernel",
     "patch_mode_spectrum",
     "patch_critical_point",
+    "criterion_time",
     # dynamics
     "GLScore",
     "GLComparison",
@@ -467,13 +468,6 @@ def _check_ndim(lattice_ndim) -> int:
     return int(lattice_ndim)
 
 
-def _check_process(process) -> None:
-    if not isinstance(process, AbstractProcess):
-        raise ValueError(
-            f"process must be a gltheory process (OU, VP, VE), got {type(process).__name__}."
-        )
-
-
 def _check_dynamics(dynamics) -> None:
     if dynamics not in ("score", "sde", "ode"):
         raise ValueError(f"dynamics must be 'score', 'sde' or 'ode', got {dynamics!r}.")
@@ -536,7 +530,7 @@ def gl_constants(images: LatticeImages | ArrayLike, window: int) -> GLConstants:
     D = y.ndim - 1
     n_sites = int(np.prod(y.shape[1:]))
     pw = (w.astype(y.dtype) / n_sites).reshape((-1,) + (1,) * D)
-    big_m = _box_sum_periodic(y, window, tuple(range(1, D + 1)))
+    big_m = box_sum_periodic(y, window, tuple(range(1, D + 1)))
     mean = lambda z: jnp.sum(pw * z)
     xt = y - mean(y)
     yt = big_m - mean(big_m)
@@ -606,7 +600,7 @@ def gl_coefficients(
 
     **Returns:** :class:`GLCoefficients`, each shaped like ``t``.
     """
-    _check_process(process)
+    check_instance(process, AbstractProcess, "process", PROCESS)
     _check_dynamics(dynamics)
     if not isinstance(constants, GLConstants):
         raise ValueError(f"constants must be GLConstants, got {type(constants).__name__}.")
@@ -697,7 +691,7 @@ def patch_mode_spectrum(
 
     **Returns:** shape ``q.shape[:-1]`` broadcast with ``t``.
     """
-    _check_process(process)
+    check_instance(process, AbstractProcess, "process", PROCESS)
     _check_dynamics(dynamics)
     k = _check_window(window)
     if images is None:
@@ -732,7 +726,36 @@ class PatchCriticalPoint(NamedTuple):
     t_ode: float | None
 
 
-def _criterion_time(process, c_max: float, dynamics: str, t_min: float) -> float | None:
+def criterion_time(
+    process: AbstractProcess,
+    c_max: float,
+    *,
+    criterion: str = "score",
+    t_min: float | None = None,
+) -> float | None:
+    r"""Time where criterion $v$ fires for a top eigenvalue $c_{\max}$ at the symmetric point.
+
+    Solves ${\rm SNR}(t)\,c_{\max}-1+o_v(t)\,b_t^2=0$ for $t\in[t_{\min},T]$ (offsets $o_v$
+    of :func:`gltheory.spectral.drift_offset`: 0, $-f/g^2$, $-2f/g^2$ for ``"score"``, ``"sde"``,
+    ``"ode"``) with ``optimistix.Bisection``. :func:`patch_critical_point` uses it with
+    $c_{\max}=\max_q\hat C_k(q)$; the ideal score of a dataset uses the top eigenvalue of
+    its covariance.
+
+    **Arguments:**
+
+    - `process`: forward process.
+    - `c_max`: the top eigenvalue, a positive Python float.
+    - `criterion`: ``"score"``, ``"sde"`` or ``"ode"``.
+    - `t_min`: lower end of the search (default $10^{-6}T$).
+
+    **Returns:** the critical time as a float, or ``None`` when the criterion does not change
+    sign on $[t_{\min},T]$.
+    """
+    check_instance(process, AbstractProcess, "process", PROCESS)
+    _check_dynamics(criterion)
+    dynamics = criterion
+    t_min = 1e-6 * float(process.T) if t_min is None else float(t_min)
+
     def h(t, args):
         o = drift_offset(process, t, dynamics)
         return process.snr(t) * c_max - 1 + o * process.b2(t)
@@ -780,7 +803,7 @@ def patch_critical_point(
 
     **Returns:** :class:`PatchCriticalPoint`.
     """
-    _check_process(process)
+    check_instance(process, AbstractProcess, "process", PROCESS)
     k = _check_window(window)
     if images is None:
         D = _check_ndim(lattice_ndim)
@@ -792,7 +815,10 @@ def patch_critical_point(
         c_max, q_star, alpha_bar = sp.c_max, sp.q_star, sp.alpha_bar
     t_min = 1e-6 * float(process.T) if t_min is None else float(t_min)
     cm = float(c_max)
-    times = [_criterion_time(process, cm, v, t_min) if cm > 0 else None for v in _CRITERIA]
+    times = [
+        criterion_time(process, cm, criterion=v, t_min=t_min) if cm > 0 else None
+        for v in _CRITERIA
+    ]
     return PatchCriticalPoint(c_max, q_star, alpha_bar, *times)
 
 
@@ -853,7 +879,7 @@ def tweedie_denoiser(score_fn, process: AbstractProcess):
     Exact for an exact score; for :class:`GLScore` it defines the GL model's own denoised
     field. Returns a callable ``denoiser(x, t)``.
     """
-    _check_process(process)
+    check_instance(process, AbstractProcess, "process", PROCESS)
     if not callable(score_fn):
         raise ValueError("score_fn must be callable as score_fn(x, t).")
 
@@ -1069,8 +1095,8 @@ def _uniform_score_fft(process, window: int, lattice_shape, dtype):
 def _exact_score_fn(process, window, lattice_shape, images, dtype):
     if images is None:
         return _uniform_score_fft(process, window, lattice_shape, dtype)
-    bank = patch_bank(images, window=window, equivariant=True, boundary="periodic")
-    return lambda x, t: patch_score(x, t, bank, process)
+    machine = ELS(images, window)
+    return lambda x, t: patch_score(machine, process, x, t)
 
 
 def compare_gl_exact(
@@ -1090,9 +1116,9 @@ def compare_gl_exact(
     Both runs use :func:`gltheory.sample` with the same per-trajectory keys, the same initial
     states $x_{t_0}\sim\mathcal N(0,b_{t_0}^2I)$ and hence the **same Brownian increments**, so
     their differences are due to the score alone. The exact score is the two-image patch
-    score (``images=None``; :func:`gltheory.uniform_patch_score`, evaluated by FFT) or the ELS
-    :func:`gltheory.patch_score` of ``images``; the GL score is :class:`GLScore` with
-    :func:`gl_constants` of the same data. $S(q,t)$ of the states is streamed
+    score (``images=None``; :func:`gltheory.uniform_patch_score`, evaluated by FFT) or the
+    score of the :class:`gltheory.ELS` machine of ``images``; the GL score is :class:`GLScore`
+    with :func:`gl_constants` of the same data. $S(q,t)$ of the states is streamed
     (:func:`structure_factor_observer`). Choose ``ts[-1]`` in the ordered phase but not so
     late that the explicit GL steps become unstable (:class:`GLScore`).
 
@@ -1106,7 +1132,7 @@ def compare_gl_exact(
 
     **Returns:** :class:`GLComparison`.
     """
-    _check_process(process)
+    check_instance(process, AbstractProcess, "process", PROCESS)
     k = _check_window(window)
     lattice_shape = tuple(int(s) for s in lattice_shape)
     D = _check_ndim(len(lattice_shape))
@@ -1139,8 +1165,8 @@ def compare_gl_exact(
     kw = dict(ts=ts, method=method, observe=observe, save_at=save_at)
     sol_e = sample(exact, process, key, x0, **kw)
     sol_g = sample(gl_fn, process, key, x0, **kw)
-    m_e = _box_sum_periodic(sol_e.x, k, axes)
-    m_g = _box_sum_periodic(sol_g.x, k, axes)
+    m_e = box_sum_periodic(sol_e.x, k, axes)
+    m_g = box_sum_periodic(sol_g.x, k, axes)
     xi = lambda s: correlation_length(s, axes=axes, from_structure_factor=True, method="lorentzian")
     return GLComparison(
         saved_ts=sol_e.saved_ts,
@@ -1218,7 +1244,7 @@ def domain_length_scaling(
 
     **Returns:** :class:`DomainScaling`.
     """
-    _check_process(process)
+    check_instance(process, AbstractProcess, "process", PROCESS)
     ks = [_check_window(k) for k in windows]
     if len(ks) < 3:
         raise ValueError(f"windows needs at least 3 window sizes for a fit, got {windows!r}.")

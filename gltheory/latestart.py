@@ -12,11 +12,11 @@ below $t_c$.
 
 Two exact diagnostics for one-dimensional data [DERIVED]:
 
-- :func:`late_start_kl`: $\mathrm{KL}(p_t\,\|\,q_t)$ (or the reverse) by quadrature. The exact
+- :func:`kl`: $\mathrm{KL}(p_t\,\|\,q_t)$ (or the reverse) by quadrature. The exact
   probability-flow ODE is a bijection, and KL is invariant under bijections, so
   $\mathrm{KL}(q_{t_0}\,\|\,p_{t_0})$ equals the KL between the law produced by the late-start
   PF-ODE and the true marginal at *every* later time.
-- :func:`late_start_fraction`: in one dimension the exact PF-ODE map is the monotone
+- :func:`fraction`: in one dimension the exact PF-ODE map is the monotone
   (quantile-preserving) transport $F_t^{-1}\circ F_{t_0}$, so the probability that a late-start
   sample ends above a threshold is a Gaussian tail at the matching quantile of $p_{t_0}$.
 """
@@ -32,18 +32,19 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
+from . import sampling
 from ._checks import as_float_array, check_time, is_concrete
 from .data import AbstractData
 from .processes import AbstractProcess
-from .sampling import Solution, sample
+from .sampling import Solution
 
 __all__ = [
     "gaussian_late_start",
-    "late_start_moments",
-    "late_start_sample",
-    "late_start_kl",
+    "moments",
+    "sample",
+    "kl",
     "LateStartFraction",
-    "late_start_fraction",
+    "fraction",
 ]
 
 
@@ -65,9 +66,7 @@ def _scalar_time(t, process, name):
     return t
 
 
-def late_start_moments(
-    data: AbstractData, process: AbstractProcess, t: ArrayLike
-) -> tuple[Array, Array]:
+def moments(data: AbstractData, process: AbstractProcess, t: ArrayLike) -> tuple[Array, Array]:
     r"""Mean and covariance of the forward marginal $p_t$ (flattened event).
 
     $$\mathbb E[x_t] = a_t\,\mathbb E[y],\qquad \mathrm{Cov}[x_t] = a_t^2\,\mathrm{Cov}[y] + b_t^2 I$$
@@ -128,7 +127,7 @@ def gaussian_late_start(
     return x.reshape((int(n),) + tuple(data.event_shape))
 
 
-def late_start_sample(
+def sample(
     score_fn: Callable[[Array, Array], Array],
     process: AbstractProcess,
     key: PRNGKeyArray,
@@ -163,7 +162,7 @@ def late_start_sample(
         raise ValueError(f"ts must be a 1-D array of at least two times, got shape {ts_arr.shape}.")
     k_init, k_traj = jax.random.split(key)
     x0 = gaussian_late_start(data, process, k_init, n, ts_arr[0])
-    return sample(score_fn, process, k_traj, x0, ts=ts_arr, method=method, **sample_kwargs)
+    return sampling.sample(score_fn, process, k_traj, x0, ts=ts_arr, method=method, **sample_kwargs)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -181,7 +180,7 @@ def _check_1d(data):
 
 def _grid(data, process, t, n_grid, width):
     """Uniform grid over the Gaussian's mean +- width std (and the data range)."""
-    mean, cov = late_start_moments(data, process, t)
+    mean, cov = moments(data, process, t)
     m, v = mean[0], cov[0, 0]
     half = width * jnp.sqrt(v)
     grid = jnp.linspace(m - half, m + half, n_grid, dtype=mean.dtype)
@@ -192,7 +191,7 @@ def _check_resolution(data, process, t, n_grid, width):
     """ValueError (outside jit) when the grid spacing does not resolve the noise width b_t."""
     if not is_concrete(t):
         return
-    _, cov = late_start_moments(data, process, t)
+    _, cov = moments(data, process, t)
     h = 2 * width * float(jnp.sqrt(cov[0, 0])) / (n_grid - 1)
     b = float(process.b(t))
     if h > b / 6:
@@ -208,7 +207,7 @@ def _log_p(data, process, grid, t):
     return data.log_marginal(grid[:, None], a, b2)
 
 
-def late_start_kl(
+def kl(
     data: AbstractData,
     process: AbstractProcess,
     t: ArrayLike,
@@ -281,7 +280,7 @@ class LateStartFraction(NamedTuple):
     boundary: Array
 
 
-def late_start_fraction(
+def fraction(
     data: AbstractData,
     process: AbstractProcess,
     t0: ArrayLike,
@@ -303,7 +302,7 @@ def late_start_fraction(
     [DERIVED]. For two points $\pm1$ with weight $w$ and $c=0$, $t_1\to0$ the exact fraction
     is $w$ and the error measures how much class balance the late start loses: negligible for
     $t_0$ well above $t_c$, growing once $t_0$ drops below it. Both CDFs by cumulative trapezoid
-    quadrature on the grids of :func:`late_start_kl`.
+    quadrature on the grids of :func:`kl`.
 
     **Arguments:**
 
@@ -312,7 +311,7 @@ def late_start_fraction(
     - `t0`: the late-start time.
     - `t1`: the final time of the flow, $0 < t_1 < t_0$.
     - `threshold`: the class boundary $c$ at $t_1$.
-    - `n_grid`, `width`: quadrature grids (see :func:`late_start_kl`); the grid must resolve
+    - `n_grid`, `width`: quadrature grids (see :func:`kl`); the grid must resolve
       $b_{t_1}$.
 
     **Returns:** a :class:`LateStartFraction`.

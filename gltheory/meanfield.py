@@ -30,7 +30,7 @@ from jaxtyping import Array, ArrayLike
 
 from ._checks import as_float_array, check_event_shape, is_concrete
 from .data import AbstractData
-from .processes import AbstractProcess
+from .processes import OU, VP, AbstractProcess
 from .scores import denoiser, log_prob, posterior_cov, score
 
 __all__ = [
@@ -61,13 +61,16 @@ _LINEAR_TOL = 1e-6
 class CriticalTimes(NamedTuple):
     """The three critical times of THEORY.md §1.4 in the process's own time.
 
+    - `t_score`, `t_sde`, `t_ode`: the score, reverse-SDE and probability-flow-ODE critical
+      times (the same field names as :class:`gltheory.field.PatchCriticalPoint`).
+
     Each is a float, or ``None`` when that criterion has no transition on the searched range
     (under ``jit``/``vmap``/``grad`` they are arrays, NaN meaning no transition).
     """
 
-    score: float | None | Array
-    sde: float | None | Array
-    ode: float | None | Array
+    t_score: float | None | Array
+    t_sde: float | None | Array
+    t_ode: float | None | Array
 
 
 # ----------------------------------------------------------------------------------------------
@@ -277,8 +280,6 @@ def time_conversions(
 
     Uses the closed-form ``t_of_snr`` of each process (no root finding needed).
     """
-    from .processes import VP
-
     vp = VP() if vp is None else vp
     snr = process.snr(t)
     t_vp = vp.t_of_snr(snr)
@@ -602,8 +603,6 @@ def meanfield_exponents(n_points: int = 40) -> dict[str, ExponentFit | Array]:
     - ``delta``: $1/$slope of $M(h)$ at $b=1$ for $h\in[10^{-7},10^{-4}]$ (theory 3; the fit's
       slope estimates $1/\delta$, its ``stderr`` is converted to $\delta$).
     """
-    from .processes import OU
-
     ou = OU()
     tc = 0.5 * jnp.log(2.0)
     dts = jnp.geomspace(1e-5, 1e-3, n_points)

@@ -46,10 +46,31 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
-from ._checks import as_float_array, check_values, is_concrete
+from ._checks import (
+    DATASET,
+    PROCESS,
+    as_float_array,
+    batch_shape,
+    check_callable,
+    check_indices,
+    check_instance,
+    check_labels,
+    check_values,
+    fold_keys,
+    is_concrete,
+    is_shape,
+    precheck_labels,
+    state_dtype,
+)
 from .data import AbstractData
 from .processes import OU, AbstractProcess
-from .sampling import METHODS, _check_ts, _key_batch_ndim, sample, trajectory_keys
+from .sampling import (
+    METHODS,
+    as_trajectory_keys,
+    check_time_grid,
+    sample,
+    states_at,
+)
 from .scores import denoiser
 
 __all__ = [
@@ -153,7 +174,9 @@ def _got(v) -> str:
     return f", got {np.asarray(v)}" if is_concrete(v) else ""
 
 
-def _two_cluster_params(m_norm, sigma2, t, process):
+def two_cluster_params(m_norm, sigma2, t, process):
+    r"""Checked $(\mu_t, \Gamma_t) = (a_t\|m\|,\ b_t^2 + a_t^2\sigma^2)$ of two clusters $\pm m$
+    (``process=None``: the default OU), in the common float dtype of the inputs."""
     if process is None:
         process = OU()
     elif not isinstance(process, AbstractProcess):
@@ -174,13 +197,14 @@ def _two_cluster_params(m_norm, sigma2, t, process):
     return _mu_gamma(m_norm, sigma2, t, process)
 
 
-def _nodes(dtype):
+def normal_quadrature_nodes(dtype):
+    r"""Nodes ``z`` and weights ``w`` of the quadrature rule for $\mathbb E_{z\sim\mathcal N(0,1)}$."""
     return jnp.asarray(_Z, dtype), jnp.asarray(_W, dtype)
 
 
 @functools.partial(jax.jit, static_argnums=2)
 def _phi_kernel(mu, gamma, n_copies: int):
-    z, w = _nodes(mu.dtype)
+    z, w = normal_quadrature_nodes(mu.dtype)
     kappa = (mu / jnp.sqrt(gamma))[..., None]
     log_p = jax.nn.log_sigmoid(2 * kappa * (kappa + z))
     return jnp.sum(w * jnp.exp((n_copies - 1) * log_p), axis=-1)
@@ -188,7 +212,7 @@ def _phi_kernel(mu, gamma, n_copies: int):
 
 @jax.jit
 def _r_kernel(mu, gamma):
-    z, w = _nodes(mu.dtype)
+    z, w = normal_quadrature_nodes(mu.dtype)
     kappa = (mu / jnp.sqrt(gamma))[..., None]
     logit = 2 * kappa * (kappa + z)
     pq = jnp.exp(jax.nn.log_sigmoid(logit) + jax.nn.log_sigmoid(-logit))
@@ -197,7 +221,7 @@ def _r_kernel(mu, gamma):
 
 @jax.jit
 def _r_fd_kernel(mu, gamma, delta):
-    z, w = _nodes(mu.dtype)
+    z, w = normal_quadrature_nodes(mu.dtype)
     kappa = (mu / jnp.sqrt(gamma))[..., None]
     logit = 2 * kappa * (kappa + z)
     shift = (2 * mu * delta / gamma)[..., None]
@@ -239,7 +263,7 @@ def cloning_probability_theory(
     """
     if not isinstance(n_copies, (int, np.integer)) or n_copies < 2:
         raise ValueError(f"n_copies must be an integer >= 2, got {n_copies!r}.")
-    mu, gamma = _two_cluster_params(m_norm, sigma2, t, process)
+    mu, gamma = two_cluster_params(m_norm, sigma2, t, process)
     return _phi_kernel(mu, gamma, int(n_copies))
 
 
@@ -276,7 +300,7 @@ def class_susceptibility_theory(
     delta = float(delta)
     if not np.isfinite(delta) or delta < 0:
         raise ValueError(f"delta must be a finite number >= 0, got {delta!r}.")
-    mu, gamma = _two_cluster_params(m_norm, sigma2, t, process)
+    mu, gamma = two_cluster_params(m_norm, sigma2, t, process)
     if delta == 0.0:
         return _r_kernel(mu, gamma)
     return _r_fd_kernel(mu, gamma, jnp.asarray(delta, mu.dtype))
@@ -325,7 +349,7 @@ def class_susceptibility_peak(
     if not isinstance(n_refine, (int, np.integer)) or n_refine < 0:
         raise ValueError(f"n_refine must be an integer >= 0, got {n_refine!r}.")
     # validates m_norm and sigma2 (t = t_max is a valid time)
-    mu, _ = _two_cluster_params(m_norm, sigma2, t_hi, proc)
+    mu, _ = two_cluster_params(m_norm, sigma2, t_hi, proc)
     dtype = mu.dtype
     m_norm = jnp.asarray(m_norm, dtype)
     sigma2 = jnp.asarray(sigma2, dtype)
@@ -360,111 +384,12 @@ def _peak_impl(m_norm, sigma2, proc, bounds, n_grid: int, n_refine: int):
 # ----------------------------------------------------------------------------------------------
 
 
-def _identity_observe(x, t):
-    del t
-    return x
-
-
-def _indices(index, n_steps: int, name: str) -> tuple[tuple[int, ...], bool]:
-    """Branch indices as a tuple of ints in [0, n_steps - 1]; flag True for a scalar index."""
-    scalar = np.ndim(index) == 0
-    arr = np.atleast_1d(np.asarray(index))
-    if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"{name} must be an integer or a 1-D sequence of integers, got {index!r}.")
-    idx = tuple(int(i) for i in arr)
-    if any(i < 0 or i > n_steps - 1 for i in idx):
-        raise ValueError(
-            f"{name} must lie in 0..{n_steps - 1} (an index into ts that leaves at least one "
-            f"step after it; ts has {n_steps + 1} times), got {index!r}."
-        )
-    if list(idx) != sorted(set(idx)):
-        raise ValueError(f"{name} must be strictly increasing, got {index!r}.")
-    return idx, scalar
-
-
-def _batch_shape(x) -> tuple[int, ...]:
-    if isinstance(x, (tuple, list)) and all(isinstance(s, (int, np.integer)) for s in x):
-        shape = tuple(int(s) for s in x)
-    else:
-        shape = tuple(jnp.shape(x))
-    if len(shape) < 1 or shape[0] < 1:
-        raise ValueError(f"x must be states (n, *event) or a shape (n, *event), got {shape}.")
-    return shape
-
-
-def _base_keys(key, n: int):
-    if _key_batch_ndim(key) == 0:
-        return trajectory_keys(key, n)
-    if key.shape[0] != n:
-        raise ValueError(f"key holds {key.shape[0]} trajectory keys but n={n}.")
-    return key
-
-
-def _fold(keys, data: int):
-    return jax.vmap(lambda k: jax.random.fold_in(k, data))(keys)
-
-
 def _check_common(score_fn, process, classify, method):
-    if not callable(score_fn):
-        raise ValueError("score_fn must be callable as score_fn(x, t).")
-    if not isinstance(process, AbstractProcess):
-        raise ValueError(f"process must be a gltheory process, got {type(process).__name__}.")
-    if not callable(classify):
-        raise ValueError(
-            "classify must be callable as classify(x) -> integer labels of shape (n,)."
-        )
+    check_callable(score_fn, "score_fn", "score_fn(x, t)")
+    check_instance(process, AbstractProcess, "process", PROCESS)
+    check_callable(classify, "classify", "classify(x) -> integer labels of shape (n,)")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
-
-
-def _labels(classify, x, n_total: int) -> Array:
-    lab = jnp.asarray(classify(x))
-    if lab.shape != (n_total,):
-        raise ValueError(
-            f"classify must return one label per state, shape ({n_total},), got {lab.shape}."
-        )
-    if not (jnp.issubdtype(lab.dtype, jnp.integer) or lab.dtype == jnp.bool_):
-        raise ValueError(f"classify must return integer (or boolean) labels, got {lab.dtype}.")
-    return lab.astype(jnp.int32)
-
-
-def _precheck_labels(classify, n_total: int, event_shape, dtype) -> None:
-    """Check the shape of ``classify``'s output by abstract evaluation, before any sampling."""
-    struct = jax.ShapeDtypeStruct((n_total,) + tuple(event_shape), dtype)
-    try:
-        out = jax.eval_shape(classify, struct)
-    except ValueError:
-        raise
-    except Exception:  # not traceable (e.g. NumPy inside): checked on the final states instead
-        return
-    if getattr(out, "shape", None) != (n_total,):
-        raise ValueError(
-            f"classify must return one label per state, shape ({n_total},), got "
-            f"{getattr(out, 'shape', type(out).__name__)}."
-        )
-
-
-def _state_dtype(x, ts):
-    if isinstance(x, (tuple, list)) and all(isinstance(s, (int, np.integer)) for s in x):
-        return ts.dtype
-    return as_float_array(x, "x").dtype
-
-
-def _states_at(score_fn, process, keys, x, ts, idx, method, noise_block) -> Array:
-    """States at ``ts[i]`` for every ``i`` in ``idx``, shape ``(len(idx), n, *event)``."""
-    last = max(max(idx), 1)
-    sol = sample(
-        score_fn,
-        process,
-        keys,
-        x,
-        ts=ts[: last + 1],
-        method=method,
-        observe=_identity_observe,
-        save_at=idx,
-        noise_block=noise_block,
-    )
-    return sol.observables
 
 
 def cloning_probability(
@@ -514,26 +439,35 @@ def cloning_probability(
     _check_common(score_fn, process, classify, method)
     if not isinstance(n_copies, (int, np.integer)) or n_copies < 2:
         raise ValueError(f"n_copies must be an integer >= 2, got {n_copies!r}.")
-    ts = _check_ts(ts, process.T)
+    ts = check_time_grid(ts, process.T)
     n_steps = ts.shape[0] - 1
-    idx, scalar = _indices(branch_index, n_steps, "branch_index")
-    shape = _batch_shape(x)
+    idx, scalar = check_indices(branch_index, n_steps, "branch_index")
+    shape = batch_shape(x)
     n = shape[0]
-    _precheck_labels(classify, n_copies * n, shape[1:], _state_dtype(x, ts))
-    base = _base_keys(key, n)
-    states = _states_at(score_fn, process, _fold(base, 0), x, ts, idx, method, noise_block)
-    post = _fold(base, 1)
+    precheck_labels(classify, n_copies * n, shape[1:], state_dtype(x, ts.dtype))
+    base = as_trajectory_keys(key, n)
+    states = states_at(
+        score_fn,
+        process,
+        fold_keys(base, 0),
+        x,
+        ts=ts,
+        indices=idx,
+        solver=method,
+        noise_block=noise_block,
+    )
+    post = fold_keys(base, 1)
     phis = []
     for b, i in enumerate(idx):
-        keys_b = _fold(post, i)
-        copy_keys = jax.vmap(lambda j, kb=keys_b: _fold(kb, j))(jnp.arange(n_copies))
+        keys_b = fold_keys(post, i)
+        copy_keys = jax.vmap(lambda j, kb=keys_b: fold_keys(kb, j))(jnp.arange(n_copies))
         copy_keys = copy_keys.reshape((n_copies * n,) + copy_keys.shape[2:])
         xb = jnp.broadcast_to(states[b], (n_copies,) + states[b].shape)
         xb = xb.reshape((n_copies * n,) + states[b].shape[1:])
         sol = sample(
             score_fn, process, copy_keys, xb, ts=ts[i:], method=method, noise_block=noise_block
         )
-        lab = _labels(classify, sol.x, n_copies * n).reshape(n_copies, n)
+        lab = check_labels(classify, sol.x, n_copies * n).reshape(n_copies, n)
         agree = jnp.all(lab == lab[:1], axis=0).astype(jnp.result_type(float))
         phis.append(jnp.mean(agree))
     phi = jnp.stack(phis)
@@ -603,19 +537,28 @@ def kick_response(
     delta = float(delta)
     if not (np.isfinite(delta) and delta > 0):
         raise ValueError(f"delta must be a finite number > 0, got {delta!r}.")
-    ts = _check_ts(ts, process.T)
+    ts = check_time_grid(ts, process.T)
     n_steps = ts.shape[0] - 1
-    idx, scalar = _indices(kick_index, n_steps, "kick_index")
-    shape = _batch_shape(x)
+    idx, scalar = check_indices(kick_index, n_steps, "kick_index")
+    shape = batch_shape(x)
     n = shape[0]
     u = _unit(direction, shape[1:])
-    _precheck_labels(classify, 2 * n, shape[1:], _state_dtype(x, ts))
-    base = _base_keys(key, n)
-    states = _states_at(score_fn, process, _fold(base, 0), x, ts, idx, method, noise_block)
-    post = _fold(base, 1)
+    precheck_labels(classify, 2 * n, shape[1:], state_dtype(x, ts.dtype))
+    base = as_trajectory_keys(key, n)
+    states = states_at(
+        score_fn,
+        process,
+        fold_keys(base, 0),
+        x,
+        ts=ts,
+        indices=idx,
+        solver=method,
+        noise_block=noise_block,
+    )
+    post = fold_keys(base, 1)
     vals, ses = [], []
     for b, i in enumerate(idx):
-        keys_b = _fold(post, i)
+        keys_b = fold_keys(post, i)
         kick = (delta * u).astype(states.dtype)
         xb = jnp.concatenate([states[b] + kick, states[b] - kick])
         sol = sample(
@@ -627,7 +570,7 @@ def kick_response(
             method=method,
             noise_block=noise_block,
         )
-        lab = _labels(classify, sol.x, 2 * n)
+        lab = check_labels(classify, sol.x, 2 * n)
         r, se = _paired(lab[:n], lab[n:], target, delta)
         vals.append(r)
         ses.append(se)
@@ -683,16 +626,16 @@ def class_fraction_response(
     s_plus, s_minus = score_family(h + dh), score_family(h - dh)
     _check_common(s_plus, process, classify, method)
     _check_common(s_minus, process, classify, method)
-    ts = _check_ts(ts, process.T)
-    shape = _batch_shape(x)
+    ts = check_time_grid(ts, process.T)
+    shape = batch_shape(x)
     n = shape[0]
-    _precheck_labels(classify, 2 * n, shape[1:], _state_dtype(x, ts))
-    base = _base_keys(key, n)
+    precheck_labels(classify, 2 * n, shape[1:], state_dtype(x, ts.dtype))
+    base = as_trajectory_keys(key, n)
 
     def both(xx, t):
         return jnp.concatenate([s_plus(xx[:n], t), s_minus(xx[n:], t)])
 
-    if isinstance(x, (tuple, list)) and all(isinstance(s, (int, np.integer)) for s in x):
+    if is_shape(x):
         x2: Any = (2 * n,) + shape[1:]
     else:
         xa = as_float_array(x, "x")
@@ -706,7 +649,7 @@ def class_fraction_response(
         method=method,
         noise_block=noise_block,
     )
-    lab = _labels(classify, sol.x, 2 * n)
+    lab = check_labels(classify, sol.x, 2 * n)
     r, se = _paired(lab[:n], lab[n:], target, dh)
     return ResponseEstimate(response=r, se=se, n=n, t=None)
 
@@ -756,10 +699,8 @@ def magnetization_observable(
 
     Reference: THEORY.md §1.2, §2.3–2.4.
     """
-    if not isinstance(data, AbstractData):
-        raise ValueError(f"data must be a gltheory dataset, got {type(data).__name__}.")
-    if not isinstance(process, AbstractProcess):
-        raise ValueError(f"process must be a gltheory process, got {type(process).__name__}.")
+    check_instance(data, AbstractData, "data", DATASET)
+    check_instance(process, AbstractProcess, "process", PROCESS)
     u = as_float_array(direction, "direction")
     if tuple(u.shape) != tuple(data.event_shape):
         raise ValueError(

@@ -19,7 +19,15 @@ $$
 
 $\phi(0)$ being the centre pixel (all channels) of the candidate.
 
-**Machines** (selected by ``window``, ``equivariant`` and ``boundary``):
+**Machines.** Each machine is a value, an equinox module built from its training images and
+its window (:class:`IS`, :class:`ES`, :class:`LS`, :class:`ELS`, :class:`BoundaryELS`, all
+:class:`AbstractPatchMachine`, itself a :class:`gltheory.AbstractData`), accepted wherever a
+dataset is: ``gltheory.score(machine, process, x, t)``, ``gltheory.denoiser``,
+``gltheory.sample(lambda x, t: gltheory.score(machine, process, x, t), ...)``. The function
+forms :func:`score`, :func:`denoiser` and :func:`posterior_stats` take the same arguments in
+the same order (a machine, a :class:`PatchBank` or raw images first, then process, x, t);
+with raw images or a bank the machine is selected by ``window``, ``equivariant`` and
+``boundary``:
 
 - *IS* (``window=None``, ``equivariant=False``): the window covers the whole lattice, the
   ideal memorising score, identical to ``gltheory.score(LatticeImages(images), ...)``.
@@ -35,7 +43,7 @@ $\phi(0)$ being the centre pixel (all channels) of the candidate.
   padding of the training images too** (the patch bank $\mathcal P$ of §4.2; this makes the
   two uniform images $\pm\mathbf1$ reproduce :func:`gltheory.uniform_patch_score` exactly
   and the machine commute with circular shifts). ``training_padding="valid"`` in
-  :func:`patch_bank` selects the reference code's choice instead (only the
+  :func:`bank` selects the reference code's choice instead (only the
   $(H-k+1)(W-k+1)$ valid patches per image).
 - *bbELS* (``equivariant=True, boundary="zero"``): $x$ and the training images are zero
   padded; a site in the $k//2$-wide border bands only uses training patches taken at the
@@ -59,7 +67,7 @@ the chunk size is set from ``memory_budget`` (bytes) unless given.
 
 **Speed.** ELS logits are one GEMM per chunk (queries $[\lambda x_{i+\Omega},\,\mu,\,1]$,
 keys $[\phi,\,\|\phi\|^2,\,\ln\mu(\phi)]$: the bias rides in the GEMM); identical candidate
-patches are merged once in :func:`patch_bank` and their multiplicity is added to the bias
+patches are merged once in :func:`bank` and their multiplicity is added to the bias
 (exact). The softmax needs no running maximum: every logit is at most
 $U_i=\|x_{i+\Omega}\|^2/(2b^2)+\max\ln\mu$ (the dropped term), so with the constant shift
 $s_i=\max(U_i-G,\,M_i^{(1)})$ ($M^{(1)}$ the first chunk's maximum, $G=30$ in float32, 300 in
@@ -73,7 +81,7 @@ memory (about 1.5x faster than materialising them); on accelerators they are a s
 LS uses box filters with cumulative sums,
 $O(NL)$ whatever the window; ES uses FFTs, $O(NL\log L)$ instead of $O(NL^2)$.
 
-**Memory.** :func:`patch_bank` stores the candidate patches ($N L k^D C$ numbers) only up to
+**Memory.** :func:`bank` stores the candidate patches ($N L k^D C$ numbers) only up to
 :data:`MATERIALIZE_MAX_BYTES`; above that (or with ``materialize=False``) it keeps the images
 and each chunk's patches are cut out inside the loop, so the peak memory is the images plus
 one chunk, whatever $N$.
@@ -94,16 +102,22 @@ import numpy as np
 from jaxtyping import Array, ArrayLike
 
 from ._checks import as_float_array, batch_time, check_time, is_concrete
-from .data import LatticeImages
+from .data import AbstractData, LatticeImages
 from .processes import AbstractProcess
 
 __all__ = [
+    "AbstractPatchMachine",
+    "IS",
+    "ES",
+    "LS",
+    "ELS",
+    "BoundaryELS",
     "PatchBank",
     "PatchPosterior",
-    "patch_bank",
-    "patch_score",
-    "patch_denoiser",
-    "patch_posterior_stats",
+    "bank",
+    "score",
+    "denoiser",
+    "posterior_stats",
     "DEFAULT_MEMORY_BUDGET",
     "MATERIALIZE_MAX_BYTES",
 ]
@@ -112,7 +126,7 @@ DEFAULT_MEMORY_BUDGET = 2**27
 """Default bound (bytes, 128 MiB) on the per-chunk working memory of the streaming softmax."""
 
 MATERIALIZE_MAX_BYTES = 2**28
-""":func:`patch_bank` stores the candidate patches when they take at most this (256 MiB)."""
+""":func:`bank` stores the candidate patches when they take at most this (256 MiB)."""
 
 Boundary = Literal["periodic", "zero"]
 
@@ -249,7 +263,7 @@ def _site_classes(kernel, hw) -> np.ndarray:
 
 
 class PatchBank(eqx.Module):
-    r"""Candidate patches of a training set for one patch machine, built by :func:`patch_bank`.
+    r"""Candidate patches of a training set for one patch machine, built by :func:`bank`.
 
     For ELS/bbELS: ``keys`` (M, P) distinct candidate patches, ``sqnorm`` $\|\phi\|^2$,
     ``log_mult`` $\ln\sum$ (training weights of the identical copies), ``values`` (M, C) the
@@ -312,7 +326,7 @@ def _box(z: Array, kernel) -> Array:
     return z
 
 
-def patch_bank(
+def bank(
     images: LatticeImages | ArrayLike,
     *,
     window: int | tuple[int, ...] | None,
@@ -352,7 +366,8 @@ def patch_bank(
     training padding) keeps the images: its logits for all circular shifts are one FFT
     cross-correlation per image, $O(L\log L)$ instead of $O(L^2)$.
 
-    **Returns:** a :class:`PatchBank` to pass to :func:`patch_score` in place of ``images``.
+    **Returns:** a :class:`PatchBank` to pass to :func:`score` in place of ``images`` (the patch
+    machines :class:`IS`, :class:`ES`, :class:`LS`, :class:`ELS`, :class:`BoundaryELS` hold one).
     """
     imgs, logw, lattice_ndim, lattice, channels = _canon_images(images, lattice_ndim)
     if is_concrete((imgs, logw)):
@@ -899,26 +914,32 @@ class PatchPosterior(NamedTuple):
 
 
 def _resolve_bank(images, window, equivariant, boundary, lattice_ndim):
+    """The :class:`PatchBank` of a machine, a bank (options checked against it) or images."""
+    if isinstance(images, AbstractPatchMachine):
+        images = images.bank
     if isinstance(images, PatchBank):
-        bank = images
+        given_bank = images
         for name, given, have in (
-            ("equivariant", equivariant, bank.equivariant),
-            ("boundary", boundary, bank.boundary),
-            ("lattice_ndim", lattice_ndim, bank.lattice_ndim),
+            ("equivariant", equivariant, given_bank.equivariant),
+            ("boundary", boundary, given_bank.boundary),
+            ("lattice_ndim", lattice_ndim, given_bank.lattice_ndim),
         ):
             if given is not None and given != have:
                 raise ValueError(
                     f"{name}={given!r} disagrees with the PatchBank's {name}={have!r}; omit it "
-                    "or rebuild the bank with patch_bank(...)."
+                    "or rebuild the bank with gltheory.patch.bank(...)."
                 )
-        if window != "bank" and window != bank.window:
+        if window != "bank" and window != given_bank.window:
             raise ValueError(
-                f"window={window!r} disagrees with the PatchBank's window={bank.window!r}."
+                f"window={window!r} disagrees with the PatchBank's window={given_bank.window!r}."
             )
-        return bank
+        return given_bank
     if isinstance(window, str):
-        raise ValueError("window is required when images is not a PatchBank.")
-    return patch_bank(
+        raise ValueError(
+            "window is required when images is not a PatchBank or a patch machine (IS, ES, LS, "
+            "ELS, BoundaryELS)."
+        )
+    return bank(
         images,
         window=window,
         equivariant=True if equivariant is None else equivariant,
@@ -928,54 +949,63 @@ def _resolve_bank(images, window, equivariant, boundary, lattice_ndim):
 
 
 def _prepare(
-    x, t, images, process, window, equivariant, boundary, lattice_ndim, chunk_size, memory_budget
+    images, process, x, t, window, equivariant, boundary, lattice_ndim, chunk_size, memory_budget
 ):
     if not isinstance(process, AbstractProcess):
         raise ValueError(
             f"process must be a gltheory process (OU, VP, VE), got {type(process).__name__}."
         )
-    bank = _resolve_bank(images, window, equivariant, boundary, lattice_ndim)
+    if isinstance(images, AbstractPatchMachine):  # the machine's own streaming settings
+        chunk_size = images.chunk_size if chunk_size is None else chunk_size
+        memory_budget = images.memory_budget if memory_budget is None else memory_budget
+    if memory_budget is None:
+        memory_budget = DEFAULT_MEMORY_BUDGET
+    pbank = _resolve_bank(images, window, equivariant, boundary, lattice_ndim)
     x = as_float_array(x, "x")
-    ev = bank.image_shape
+    ev = pbank.image_shape
     if x.ndim < len(ev) or tuple(x.shape[x.ndim - len(ev) :]) != ev:
         raise ValueError(
             f"x has shape {x.shape}, but its trailing axes must equal one training image's "
-            f"shape {ev} (lattice {bank.lattice}"
-            f"{', channels last' if bank.channels else ', no channel axis'})."
+            f"shape {ev} (lattice {pbank.lattice}"
+            f"{', channels last' if pbank.channels else ', no channel axis'})."
         )
     t = check_time(t, process.T, "t")
     batch_time(t, x, len(ev))  # shape check only
     batch = x.shape[: x.ndim - len(ev)]
     bsz = int(np.prod(batch)) if batch else 1
-    s_sites = int(np.prod(bank.lattice))
-    c = ev[-1] if bank.channels else 1
-    chunk = _chunk_for(bank, bsz, s_sites, c, x.dtype, chunk_size, memory_budget)
-    return bank, process, x, t, chunk
+    chunk = _site_chunk(pbank, bsz, x.dtype, chunk_size, memory_budget)
+    return pbank, process, x, t, chunk
+
+
+def _site_chunk(pbank: PatchBank, bsz: int, dtype, chunk_size, memory_budget) -> int:
+    s_sites = int(np.prod(pbank.lattice))
+    c = pbank.image_shape[-1] if pbank.channels else 1
+    return _chunk_for(pbank, bsz, s_sites, c, dtype, chunk_size, memory_budget)
 
 
 @eqx.filter_jit
-def _stats_jit(bank, process, x, t, chunk, field: str | None = None):
+def _stats_jit(pbank, process, x, t, chunk, field: str | None = None):
     """All statistics (``field=None``) or one field of them; returning a single field lets
     XLA drop the unused moment and entropy sums (the score-only path is ~1.7x faster)."""
     if field in ("mean", "score"):  # only z and the first moment are accumulated
-        mean, score = _stats(bank, process, x, t, chunk, False)
-        return mean if field == "mean" else score
-    out = _stats(bank, process, x, t, chunk, True)
+        mean, score_ = _stats(pbank, process, x, t, chunk, False)
+        return mean if field == "mean" else score_
+    out = _stats(pbank, process, x, t, chunk, True)
     return out if field is None else getattr(out, field)
 
 
-def patch_posterior_stats(
+def posterior_stats(
+    images: AbstractPatchMachine | PatchBank | LatticeImages | ArrayLike,
+    process: AbstractProcess,
     x: ArrayLike,
     t: ArrayLike,
-    images: PatchBank | LatticeImages | ArrayLike,
-    process: AbstractProcess,
     *,
     window: int | tuple[int, ...] | None | str = "bank",
     equivariant: bool | None = None,
     boundary: Boundary | None = None,
     lattice_ndim: int | None = None,
     chunk_size: int | None = None,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
 ) -> PatchPosterior:
     r"""Per-site posterior moments, entropy and score of a patch machine in one streaming pass.
 
@@ -986,28 +1016,31 @@ def patch_posterior_stats(
 
     **Arguments:**
 
-    - `x`: noisy states, shape ``(*batch, *lattice[, C])`` (trailing axes = one image).
-    - `t`: forward time in $(0,T]$, scalar or shaped like ``batch``.
-    - `images`: a :class:`PatchBank` (precomputed, preferred inside samplers), a
+    - `images`: a patch machine (:class:`IS`, :class:`ES`, :class:`LS`, :class:`ELS`,
+      :class:`BoundaryELS`; preferred), a :class:`PatchBank` (built by :func:`bank`), a
       :class:`gltheory.LatticeImages` or an array ``(N, *lattice[, C])``.
     - `process`: the forward process ($a_t$, $b_t^2$).
+    - `x`: noisy states, shape ``(*batch, *lattice[, C])`` (trailing axes = one image).
+    - `t`: forward time in $(0,T]$, scalar or shaped like ``batch``.
     - `window`: odd $k$ or a tuple per lattice axis; ``None`` = whole image (IS). Required
-      unless ``images`` is a bank (then it may be omitted or must match).
+      unless ``images`` is a machine or a bank (then it may be omitted or must match).
     - `equivariant`: ``True`` (ELS/bbELS, default) or ``False`` (LS).
     - `boundary`: ``"periodic"`` (default) or ``"zero"`` (module docstring).
     - `lattice_ndim`: 1 or 2 (default ``images.ndim - 1``, no channel axis).
-    - `chunk_size`: candidates per streaming chunk (default: from ``memory_budget``); for
-      the ES machine and streamed (non-materialised) banks, training images per chunk.
-    - `memory_budget`: bytes allowed for one chunk's working arrays.
+    - `chunk_size`: candidates per streaming chunk (default: the machine's, else from
+      ``memory_budget``); for the ES machine and streamed (non-materialised) banks, training
+      images per chunk.
+    - `memory_budget`: bytes allowed for one chunk's working arrays (default: the machine's,
+      else :data:`DEFAULT_MEMORY_BUDGET`).
 
     **Returns:** a :class:`PatchPosterior`.
     """
     return _stats_jit(
         *_prepare(
-            x,
-            t,
             images,
             process,
+            x,
+            t,
             window,
             equivariant,
             boundary,
@@ -1019,28 +1052,36 @@ def patch_posterior_stats(
 
 
 def _stats(
-    bank: PatchBank, process: AbstractProcess, x: Array, t: Array, chunk: int, moments: bool
+    pbank: PatchBank, process: AbstractProcess, x: Array, t: Array, chunk: int, moments: bool
 ):
-    ev = bank.image_shape
+    ev = pbank.image_shape
     batch = x.shape[: x.ndim - len(ev)]
     bsz = int(np.prod(batch)) if batch else 1
-    h, w = (1, bank.lattice[0]) if bank.lattice_ndim == 1 else bank.lattice
-    c = ev[-1] if bank.channels else 1
-    x4 = x.reshape(bsz, h, w, c)
     tb = jnp.broadcast_to(t, batch).reshape(bsz).astype(x.dtype)
     a = process.a(tb).astype(x.dtype)
     b2 = process.b2(tb).astype(x.dtype)
-    shift, acc = _posterior_sums(bank, x4, a, b2, chunk, moments)
+    return _stats_ab(pbank, x, a, b2, chunk, moments)
+
+
+def _stats_ab(pbank: PatchBank, x: Array, a: Array, b2: Array, chunk: int, moments: bool):
+    """Posterior statistics of ``x`` (*batch, *image) given $a_t$, $b_t^2$ of shape (B,)."""
+    ev = pbank.image_shape
+    batch = x.shape[: x.ndim - len(ev)]
+    bsz = int(np.prod(batch)) if batch else 1
+    h, w = (1, pbank.lattice[0]) if pbank.lattice_ndim == 1 else pbank.lattice
+    c = ev[-1] if pbank.channels else 1
+    x4 = x.reshape(bsz, h, w, c)
+    shift, acc = _posterior_sums(pbank, x4, a, b2, chunk, moments)
     z = acc.z[..., None]
     m1 = acc.m1 / z
-    score = (a[:, None, None, None] * m1.reshape(x4.shape) - x4) / b2[:, None, None, None]
+    score_ = (a[:, None, None, None] * m1.reshape(x4.shape) - x4) / b2[:, None, None, None]
     shape = x.shape
     if not moments:
-        return m1.reshape(shape), score.reshape(shape)
+        return m1.reshape(shape), score_.reshape(shape)
     m2, m4 = acc.m2 / z, acc.m4 / z
     # H = ln Z - <logit + ent_bias>, Z = sum exp(logit) = e^{shift} z (see PatchBank.ent_bias)
     entropy = jnp.log(acc.z) + shift - acc.el / acc.z
-    site_shape = batch + bank.lattice
+    site_shape = batch + pbank.lattice
     return PatchPosterior(
         mean=m1.reshape(shape),
         second=m2.reshape(shape),
@@ -1048,36 +1089,38 @@ def _stats(
         variance=(m2 - m1**2).reshape(shape),
         binder=(1 - m4 / (3 * m2**2)).reshape(shape),
         entropy=entropy.reshape(site_shape),
-        score=score.reshape(shape),
+        score=score_.reshape(shape),
     )
 
 
-def patch_score(
+def score(
+    images: AbstractPatchMachine | PatchBank | LatticeImages | ArrayLike,
+    process: AbstractProcess,
     x: ArrayLike,
     t: ArrayLike,
-    images: PatchBank | LatticeImages | ArrayLike,
-    process: AbstractProcess,
     *,
     window: int | tuple[int, ...] | None | str = "bank",
     equivariant: bool | None = None,
     boundary: Boundary | None = None,
     lattice_ndim: int | None = None,
     chunk_size: int | None = None,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
 ) -> Array:
     r"""Patch-machine score $s_i=(a_t\langle\phi(0)\rangle_{w_i}-x_i)/b_t^2$ (THEORY.md §4.2, §7.2).
 
-    LS, ELS, bbELS or IS depending on ``window``/``equivariant``/``boundary`` (module
-    docstring); exact streaming log-sum-exp over candidate chunks (§12). Same arguments as
-    :func:`patch_posterior_stats`; returns an array shaped like ``x``. Usable as
-    ``score_fn`` in :func:`gltheory.sample` (``lambda x, t: patch_score(x, t, bank, process)``).
+    LS, ELS, bbELS, ES or IS depending on the machine (or on ``window``/``equivariant``/
+    ``boundary`` for raw images; module docstring); exact streaming log-sum-exp over candidate
+    chunks (§12). Same arguments as :func:`posterior_stats`; returns an array shaped like
+    ``x``. For a machine this is :func:`gltheory.score` (``gltheory.score(machine, process, x,
+    t)``), usable as ``score_fn`` in :func:`gltheory.sample` through
+    ``lambda x, t: gltheory.score(machine, process, x, t)``.
     """
     return _stats_jit(
         *_prepare(
-            x,
-            t,
             images,
             process,
+            x,
+            t,
             window,
             equivariant,
             boundary,
@@ -1089,29 +1132,30 @@ def patch_score(
     )
 
 
-def patch_denoiser(
+def denoiser(
+    images: AbstractPatchMachine | PatchBank | LatticeImages | ArrayLike,
+    process: AbstractProcess,
     x: ArrayLike,
     t: ArrayLike,
-    images: PatchBank | LatticeImages | ArrayLike,
-    process: AbstractProcess,
     *,
     window: int | tuple[int, ...] | None | str = "bank",
     equivariant: bool | None = None,
     boundary: Boundary | None = None,
     lattice_ndim: int | None = None,
     chunk_size: int | None = None,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
 ) -> Array:
     r"""Patch-machine denoiser $m_i=\langle\phi(0)\rangle_{w_i}$ (posterior mean of the centre pixel).
 
-    Same arguments as :func:`patch_posterior_stats`; returns an array shaped like ``x``.
+    Same arguments as :func:`posterior_stats`; returns an array shaped like ``x``. For a
+    machine this is :func:`gltheory.denoiser`.
     """
     return _stats_jit(
         *_prepare(
-            x,
-            t,
             images,
             process,
+            x,
+            t,
             window,
             equivariant,
             boundary,
@@ -1121,3 +1165,407 @@ def patch_denoiser(
         ),
         field="mean",
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# patch machines as values
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_streaming(chunk_size, memory_budget):
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool)
+        or not isinstance(chunk_size, (int, np.integer))
+        or chunk_size < 1
+    ):
+        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}.")
+    if (
+        isinstance(memory_budget, bool)
+        or not isinstance(memory_budget, (int, float))
+        or memory_budget <= 0
+    ):
+        raise ValueError(
+            f"memory_budget must be a positive number of bytes, got {memory_budget!r}."
+        )
+    return None if chunk_size is None else int(chunk_size), memory_budget
+
+
+def _training_set(images) -> LatticeImages:
+    if isinstance(images, LatticeImages):
+        return images
+    return LatticeImages(as_float_array(images, "images"))
+
+
+class AbstractPatchMachine(AbstractData):
+    r"""A patch machine as a value: its training images, its window and its :class:`PatchBank`.
+
+    A patch machine is a dataset-like object (a subclass of :class:`gltheory.AbstractData`):
+    it is accepted wherever a dataset is, so one call convention holds across the package,
+
+    ```python
+    machine = gltheory.ELS(images, window=5)
+    s = gltheory.score(machine, process, x, t)            # = gltheory.patch.score(...)
+    m = gltheory.denoiser(machine, process, x, t)
+    sol = gltheory.sample(lambda x, t: gltheory.score(machine, process, x, t), process, key,
+                          (n, *machine.event_shape), ts=ts)
+    ```
+
+    Its "posterior mean" is the per-site patch posterior mean
+    $m_i=\langle\phi(0)\rangle_{w_i}$ (module docstring), computed by the same streamed code
+    as :func:`score` (chunked log-sum-exp, certified constant shift, FFT for ES), with the
+    machine's ``chunk_size`` and ``memory_budget``. ``mean()`` and ``covariance()`` are those
+    of the training images. The ideal machine :class:`IS` is the posterior of a data law
+    (the training set) and has ``log_prob``, ``posterior_cov`` and ``sample``; :class:`ES`
+    has ``log_prob`` (of the shift-augmented training set, one streamed pass); the others
+    raise a ``ValueError`` there (the score of LS, ELS and bbELS is not the gradient of a
+    log-density; the ES covariance would need $d^2$ correlations).
+
+    Machines are equinox modules: pass them through ``jit``/``vmap`` as arguments; the bank
+    is built once, at construction (it needs concrete images to merge duplicates).
+    """
+
+    bank: eqx.AbstractVar[PatchBank]
+    training: eqx.AbstractVar[LatticeImages]
+    chunk_size: eqx.AbstractVar[int | None]
+    memory_budget: eqx.AbstractVar[int]
+
+    @property
+    def window(self) -> int | tuple[int, ...] | None:
+        """The window the machine was built with (``None``: the whole lattice)."""
+        return self.bank.window
+
+    @property
+    def kind(self) -> str:
+        """The algorithm that runs: ``"ls"`` (LS and IS), ``"els"``, ``"bbels"`` or ``"es"``."""
+        return self.bank.kind
+
+    def _unavailable(self, what: str):
+        raise ValueError(
+            f"{what} is not available for the {type(self).__name__} patch machine: its score "
+            "is a per-site patch posterior, not the posterior of a data law with a computed "
+            "normaliser (IS has log_prob, posterior_cov and sample, ES has log_prob; use "
+            "gltheory.score / gltheory.denoiser, or gltheory.spectral on its score)."
+        )
+
+    def sample(self, key, n):
+        self._unavailable("sample (a draw from its data law)")
+
+    def mean(self):
+        return self.training.mean()
+
+    def covariance(self):
+        return self.training.covariance()
+
+    def log_marginal(self, x, a, b2):
+        self._unavailable("log_prob")
+
+    def posterior_cov(self, x, a, b2):
+        self._unavailable("posterior_cov")
+
+    def _rows(self, x, a, b2):
+        """x (*batch, d), a and b2 () or (*batch, 1) -> (batch, bsz, a (B,), b2 (B,), chunk)."""
+        batch = x.shape[:-1]
+        bsz = int(np.prod(batch)) if batch else 1
+
+        def per_row(c):
+            c = jnp.asarray(c)
+            c = c[..., 0] if c.ndim > 0 else c
+            return jnp.broadcast_to(c, batch).reshape(bsz).astype(x.dtype)
+
+        chunk = _site_chunk(self.bank, bsz, x.dtype, self.chunk_size, self.memory_budget)
+        return batch, bsz, per_row(a), per_row(b2), chunk
+
+    def posterior_mean(self, x, a, b2):
+        batch, _, a_rows, b2_rows, chunk = self._rows(x, a, b2)
+        mean, _ = _stats_ab(
+            self.bank, x.reshape(batch + self.event_shape), a_rows, b2_rows, chunk, False
+        )
+        return mean.reshape(x.shape)
+
+    def posterior_stats(self, process: AbstractProcess, x: ArrayLike, t: ArrayLike):
+        """:func:`posterior_stats` of this machine (moments, Binder ratio, entropy, score)."""
+        return posterior_stats(self, process, x, t)
+
+
+def _init_machine(machine, images, window, lattice_ndim, chunk_size, memory_budget, **kw):
+    chunk_size, memory_budget = _check_streaming(chunk_size, memory_budget)
+    pbank = bank(images, window=window, lattice_ndim=lattice_ndim, **kw)
+    machine.bank = pbank
+    machine.training = _training_set(images)
+    machine.chunk_size = chunk_size
+    machine.memory_budget = memory_budget
+    machine.event_shape = pbank.image_shape
+
+
+class IS(AbstractPatchMachine):
+    r"""The ideal (memorising) score: the window covers the whole lattice, no equivariance.
+
+    The exact score of the training set as a data law, identical to
+    ``gltheory.score(LatticeImages(images), ...)`` (Kamb & Ganguli's IS), computed by the LS
+    code with a window of $2n-1$ along each axis. As the one machine that is the posterior of
+    a data law it also has ``log_prob``, ``posterior_cov`` and ``sample`` (of the training set).
+
+    **Arguments:**
+
+    - `images`: the training images, a :class:`gltheory.LatticeImages` (its weights are
+      used) or an array ``(N, *lattice[, C])``.
+    - `lattice_ndim`: 1 or 2 (default ``images.ndim - 1``: no channel axis).
+    - `chunk_size`: candidates (or training images) per streaming chunk; default from
+      ``memory_budget``.
+    - `memory_budget`: bytes allowed for one chunk's working arrays.
+    """
+
+    bank: PatchBank
+    training: LatticeImages
+    chunk_size: int | None = eqx.field(static=True)
+    memory_budget: int = eqx.field(static=True)
+    event_shape: tuple[int, ...] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        images: LatticeImages | ArrayLike,
+        *,
+        lattice_ndim: int | None = None,
+        chunk_size: int | None = None,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    ):
+        _init_machine(
+            self, images, None, lattice_ndim, chunk_size, memory_budget, equivariant=False
+        )
+
+    def sample(self, key, n):
+        return self.training.sample(key, n)
+
+    def log_marginal(self, x, a, b2):
+        return self.training.log_marginal(x, a, b2)
+
+    def posterior_cov(self, x, a, b2):
+        return self.training.posterior_cov(x, a, b2)
+
+
+class ES(AbstractPatchMachine):
+    r"""The equivariant ideal score: whole-lattice periodic window, all circular shifts.
+
+    The candidates are every circular shift of every training image (Kamb & Ganguli's ES),
+    the whole-image limit of :class:`ELS` with circular padding; logits of all shifts are
+    FFT cross-correlations, $O(NL\log L)$.
+
+    **Arguments:**
+
+    - `images`: the training images, a :class:`gltheory.LatticeImages` (its weights are
+      used) or an array ``(N, *lattice[, C])``.
+    - `lattice_ndim`: 1 or 2 (default ``images.ndim - 1``: no channel axis).
+    - `chunk_size`: candidates (or training images) per streaming chunk; default from
+      ``memory_budget``.
+    - `memory_budget`: bytes allowed for one chunk's working arrays.
+    """
+
+    bank: PatchBank
+    training: LatticeImages
+    chunk_size: int | None = eqx.field(static=True)
+    memory_budget: int = eqx.field(static=True)
+    event_shape: tuple[int, ...] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        images: LatticeImages | ArrayLike,
+        *,
+        lattice_ndim: int | None = None,
+        chunk_size: int | None = None,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    ):
+        _init_machine(
+            self,
+            images,
+            None,
+            lattice_ndim,
+            chunk_size,
+            memory_budget,
+            equivariant=True,
+            boundary="periodic",
+        )
+
+    def log_marginal(self, x, a, b2):
+        r"""$\ln p_t(x)$ of the shift-augmented training set (image $n$ with weight $\mu_n$,
+        shifted by a uniform circular shift $s$): one streamed FFT pass, as for the score.
+
+        $\ln p_t(x)=\operatorname{LSE}_{n,s}\big(\ln\mu_n+\tfrac{a}{b^2}(x\star y_n)(s)
+        -\tfrac{a^2}{2b^2}\|y_n\|^2\big)-\ln S-\tfrac{\|x\|^2}{2b^2}-\tfrac d2\ln(2\pi b^2)$,
+        $S$ the number of sites."""
+        batch, bsz, a_rows, b2_rows, chunk = self._rows(x, a, b2)
+        pb = self.bank
+        h, w = (1, pb.lattice[0]) if pb.lattice_ndim == 1 else pb.lattice
+        x4 = x.reshape(bsz, h, w, -1)
+        shift, sums = _es_sums(pb, x4, a_rows, b2_rows, chunk)
+        lse = shift[:, 0] + jnp.log(sums.z[:, 0])
+        d = x.shape[-1]
+        quad = 0.5 * jnp.sum(x4**2, axis=(1, 2, 3)) / b2_rows
+        out = lse - math.log(h * w) - quad - 0.5 * d * (math.log(2 * math.pi) + jnp.log(b2_rows))
+        return out.reshape(batch)
+
+
+class LS(AbstractPatchMachine):
+    r"""The local score: at site $i$ the candidates are the $N$ training patches at site $i$.
+
+    Zero padding (the window is cropped at the border); box filters with cumulative sums,
+    $O(NL)$ whatever the window. With $k\ge2H-1$ it equals :class:`IS`.
+
+    **Arguments:**
+
+    - `images`: the training images, a :class:`gltheory.LatticeImages` (its weights are
+      used) or an array ``(N, *lattice[, C])``.
+    - `window`: odd $k$ (a $k$ or $k\times k$ window) or one odd size per lattice axis.
+    - `lattice_ndim`: 1 or 2 (default ``images.ndim - 1``: no channel axis).
+    - `chunk_size`: candidates (or training images) per streaming chunk; default from
+      ``memory_budget``.
+    - `memory_budget`: bytes allowed for one chunk's working arrays.
+    """
+
+    bank: PatchBank
+    training: LatticeImages
+    chunk_size: int | None = eqx.field(static=True)
+    memory_budget: int = eqx.field(static=True)
+    event_shape: tuple[int, ...] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        images: LatticeImages | ArrayLike,
+        window: int | tuple[int, ...],
+        *,
+        lattice_ndim: int | None = None,
+        chunk_size: int | None = None,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    ):
+        _init_machine(
+            self, images, window, lattice_ndim, chunk_size, memory_budget, equivariant=False
+        )
+
+
+class ELS(AbstractPatchMachine):
+    r"""The equivariant local score with periodic boundaries.
+
+    $x$ is circularly padded and the candidates are all patches of all training images at
+    all positions (circular training padding by default); identical candidates are merged
+    once. One GEMM per chunk with a certified constant shift (module docstring). A window
+    equal to the lattice size on every axis gives :class:`ES`.
+
+    **Arguments:**
+
+    - `images`: the training images, a :class:`gltheory.LatticeImages` (its weights are
+      used) or an array ``(N, *lattice[, C])``.
+    - `window`: odd $k\le$ the lattice size, or one odd size per lattice axis.
+    - `lattice_ndim`: 1 or 2 (default ``images.ndim - 1``: no channel axis).
+    - `chunk_size`: candidates (or training images) per streaming chunk; default from
+      ``memory_budget``.
+    - `memory_budget`: bytes allowed for one chunk's working arrays.
+    - `merge`: merge identical candidate patches (exact; default ``True``).
+    - `training_padding`: ``"circular"`` (default) or ``"valid"`` (only the patches inside
+      each image, as in Kamb & Ganguli's code).
+    - `materialize`: store every candidate patch (``True``), extract each chunk's patches in
+      the loop (``False``), or decide by :data:`MATERIALIZE_MAX_BYTES` (``None``).
+    """
+
+    bank: PatchBank
+    training: LatticeImages
+    chunk_size: int | None = eqx.field(static=True)
+    memory_budget: int = eqx.field(static=True)
+    event_shape: tuple[int, ...] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        images: LatticeImages | ArrayLike,
+        window: int | tuple[int, ...],
+        *,
+        lattice_ndim: int | None = None,
+        merge: bool = True,
+        training_padding: Literal["circular", "valid"] = "circular",
+        materialize: bool | None = None,
+        chunk_size: int | None = None,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    ):
+        _init_machine(
+            self,
+            images,
+            window,
+            lattice_ndim,
+            chunk_size,
+            memory_budget,
+            equivariant=True,
+            boundary="periodic",
+            merge=merge,
+            training_padding=training_padding,
+            materialize=materialize,
+        )
+
+
+class BoundaryELS(AbstractPatchMachine):
+    r"""The boundary-broken equivariant local score (bbELS): ELS with zero padding.
+
+    $x$ and the training images are zero padded; a site in the $k//2$-wide border bands only
+    uses training patches taken at the same border offset, interior sites all interior
+    patches. If the window is at least as large as the lattice along an axis it is
+    :class:`LS`.
+
+    **Arguments:**
+
+    - `images`: the training images, a :class:`gltheory.LatticeImages` (its weights are
+      used) or an array ``(N, *lattice[, C])``.
+    - `window`: odd $k$ or one odd size per lattice axis.
+    - `lattice_ndim`: 1 or 2 (default ``images.ndim - 1``: no channel axis).
+    - `chunk_size`: candidates (or training images) per streaming chunk; default from
+      ``memory_budget``.
+    - `memory_budget`: bytes allowed for one chunk's working arrays.
+    - `merge`, `materialize`: as in :class:`ELS`.
+    """
+
+    bank: PatchBank
+    training: LatticeImages
+    chunk_size: int | None = eqx.field(static=True)
+    memory_budget: int = eqx.field(static=True)
+    event_shape: tuple[int, ...] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        images: LatticeImages | ArrayLike,
+        window: int | tuple[int, ...],
+        *,
+        lattice_ndim: int | None = None,
+        merge: bool = True,
+        materialize: bool | None = None,
+        chunk_size: int | None = None,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    ):
+        _init_machine(
+            self,
+            images,
+            window,
+            lattice_ndim,
+            chunk_size,
+            memory_budget,
+            equivariant=True,
+            boundary="zero",
+            merge=merge,
+            materialize=materialize,
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# transitional aliases (old names and argument order), removed once every caller has moved
+# ----------------------------------------------------------------------------------------------
+
+patch_bank = bank
+
+
+def patch_score(x, t, images, process, **kwargs) -> Array:
+    """Deprecated: :func:`score` with the old argument order ``(x, t, images, process)``."""
+    return score(images, process, x, t, **kwargs)
+
+
+def patch_denoiser(x, t, images, process, **kwargs) -> Array:
+    """Deprecated: :func:`denoiser` with the old argument order ``(x, t, images, process)``."""
+    return denoiser(images, process, x, t, **kwargs)
+
+
+def patch_posterior_stats(x, t, images, process, **kwargs) -> PatchPosterior:
+    """Deprecated: :func:`posterior_stats` with the old order ``(x, t, images, process)``."""
+    return posterior_stats(images, process, x, t, **kwargs)

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array, ArrayLike, Float, Int, Real
 
 from ._checks import as_float_array, check_values
 
@@ -37,6 +38,10 @@ __all__ = [
     "sigma_from_alpha_bar",
     "alpha_bar_from_sigma",
 ]
+
+# Times (and SNRs, noise levels) are real scalars or arrays of any shape; every function of
+# time acts elementwise, so its output has the shape of its input.
+RealScalarLike = Real[ArrayLike, ""]
 
 
 def _positive_param(value, name: str) -> Array:
@@ -61,77 +66,84 @@ class AbstractProcess(eqx.Module):
 
     # --- primitives (closed forms in subclasses) ---------------------------------------
     @abc.abstractmethod
-    def log_a(self, t: ArrayLike) -> Array:
+    def log_a(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         r"""$\ln a_t$."""
 
     @abc.abstractmethod
-    def b2(self, t: ArrayLike) -> Array:
+    def b2(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         r"""$b_t^2$, the conditional noise variance."""
 
     @abc.abstractmethod
-    def f(self, t: ArrayLike) -> Array:
+    def f(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         r"""Linear drift coefficient $f(t) = d\ln a_t/dt$ of the forward SDE."""
 
     @abc.abstractmethod
-    def g2(self, t: ArrayLike) -> Array:
+    def g2(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         r"""Squared diffusion coefficient $g^2(t) = db_t^2/dt - 2f b_t^2$."""
 
     @abc.abstractmethod
-    def t_of_snr(self, snr: ArrayLike) -> Array:
+    def t_of_snr(self, snr: Real[ArrayLike, "*snr"]) -> Float[Array, "*snr"]:
         r"""Inverse of ${\rm SNR}(t)$ (closed form); maps any criterion to this process's time."""
 
     # --- derived quantities --------------------------------------------------------------
-    def a(self, t: ArrayLike) -> Array:
+    def a(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         r"""Signal scale $a_t$."""
         return jnp.exp(self.log_a(t))
 
-    def b(self, t: ArrayLike) -> Array:
+    def b(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         r"""Noise scale $b_t$."""
         return jnp.sqrt(self.b2(t))
 
-    def log_snr(self, t: ArrayLike) -> Array:
+    def log_snr(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         r"""$\ln{\rm SNR}(t) = 2\ln a_t - \ln b_t^2$."""
         return 2 * self.log_a(t) - jnp.log(self.b2(t))
 
-    def snr(self, t: ArrayLike) -> Array:
+    def snr(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         r"""${\rm SNR}(t) = a_t^2/b_t^2$."""
         return jnp.exp(self.log_snr(t))
 
-    def alpha_bar(self, t: ArrayLike) -> Array:
+    def alpha_bar(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         r"""VP-equivalent $\bar\alpha_t = {\rm SNR}/(1+{\rm SNR})$ ($=a_t^2$ for VP and OU)."""
         return jnp.exp(-jnp.logaddexp(0.0, -self.log_snr(t)))
 
-    def sigma(self, t: ArrayLike) -> Array:
+    def sigma(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         r"""VE-equivalent noise level $\sigma = b_t/a_t = {\rm SNR}^{-1/2}$."""
         return jnp.exp(-0.5 * self.log_snr(t))
 
-    def g(self, t: ArrayLike) -> Array:
+    def g(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         """Diffusion coefficient $g(t)$ of the forward (and reverse) SDE."""
         return jnp.sqrt(self.g2(t))
 
-    def t_of_alpha_bar(self, alpha_bar: ArrayLike) -> Array:
+    def t_of_alpha_bar(self, alpha_bar: Real[ArrayLike, "*ab"]) -> Float[Array, "*ab"]:
         r"""Time at which $\bar\alpha_t$ equals ``alpha_bar`` (in $(0,1)$)."""
         ab = jnp.asarray(alpha_bar)
         return self.t_of_snr(ab / (1 - ab))
 
-    def t_of_sigma(self, sigma: ArrayLike) -> Array:
+    def t_of_sigma(self, sigma: Real[ArrayLike, "*sigma"]) -> Float[Array, "*sigma"]:
         r"""Time at which $b_t/a_t$ equals ``sigma``."""
         return self.t_of_snr(1 / jnp.square(jnp.asarray(sigma)))
 
-    def t_of_step(self, i: ArrayLike, n_steps: int) -> Array:
+    def t_of_step(self, i: Real[ArrayLike, "*i"], n_steps: int) -> Float[Array, "*i"]:
         """Continuous time of the discrete step ``i`` of ``n_steps`` (DDPM convention t_i = T i/N)."""
         return self.T * jnp.asarray(i) / n_steps
 
-    def step_of_t(self, t: ArrayLike, n_steps: int) -> Array:
+    def step_of_t(self, t: Real[ArrayLike, "*t"], n_steps: int) -> Int[Array, "*t"]:
         """Nearest discrete step index (0..n_steps) of time ``t``."""
         return jnp.round(jnp.asarray(t) / self.T * n_steps).astype(jnp.int32)
 
     # --- generative dynamics -------------------------------------------------------------
-    def forward_drift(self, x: ArrayLike, t: ArrayLike) -> Array:
+    def forward_drift(
+        self, x: Real[ArrayLike, "*x"], t: Real[ArrayLike, "*t"]
+    ) -> Float[Array, "*x"]:
         """Forward SDE drift $f(t)\\,x$."""
         return _bcast(self.f(t), x) * x
 
-    def reverse_drift(self, x: ArrayLike, t: ArrayLike, score) -> Array:
+    def reverse_drift(
+        self,
+        x: Real[ArrayLike, "*x"],
+        t: Real[ArrayLike, "*t"],
+        score: Real[ArrayLike, "*x"] | Callable[[Array, Array], Array],
+    ) -> Float[Array, "*x"]:
         r"""Reverse-SDE drift $g^2(t)\,s - f(t)\,x$ (per unit forward time, integrated backwards).
 
         ``score`` is the score value $s(x,t)$ (an array shaped like ``x``) or a callable
@@ -140,16 +152,21 @@ class AbstractProcess(eqx.Module):
         s = score(x, t) if callable(score) else score
         return _bcast(self.g2(t), x) * s - _bcast(self.f(t), x) * x
 
-    def reverse_diffusion(self, t: ArrayLike) -> Array:
+    def reverse_diffusion(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         """Noise amplitude $g(t)$ of the reverse SDE (same as the forward one)."""
         return self.g(t)
 
-    def pf_ode_drift(self, x: ArrayLike, t: ArrayLike, score) -> Array:
+    def pf_ode_drift(
+        self,
+        x: Real[ArrayLike, "*x"],
+        t: Real[ArrayLike, "*t"],
+        score: Real[ArrayLike, "*x"] | Callable[[Array, Array], Array],
+    ) -> Float[Array, "*x"]:
         r"""Probability-flow ODE drift $\tfrac12 g^2(t)\,s - f(t)\,x$ (integrated backwards)."""
         s = score(x, t) if callable(score) else score
         return 0.5 * _bcast(self.g2(t), x) * s - _bcast(self.f(t), x) * x
 
-    def marginal_prior_std(self) -> Array:
+    def marginal_prior_std(self) -> Float[Array, ""]:
         r"""Standard deviation $b_T$ of the Gaussian used as the generative start at $t=T$."""
         return self.b(self.T)
 
@@ -174,25 +191,25 @@ class OU(AbstractProcess):
 
     T: Array
 
-    def __init__(self, T: ArrayLike = 10.0):
+    def __init__(self, T: RealScalarLike = 10.0):
         self.T = _positive_param(T, "T")
 
-    def log_a(self, t):
-        return -jnp.asarray(t)
+    def log_a(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
+        return -jnp.asarray(t, dtype=jnp.result_type(t, float))
 
-    def b2(self, t):
+    def b2(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         return -jnp.expm1(-2 * jnp.asarray(t))
 
-    def log_snr(self, t):
+    def log_snr(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         return -jnp.log(jnp.expm1(2 * jnp.asarray(t)))
 
-    def f(self, t):
+    def f(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         return -jnp.ones_like(jnp.asarray(t, dtype=jnp.result_type(t, float)))
 
-    def g2(self, t):
+    def g2(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         return 2 * jnp.ones_like(jnp.asarray(t, dtype=jnp.result_type(t, float)))
 
-    def t_of_snr(self, snr):
+    def t_of_snr(self, snr: Real[ArrayLike, "*snr"]) -> Float[Array, "*snr"]:
         return 0.5 * jnp.log1p(1 / jnp.asarray(snr))
 
 
@@ -224,12 +241,12 @@ class VP(AbstractProcess):
 
     def __init__(
         self,
-        schedule: Literal["linear", "cosine"] = "linear",
+        schedule: str = "linear",
         *,
-        beta_min: ArrayLike = 0.1,
-        beta_max: ArrayLike = 20.0,
-        s: ArrayLike = 0.008,
-        T: ArrayLike = 1.0,
+        beta_min: RealScalarLike = 0.1,
+        beta_max: RealScalarLike = 20.0,
+        s: RealScalarLike = 0.008,
+        T: RealScalarLike = 1.0,
     ):
         if schedule not in ("linear", "cosine"):
             raise ValueError(f"schedule must be 'linear' or 'cosine', got {schedule!r}.")
@@ -252,7 +269,7 @@ class VP(AbstractProcess):
         phi = 0.5 * math.pi * u / (1 + self.s)
         return -2 * jnp.log(jnp.cos(phi))
 
-    def beta(self, t: ArrayLike) -> Array:
+    def beta(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         r"""$\beta(t) = -\frac{d}{dt}\ln\bar\alpha_t$."""
         u = jnp.asarray(t) / self.T
         if self.schedule == "linear":
@@ -260,28 +277,28 @@ class VP(AbstractProcess):
         c = 0.5 * math.pi / ((1 + self.s) * self.T)
         return 2 * c * jnp.tan(c * jnp.asarray(t))
 
-    def log_a(self, t):
+    def log_a(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         return -0.5 * self._int_beta(t)
 
-    def b2(self, t):
+    def b2(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         if self.schedule == "cosine":
             phi = 0.5 * math.pi * jnp.asarray(t) / ((1 + self.s) * self.T)
             return jnp.sin(phi) ** 2
         return -jnp.expm1(-self._int_beta(t))
 
-    def log_snr(self, t):
+    def log_snr(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         if self.schedule == "cosine":
             phi = 0.5 * math.pi * jnp.asarray(t) / ((1 + self.s) * self.T)
             return -2 * jnp.log(jnp.tan(phi))
         return -jnp.log(jnp.expm1(self._int_beta(t)))
 
-    def f(self, t):
+    def f(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         return -0.5 * self.beta(t)
 
-    def g2(self, t):
+    def g2(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         return self.beta(t)
 
-    def t_of_snr(self, snr):
+    def t_of_snr(self, snr: Real[ArrayLike, "*snr"]) -> Float[Array, "*snr"]:
         snr = jnp.asarray(snr)
         if self.schedule == "cosine":
             phi = jnp.arctan2(1.0, jnp.sqrt(snr))
@@ -316,11 +333,11 @@ class VE(AbstractProcess):
 
     def __init__(
         self,
-        schedule: Literal["geometric", "edm"] = "geometric",
+        schedule: str = "geometric",
         *,
-        sigma_min: ArrayLike | None = None,
-        sigma_max: ArrayLike | None = None,
-        T: ArrayLike | None = None,
+        sigma_min: RealScalarLike | None = None,
+        sigma_max: RealScalarLike | None = None,
+        T: RealScalarLike | None = None,
     ):
         if schedule not in ("geometric", "edm"):
             raise ValueError(f"schedule must be 'geometric' or 'edm', got {schedule!r}.")
@@ -350,25 +367,25 @@ class VE(AbstractProcess):
             return jnp.log(t)
         return jnp.log(self.sigma_min) + (t / self.T) * jnp.log(self.sigma_max / self.sigma_min)
 
-    def log_a(self, t):
+    def log_a(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         return jnp.zeros_like(jnp.asarray(t, dtype=jnp.result_type(t, float)))
 
-    def b2(self, t):
+    def b2(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         return jnp.exp(2 * self._log_sigma(t))
 
-    def log_snr(self, t):
+    def log_snr(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         return -2 * self._log_sigma(t)
 
-    def f(self, t):
+    def f(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         return jnp.zeros_like(jnp.asarray(t, dtype=jnp.result_type(t, float)))
 
-    def g2(self, t):
-        t = jnp.asarray(t)
+    def g2(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
+        t = jnp.asarray(t, dtype=jnp.result_type(t, float))
         if self.schedule == "edm":
             return 2 * t
         return 2 * self.b2(t) * jnp.log(self.sigma_max / self.sigma_min) / self.T
 
-    def t_of_snr(self, snr):
+    def t_of_snr(self, snr: Real[ArrayLike, "*snr"]) -> Float[Array, "*snr"]:
         log_sigma = -0.5 * jnp.log(jnp.asarray(snr))
         if self.schedule == "edm":
             return jnp.exp(log_sigma)
@@ -382,22 +399,22 @@ class VE(AbstractProcess):
 # --- converters between time conventions (THEORY.md §10) -----------------------------------
 
 
-def ou_time_from_alpha_bar(alpha_bar: ArrayLike) -> Array:
+def ou_time_from_alpha_bar(alpha_bar: Real[ArrayLike, "*ab"]) -> Float[Array, "*ab"]:
     r"""OU time $t = -\tfrac12\ln\bar\alpha$."""
     return -0.5 * jnp.log(jnp.asarray(alpha_bar))
 
 
-def alpha_bar_from_ou_time(t: ArrayLike) -> Array:
+def alpha_bar_from_ou_time(t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
     r"""$\bar\alpha = e^{-2t}$."""
     return jnp.exp(-2 * jnp.asarray(t))
 
 
-def sigma_from_alpha_bar(alpha_bar: ArrayLike) -> Array:
+def sigma_from_alpha_bar(alpha_bar: Real[ArrayLike, "*ab"]) -> Float[Array, "*ab"]:
     r"""VE-equivalent noise level $\sigma = \sqrt{(1-\bar\alpha)/\bar\alpha}$."""
     ab = jnp.asarray(alpha_bar)
     return jnp.sqrt((1 - ab) / ab)
 
 
-def alpha_bar_from_sigma(sigma: ArrayLike) -> Array:
+def alpha_bar_from_sigma(sigma: Real[ArrayLike, "*sigma"]) -> Float[Array, "*sigma"]:
     r"""$\bar\alpha = 1/(1+\sigma^2)$."""
     return 1 / (1 + jnp.square(jnp.asarray(sigma)))

@@ -1,29 +1,30 @@
-r"""Batched reverse-time samplers (THEORY.md §1.3) with observables computed inside the loop.
+r"""The trajectory layer: keys, block noise, the loop over reverse time, and the samplers.
 
 The generative dynamics runs the forward time ``t`` down a decreasing grid ``ts`` ($t_0=T$
-side first). With $h_i = t_i - t_{i+1} > 0$, drift $v(x,t) = g^2(t)s(x,t) - f(t)x$ and
-probability-flow drift $u(x,t) = \tfrac12g^2(t)s(x,t) - f(t)x$:
+side first); step ``i`` goes from ``ts[i]`` to ``ts[i + 1]``. How a step is taken is a solver's
+business (:mod:`gltheory.solvers`: Euler–Maruyama, stochastic Heun, Heun on the
+probability-flow ODE, DDIM, EDM Heun); this module owns the loop around it:
 
-- ``"euler_maruyama"``: $x_{i+1} = x_i + h_i v(x_i,t_i) + g(t_i)\sqrt{h_i}\,\xi_i$;
-- ``"heun_sde"`` (stochastic Heun; for the additive noise of every process here it is the
-  Stratonovich = Itô Heun scheme that diffrax's ``Heun`` applies to an SDE):
-  $k_1 = h_iv(x_i,t_i) + g(t_i)\sqrt{h_i}\xi_i$, $k_2 = h_iv(x_i+k_1,t_{i+1}) + g(t_{i+1})\sqrt{h_i}\xi_i$,
-  $x_{i+1} = x_i + (k_1+k_2)/2$;
-- ``"heun"``: Heun's method on the probability-flow ODE (second order);
-- ``"ddim"``: deterministic DDIM, i.e. Euler in $(\bar x = x/a, \sigma = b/a)$:
-  $x_{i+1} = \frac{a_{i+1}}{a_i}x_i + \big(b_{i+1} - \frac{a_{i+1}}{a_i}b_i\big)\hat\epsilon$,
-  $\hat\epsilon = -b_i s(x_i,t_i)$ (THEORY.md §7.2 item 5).
+- :func:`integrate` is the one loop over reverse time in the package: it runs a user's
+  ``body(carry, i, z)`` for every step with that step's trajectory noise ``z``;
+- :func:`sample` integrates a score with a solver and records observables inside the loop;
+- :func:`states_at` and :func:`branch` give the states at chosen times and continue clones
+  of them (branch-and-continue), the building blocks of cloning and response measurements.
 
 **Randomness.** Each trajectory has its own key (``trajectory_keys(key, n)`` =
-``fold_in(key, i)``), and its Gaussian increments are drawn in blocks of ``noise_block``
-steps from ``fold_in(noise_key_i, block)``. Drawing a block at once is several times faster
-than one draw per step (see ``benchmarks/``), and a trajectory's noise depends only on its
-key, the number of steps and ``noise_block``: never on the batch size, on chunking or on the
-number of devices.
+``fold_in(key, i)``), split into a noise key and an initial-state key
+(:func:`split_trajectory_keys`). Its Gaussian increments are drawn in blocks of
+``noise_block`` steps, block ``j`` from ``fold_in(noise_key, j)`` (:func:`block_noise`), with
+blocks aligned on absolute step indices. Drawing a block at once is several times faster than
+one draw per step (see ``benchmarks/``), and a trajectory's noise at step ``i`` depends only on
+its key, ``i`` and ``noise_block``: never on the batch size, chunking, the number of devices,
+or where along the grid a run starts.
 
 **Score functions** are called as ``score_fn(x, t)`` with the whole batch ``x`` of shape
 ``(n, *event_shape)`` and a scalar ``t``; every score in :mod:`gltheory.scores` is batched.
 """
+
+# SOLVER-LAYER-READY
 
 from __future__ import annotations
 
@@ -35,29 +36,45 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree
+from jax.typing import DTypeLike
+from jaxtyping import Array, ArrayLike, Float, Int, Key, PRNGKeyArray, PyTree, Real, UInt32
 
 from ._checks import as_float_array, check_values, is_concrete
 from .processes import VE, AbstractProcess
+from .solvers import METHODS as _SOLVER_METHODS, AbstractSolver, as_solver
 
 __all__ = [
     "Solution",
     "sample",
     "sample_diffrax",
     "time_grid",
+    "check_time_grid",
     "trajectory_keys",
+    "split_trajectory_keys",
+    "block_noise",
     "trajectory_noise",
     "default_noise_block",
+    "integrate",
+    "states_at",
+    "branch",
     "METHODS",
 ]
 
-Method = Literal["euler_maruyama", "heun_sde", "heun", "ddim"]
-METHODS: tuple[str, ...] = ("euler_maruyama", "heun_sde", "heun", "ddim")
-_STOCHASTIC = ("euler_maruyama", "heun_sde")
+Method = Literal["euler_maruyama", "heun_sde", "heun", "ddim", "edm_heun"]
+METHODS: tuple[str, ...] = tuple(_SOLVER_METHODS)
 DEFAULT_NOISE_BLOCK = 32
 
+# Shape contracts of the public functions (checked at run time in the test suite). A single
+# PRNG key is jaxtyping's ``PRNGKeyArray`` (typed, or raw uint32 key data); one key per
+# trajectory is a 1-D batch of them; keys of any batch shape (e.g. one per branch row):
+TrajectoryKeys = Key[Array, " n_keys"] | UInt32[Array, "n_keys 2"] | UInt32[Array, "n_keys 4"]
+KeyBatch = Key[Array, "*keys"] | UInt32[Array, "*keys 2"] | UInt32[Array, "*keys 4"]
+ScoreFn = Callable[[Array, Array], Array]
+Indices = Sequence[int | np.integer] | Int[ArrayLike, "*n_indices"]
+PositiveInt = int | np.integer
 
-def default_noise_block(event_shape) -> int:
+
+def default_noise_block(event_shape: Sequence[int | np.integer]) -> int:
     r"""Default steps per noise draw: about 128 numbers per trajectory per draw, clipped to [2, 32].
 
     Depends only on the event size $d$ (never on the batch), so the noise stays reproducible:
@@ -93,8 +110,8 @@ def _is_typed_key(key) -> bool:
     return isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
 
 
-def _key_batch_ndim(key) -> int:
-    """0 for a single key, 1 for a batch of keys; ValueError otherwise."""
+def key_batch_ndim(key: ArrayLike) -> int:
+    """0 for a single PRNG key, 1 for a batch of keys; ``ValueError`` naming `key` otherwise."""
     if _is_typed_key(key):
         nd = key.ndim
     else:
@@ -110,67 +127,85 @@ def _key_batch_ndim(key) -> int:
     return nd
 
 
-def trajectory_keys(key: PRNGKeyArray, n: int, start: int = 0) -> PRNGKeyArray:
+def trajectory_keys(
+    key: PRNGKeyArray, n: PositiveInt, start: int | Int[ArrayLike, ""] = 0
+) -> TrajectoryKeys:
     """Per-trajectory keys ``fold_in(key, start + i)``, ``i < n``.
 
     Trajectory ``i`` of a batch sampled with ``key`` uses key ``i`` of this list, so
     ``sample(..., trajectory_keys(key, n, start), ...)`` reproduces trajectories
     ``start .. start+n-1`` of a larger batch exactly (chunking).
     """
-    if _key_batch_ndim(key) != 0:
+    if key_batch_ndim(key) != 0:
         raise ValueError("trajectory_keys needs a single key, got a batch of keys.")
     return jax.vmap(lambda i: jax.random.fold_in(key, i))(start + jnp.arange(n))
 
 
-def _split_keys(keys):
-    both = jax.vmap(lambda k: jax.random.split(k, 2))(keys)
-    return both[:, 0], both[:, 1]
-
-
-def _noise_block(noise_keys, block_index, block: int, event_shape, dtype):
-    """Standard normals of shape ``(block, n, *event)`` for block ``block_index``."""
-    return jax.vmap(
-        lambda k: jax.random.normal(
-            jax.random.fold_in(k, block_index), (block,) + event_shape, dtype
-        ),
-        out_axes=1,
-    )(noise_keys)
-
-
-def trajectory_noise(
-    key: PRNGKeyArray,
-    n_steps: int,
-    event_shape: tuple[int, ...],
-    *,
-    n: int | None = None,
-    noise_block: int | None = None,
-    dtype=None,
-) -> Array:
-    """The standard normals $\\xi_i$ that :func:`sample` uses, shape ``(n_steps, n, *event)``.
-
-    Materialises every increment (memory ``n_steps * n * d``): meant for reference paths and
-    tests (``sample_diffrax`` uses it to share increments with the fast sampler).
-    """
-    keys = _as_trajectory_keys(key, n)
-    noise_keys, _ = _split_keys(keys)
-    dtype = jnp.result_type(float) if dtype is None else dtype
-    if noise_block is None:
-        noise_block = default_noise_block(event_shape)
-    n_blocks = -(-n_steps // noise_block)
-    z = jax.vmap(lambda j: _noise_block(noise_keys, j, noise_block, tuple(event_shape), dtype))(
-        jnp.arange(n_blocks)
-    )
-    return z.reshape((n_blocks * noise_block,) + z.shape[2:])[:n_steps]
-
-
-def _as_trajectory_keys(key, n):
-    if _key_batch_ndim(key) == 0:
+def as_trajectory_keys(key: PRNGKeyArray | TrajectoryKeys, n: PositiveInt | None) -> TrajectoryKeys:
+    """``trajectory_keys(key, n)`` for a single key; a batch of ``n`` keys is returned as is."""
+    if key_batch_ndim(key) == 0:
         if n is None:
             raise ValueError("n is required with a single key.")
         return trajectory_keys(key, n)
     if n is not None and key.shape[0] != n:
         raise ValueError(f"key holds {key.shape[0]} trajectory keys but n={n}.")
     return key
+
+
+def split_trajectory_keys(keys: TrajectoryKeys) -> tuple[TrajectoryKeys, TrajectoryKeys]:
+    """Split each trajectory key into ``(noise_key, init_key)``.
+
+    The noise key feeds :func:`block_noise`; the init key draws the initial state when
+    :func:`sample` is given a shape.
+    """
+    both = jax.vmap(lambda k: jax.random.split(k, 2))(keys)
+    return both[:, 0], both[:, 1]
+
+
+def block_noise(
+    noise_keys: TrajectoryKeys,
+    block_index: Int[ArrayLike, ""],
+    block: PositiveInt,
+    event_shape: Sequence[int | np.integer],
+    dtype: DTypeLike,
+) -> Float[Array, "block n_keys *event"]:
+    """Standard normals of block ``block_index``: shape ``(block, n, *event_shape)``.
+
+    Row ``j`` (trajectory ``j``) is ``normal(fold_in(noise_keys[j], block_index))``: it
+    depends on that trajectory's key only.
+    """
+    return jax.vmap(
+        lambda k: jax.random.normal(
+            jax.random.fold_in(k, block_index), (block,) + tuple(event_shape), dtype
+        ),
+        out_axes=1,
+    )(noise_keys)
+
+
+def trajectory_noise(
+    key: PRNGKeyArray | TrajectoryKeys,
+    n_steps: PositiveInt,
+    event_shape: Sequence[int | np.integer],
+    *,
+    n: PositiveInt | None = None,
+    noise_block: PositiveInt | None = None,
+    dtype: DTypeLike | None = None,
+) -> Float[Array, "n_steps n_keys *event"]:
+    """The standard normals $\\xi_i$ that :func:`sample` uses, shape ``(n_steps, n, *event)``.
+
+    Materialises every increment (memory ``n_steps * n * d``): meant for reference paths and
+    tests (``sample_diffrax`` uses it to share increments with the fast sampler).
+    """
+    keys = as_trajectory_keys(key, n)
+    noise_keys, _ = split_trajectory_keys(keys)
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    if noise_block is None:
+        noise_block = default_noise_block(event_shape)
+    n_blocks = -(-n_steps // noise_block)
+    z = jax.vmap(lambda j: block_noise(noise_keys, j, noise_block, tuple(event_shape), dtype))(
+        jnp.arange(n_blocks)
+    )
+    return z.reshape((n_blocks * noise_block,) + z.shape[2:])[:n_steps]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -180,13 +215,13 @@ def _as_trajectory_keys(key, n):
 
 def time_grid(
     process: AbstractProcess,
-    n_steps: int,
+    n_steps: int | np.integer,
     *,
-    kind: Literal["uniform", "log_snr", "edm"] = "uniform",
-    t_min: ArrayLike | None = None,
-    t_max: ArrayLike | None = None,
-    rho: float = 7.0,
-) -> Array:
+    kind: str = "uniform",
+    t_min: Real[ArrayLike, ""] | None = None,
+    t_max: Real[ArrayLike, ""] | None = None,
+    rho: float | int = 7.0,
+) -> Float[Array, " n_steps_plus_1"]:
     r"""A decreasing grid of ``n_steps + 1`` forward times from ``t_max`` (default $T$) to ``t_min``.
 
     - ``"uniform"``: uniform in $t$;
@@ -230,7 +265,14 @@ def time_grid(
     return ts.at[0].set(t_max).at[-1].set(t_min)
 
 
-def _check_ts(ts, T) -> Array:
+def check_time_grid(
+    ts: Real[ArrayLike, "*ts_shape"], T: Real[ArrayLike, ""]
+) -> Float[Array, "*ts_shape"]:
+    """Validate a reverse-time grid: 1-D, at least two times, strictly decreasing, in ``(0, T]``.
+
+    Concrete grids are checked in Python (``ValueError`` naming `ts`); traced grids through
+    ``eqx.error_if``. **Returns:** ``ts`` as a float array.
+    """
     ts = as_float_array(ts, "ts")
     if ts.ndim != 1:
         raise ValueError(f"ts must be a 1-D time grid, got shape {ts.shape}.")
@@ -249,36 +291,119 @@ def _check_ts(ts, T) -> Array:
     return eqx.error_if(ts, bad, msg)
 
 
+def check_noise_block(noise_block: object) -> None:
+    """``ValueError`` unless `noise_block` is ``None`` or a positive integer."""
+    if noise_block is not None and (
+        not isinstance(noise_block, (int, np.integer)) or noise_block < 1
+    ):
+        raise ValueError(f"noise_block must be a positive integer, got {noise_block!r}.")
+
+
 # ----------------------------------------------------------------------------------------------
-# the fast sampler
+# the loop over reverse time
 # ----------------------------------------------------------------------------------------------
 
 
-def _step(method, score_fn, process, x, z, t, t_next):
-    h = t - t_next
-    if method == "euler_maruyama":
-        drift = process.reverse_drift(x, t, score_fn(x, t))
-        return x + h * drift + (process.g(t) * jnp.sqrt(h)) * z
-    if method == "heun_sde":
-        sq = jnp.sqrt(h)
-        k1 = h * process.reverse_drift(x, t, score_fn(x, t)) + (process.g(t) * sq) * z
-        x1 = x + k1
-        k2 = (
-            h * process.reverse_drift(x1, t_next, score_fn(x1, t_next))
-            + (process.g(t_next) * sq) * z
-        )
-        return x + 0.5 * (k1 + k2)
-    if method == "heun":
-        d1 = process.pf_ode_drift(x, t, score_fn(x, t))
-        x1 = x + h * d1
-        d2 = process.pf_ode_drift(x1, t_next, score_fn(x1, t_next))
-        return x + 0.5 * h * (d1 + d2)
-    # ddim
-    a, a_next = process.a(t), process.a(t_next)
-    b, b_next = process.b(t), process.b(t_next)
-    eps = -b * score_fn(x, t)
-    ratio = a_next / a
-    return ratio * x + (b_next - ratio * b) * eps
+def _concat_steps(pieces):
+    pieces = [p for p in pieces if p is not None]
+    if not pieces:
+        return None
+    if len(pieces) == 1:
+        return pieces[0]
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=0), *pieces)
+
+
+def integrate(
+    body: Callable[[PyTree, Array, Array | None], tuple[PyTree, PyTree]],
+    carry: PyTree,
+    ts: Real[ArrayLike, " n_steps_plus_1"],
+    *,
+    noise_keys: TrajectoryKeys | None = None,
+    event_shape: Sequence[int | np.integer] | None = None,
+    dtype: DTypeLike | None = None,
+    noise_block: PositiveInt | None = None,
+    start: PositiveInt = 0,
+) -> tuple[PyTree, PyTree]:
+    r"""Run ``body`` over the steps of a reverse-time grid: the package's one time loop.
+
+    For each step index ``i = start, ..., n_steps - 1`` (step ``i`` goes from ``ts[i]`` to
+    ``ts[i + 1]``), ``carry, out = body(carry, i, z)``. With ``noise_keys`` (one per
+    trajectory, see :func:`split_trajectory_keys`), ``z`` is the step's standard normals of
+    shape ``(n, *event_shape)``, drawn in blocks of ``noise_block`` steps aligned on absolute
+    step indices (block ``i // noise_block``), so trajectory ``j``'s noise at step ``i`` is the
+    same whatever ``start``, the batch size or the chunking; without ``noise_keys``, ``z`` is
+    ``None``. The loop is a ``lax.scan`` over blocks with an inner ``lax.scan`` over the steps
+    of a block: it traces ``body`` at most three times and works under ``jit``, ``vmap`` and
+    ``grad``.
+
+    **Arguments:**
+
+    - `body`: ``body(carry, i, z) -> (carry, out)``; ``i`` is a traced int32 scalar.
+    - `carry`: the initial carry (any pytree, e.g. the states).
+    - `ts`: the decreasing grid, shape ``(n_steps + 1,)`` (only its length is used here).
+    - `noise_keys`, `event_shape`, `dtype`: the trajectories' noise keys and the shape and
+      dtype of one trajectory's noise (needed together).
+    - `noise_block`: steps per draw (default :func:`default_noise_block` of `event_shape`).
+    - `start`: first step index (a Python int in ``0 .. n_steps``).
+
+    **Returns:** ``(carry, outs)``: the final carry and the pytree of ``out`` stacked over the
+    ``n_steps - start`` steps (``None`` if ``body`` returns ``None``).
+    """
+    n_steps = int(jnp.shape(ts)[0]) - 1
+    if not isinstance(start, (int, np.integer)) or not 0 <= start <= n_steps:
+        raise ValueError(f"start must be an int in 0..{n_steps}, got {start!r}.")
+    start = int(start)
+    if start == n_steps:
+        return carry, None
+    stochastic = noise_keys is not None
+    if not stochastic:
+
+        def step(c, i):
+            return body(c, i, None)
+
+        return jax.lax.scan(step, carry, jnp.arange(start, n_steps, dtype=jnp.int32))
+    if event_shape is None or dtype is None:
+        raise ValueError("integrate needs event_shape and dtype together with noise_keys.")
+    check_noise_block(noise_block)
+    event_shape = tuple(event_shape)
+    B = default_noise_block(event_shape) if noise_block is None else int(noise_block)
+
+    def run_block(c, j, lo, hi):
+        zs = block_noise(noise_keys, j, B, event_shape, dtype)
+
+        def inner(cc, ii):
+            return body(cc, j * B + ii, zs[ii])
+
+        return jax.lax.scan(inner, c, jnp.arange(lo, hi, dtype=jnp.int32))
+
+    pieces = []
+    j0, off = divmod(start, B)
+    if off:  # a partial first block
+        hi = min(B, n_steps - j0 * B)
+        carry, out = run_block(carry, j0, off, hi)
+        pieces.append(out)
+        first_full = (j0 + 1) * B
+    else:
+        first_full = start
+    if first_full < n_steps:
+        n_full, rem = divmod(n_steps - first_full, B)
+        jf = first_full // B
+        if n_full > 0:
+            carry, out = jax.lax.scan(
+                lambda c, j: run_block(c, j, 0, B), carry, jf + jnp.arange(n_full, dtype=jnp.int32)
+            )
+            pieces.append(
+                None if out is None else jax.tree.map(lambda v: v.reshape((-1,) + v.shape[2:]), out)
+            )
+        if rem > 0:
+            carry, out = run_block(carry, jf + n_full, 0, rem)
+            pieces.append(out)
+    return carry, _concat_steps(pieces)
+
+
+# ----------------------------------------------------------------------------------------------
+# the sampler
+# ----------------------------------------------------------------------------------------------
 
 
 def _save_slots(n_steps: int, save_at) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -299,16 +424,13 @@ def _save_slots(n_steps: int, save_at) -> tuple[tuple[int, ...], tuple[int, ...]
 
 @eqx.filter_jit
 def _sample_impl(
-    score_fn, process, key, x0, shape, ts, method, observe, slots, n_saved, noise_block
+    score_fn, process, key, x0, shape, ts, solver, observe, slots, n_saved, noise_block
 ):
-    keys = _as_trajectory_keys(key, shape[0])
-    noise_keys, init_keys = _split_keys(keys)
+    keys = as_trajectory_keys(key, shape[0])
+    noise_keys, init_keys = split_trajectory_keys(keys)
     if x0 is None:  # x_{t_0} ~ N(0, b_{t_0}^2 I) from each trajectory's own key
         z0 = jax.vmap(lambda k: jax.random.normal(k, shape[1:], ts.dtype))(init_keys)
         x0 = process.b(ts[0]).astype(ts.dtype) * z0
-    event_shape = x0.shape[1:]
-    n_steps = ts.shape[0] - 1
-    stochastic = method in _STOCHASTIC
     first_slot = slots[0]
     slots = jnp.asarray(slots, dtype=jnp.int32)
 
@@ -333,46 +455,60 @@ def _sample_impl(
 
         return jax.lax.cond(slot >= 0, write, lambda b: b, buf)
 
-    def one_step(carry, i, z):
+    def body(carry, i, z):
         x, buf = carry
-        x = _step(method, score_fn, process, x, z, ts[i], ts[i + 1])
-        return (x, record(buf, x, i + 1))
+        x = solver.step(score_fn, process, x, ts[i], ts[i + 1], z)
+        return (x, record(buf, x, i + 1)), None
 
-    def run_block(carry, j, n_in_block):
-        if stochastic:
-            zs = _noise_block(noise_keys, j, noise_block, event_shape, x0.dtype)
-        else:
-            zs = jnp.zeros((noise_block, 1), x0.dtype)
-
-        def inner(c, ii):
-            return one_step(c, j * noise_block + ii, zs[ii] if stochastic else None), None
-
-        carry, _ = jax.lax.scan(inner, carry, jnp.arange(n_in_block))
-        return carry
-
-    n_full, rem = divmod(n_steps, noise_block)
-    carry = (x0, buf)
-    if n_full > 0:
-        carry, _ = jax.lax.scan(
-            lambda c, j: (run_block(c, j, noise_block), None), carry, jnp.arange(n_full)
-        )
-    if rem > 0:
-        carry = run_block(carry, n_full, rem)
-    x, buf = carry
+    (x, buf), _ = integrate(
+        body,
+        (x0, buf),
+        ts,
+        noise_keys=noise_keys if solver.stochastic else None,
+        event_shape=x0.shape[1:],
+        dtype=x0.dtype,
+        noise_block=noise_block,
+    )
     return x, buf
 
 
+def _initial_states(x, ts):
+    """``(x0 or None, shape, ts)`` from states or a shape tuple; x's dtype wins."""
+    if isinstance(x, (tuple, list)) and all(isinstance(s, (int, np.integer)) for s in x):
+        shape = tuple(int(s) for s in x)
+        if len(shape) < 1 or any(s < 1 for s in shape):
+            raise ValueError(
+                f"x as a shape must be (n, *event_shape) with positive sizes, got {shape}."
+            )
+        return None, shape, ts
+    x0 = as_float_array(x, "x")
+    if x0.ndim < 1 or x0.shape[0] < 1:
+        raise ValueError(f"x must have a leading batch axis (n, *event_shape), got {x0.shape}.")
+    return x0, x0.shape, ts.astype(x0.dtype)  # x's precision wins (as in gltheory.scores)
+
+
+def _resolve_solver(solver, method):
+    if method is not None:
+        if solver is not None and as_solver(solver) != as_solver(method):
+            raise ValueError("pass either solver= or its alias method=, not both.")
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+        return as_solver(method)
+    return as_solver("euler_maruyama" if solver is None else solver)
+
+
 def sample(
-    score_fn: Callable[[Array, Array], Array],
+    score_fn: ScoreFn,
     process: AbstractProcess,
-    key: PRNGKeyArray,
-    x: ArrayLike | Sequence[int],
+    key: PRNGKeyArray | TrajectoryKeys,
+    x: Real[ArrayLike, " n *event"] | Sequence[int | np.integer],
     *,
-    ts: ArrayLike,
-    method: Method = "euler_maruyama",
+    ts: Real[ArrayLike, " n_steps_plus_1"],
+    solver: AbstractSolver | str | None = None,
+    method: str | None = None,
     observe: Callable[[Array, Array], PyTree] | None = None,
-    save_at: Sequence[int] | None = None,
-    noise_block: int | None = None,
+    save_at: Indices | None = None,
+    noise_block: PositiveInt | None = None,
 ) -> Solution:
     r"""Integrate the reverse SDE or probability-flow ODE from ``ts[0]`` down to ``ts[-1]``.
 
@@ -388,7 +524,10 @@ def sample(
       trajectory's key. The dtype of ``x`` (else of ``ts``) sets the precision.
     - `ts`: decreasing times in $(0, T]$, shape ``(n_steps + 1,)`` (see :func:`time_grid`).
       New values with the same length reuse the compiled sampler.
-    - `method`: ``"euler_maruyama"``, ``"heun_sde"``, ``"heun"`` (PF-ODE) or ``"ddim"``.
+    - `solver`: a :class:`gltheory.solvers.AbstractSolver` (default
+      :class:`~gltheory.solvers.EulerMaruyama`) or a method string (``"euler_maruyama"``,
+      ``"heun_sde"``, ``"heun"``, ``"ddim"``, ``"edm_heun"``).
+    - `method`: alias of `solver` for a method string (kept for compatibility).
     - `observe`: optional ``observe(x, t) -> pytree`` evaluated on the batch at the saved
       times inside the loop, so long runs never store trajectories.
     - `save_at`: indices into ``ts`` where ``observe`` is recorded (default: every index).
@@ -398,43 +537,149 @@ def sample(
 
     **Returns:** a :class:`Solution`.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+    solver = _resolve_solver(solver, method)
     if not isinstance(process, AbstractProcess):
         raise ValueError(f"process must be a gltheory process, got {type(process).__name__}.")
     if not callable(score_fn):
         raise ValueError("score_fn must be callable as score_fn(x, t).")
     if observe is not None and not callable(observe):
         raise ValueError("observe must be callable as observe(x, t) or None.")
-    if noise_block is not None and (
-        not isinstance(noise_block, (int, np.integer)) or noise_block < 1
-    ):
-        raise ValueError(f"noise_block must be a positive integer, got {noise_block!r}.")
-    ts = _check_ts(ts, process.T)
+    check_noise_block(noise_block)
+    ts = check_time_grid(ts, process.T)
     n_steps = ts.shape[0] - 1
-
-    if isinstance(x, (tuple, list)) and all(isinstance(s, (int, np.integer)) for s in x):
-        shape = tuple(int(s) for s in x)
-        if len(shape) < 1 or any(s < 1 for s in shape):
-            raise ValueError(
-                f"x as a shape must be (n, *event_shape) with positive sizes, got {shape}."
-            )
-        x0 = None
-    else:
-        x0 = as_float_array(x, "x")
-        if x0.ndim < 1 or x0.shape[0] < 1:
-            raise ValueError(f"x must have a leading batch axis (n, *event_shape), got {x0.shape}.")
-        shape = x0.shape
-        ts = ts.astype(x0.dtype)  # x's precision wins (as in gltheory.scores)
-    if _key_batch_ndim(key) == 1 and key.shape[0] != shape[0]:
+    x0, shape, ts = _initial_states(x, ts)
+    if key_batch_ndim(key) == 1 and key.shape[0] != shape[0]:
         raise ValueError(f"key holds {key.shape[0]} trajectory keys but n={shape[0]}.")
     slots, idx = _save_slots(n_steps, save_at)
     if noise_block is None:
         noise_block = default_noise_block(shape[1:])
     x_final, obs = _sample_impl(
-        score_fn, process, key, x0, shape, ts, method, observe, slots, len(idx), int(noise_block)
+        score_fn, process, key, x0, shape, ts, solver, observe, slots, len(idx), int(noise_block)
     )
     return Solution(x=x_final, ts=ts, saved_ts=ts[np.asarray(idx)], observables=obs)
+
+
+def _identity_observe(x, t):
+    return x
+
+
+def states_at(
+    score_fn: ScoreFn,
+    process: AbstractProcess,
+    key: PRNGKeyArray | TrajectoryKeys,
+    x: Real[ArrayLike, " n *event"] | Sequence[int | np.integer],
+    *,
+    ts: Real[ArrayLike, " n_steps_plus_1"],
+    indices: Indices,
+    solver: AbstractSolver | str = "euler_maruyama",
+    noise_block: PositiveInt | None = None,
+) -> Float[Array, "n_saved n_traj *event"]:
+    """The states of :func:`sample`'s trajectories at ``ts[indices]``.
+
+    Runs the sampler only as far as the last index (the trajectories are those of
+    ``sample(score_fn, process, key, x, ts=ts, ...)``, step for step).
+
+    **Returns:** an array of shape ``(len(indices), n, *event)``.
+    """
+    ts = check_time_grid(ts, process.T)
+    idx = tuple(int(i) for i in np.atleast_1d(np.asarray(indices)))
+    if not idx:
+        raise ValueError("indices must hold at least one index into ts.")
+    last = max(max(idx), 1)
+    sol = sample(
+        score_fn,
+        process,
+        key,
+        x,
+        ts=ts[: last + 1],
+        solver=solver,
+        observe=_identity_observe,
+        save_at=idx,
+        noise_block=noise_block,
+    )
+    return sol.observables
+
+
+@eqx.filter_jit
+def _branch_impl(score_fn, process, keys, states, ts, starts, first, solver, noise_block):
+    lead = states.shape[:2]
+    ev = states.shape[2:]
+    x = states.reshape((-1,) + ev)
+    kf = keys.reshape((-1,) + keys.shape[2:])
+    noise_keys, _ = split_trajectory_keys(kf)
+    row_start = jnp.repeat(jnp.asarray(starts, jnp.int32), lead[1]).reshape((-1,) + (1,) * len(ev))
+
+    def body(x, i, z):
+        xn = solver.step(score_fn, process, x, ts[i], ts[i + 1], z)
+        return jnp.where(i >= row_start, xn, x), None
+
+    x, _ = integrate(
+        body,
+        x,
+        ts,
+        noise_keys=noise_keys if solver.stochastic else None,
+        event_shape=ev,
+        dtype=x.dtype,
+        noise_block=noise_block,
+        start=first,
+    )
+    return x.reshape(states.shape)
+
+
+def branch(
+    score_fn: ScoreFn,
+    process: AbstractProcess,
+    keys: KeyBatch,
+    states: Real[ArrayLike, "*states"],
+    *,
+    ts: Real[ArrayLike, " n_steps_plus_1"],
+    indices: Indices,
+    solver: AbstractSolver | str = "euler_maruyama",
+    noise_block: PositiveInt | None = None,
+) -> Float[Array, "*states"]:
+    r"""Continue clones of given states from ``ts[indices[b]]`` to ``ts[-1]`` (branch-and-continue).
+
+    Row ``(b, j)`` starts from ``states[b, j]`` at ``ts[indices[b]]`` and runs with its own
+    key ``keys[b, j]``: its noise at step ``i`` is that of a :func:`sample` trajectory with
+    this key at step ``i`` (block noise aligned on absolute step indices), so two clones of one
+    state with different keys diverge only through their noise. Typical use: take
+    :func:`states_at`, repeat each state ``k`` times along axis 1, give each copy its own
+    key, and compare the copies' outcomes (cloning probability).
+
+    **Arguments:**
+
+    - `score_fn`, `process`, `solver`, `noise_block`: as in :func:`sample`.
+    - `keys`: PRNG keys of shape ``(n_branch, m)`` (one per row).
+    - `states`: the states to continue, shape ``(n_branch, m, *event)``.
+    - `ts`: the full decreasing grid.
+    - `indices`: ``n_branch`` start indices into ``ts`` (each ``<= len(ts) - 2``).
+
+    **Returns:** the final states at ``ts[-1]``, shape ``(n_branch, m, *event)``.
+    """
+    solver = as_solver(solver)
+    check_noise_block(noise_block)
+    ts = check_time_grid(ts, process.T)
+    states = as_float_array(states, "states")
+    ts = ts.astype(states.dtype)
+    n_steps = ts.shape[0] - 1
+    idx = tuple(int(i) for i in np.atleast_1d(np.asarray(indices)))
+    if states.ndim < 2 or states.shape[0] != len(idx):
+        raise ValueError(
+            f"states must have shape (n_branch, m, *event) with n_branch = len(indices) = "
+            f"{len(idx)}, got {states.shape}."
+        )
+    if any(i < 0 or i > n_steps - 1 for i in idx):
+        raise ValueError(f"indices must lie in 0..{n_steps - 1}, got {indices!r}.")
+    kshape = keys.shape if _is_typed_key(keys) else keys.shape[:-1]
+    if tuple(kshape) != tuple(states.shape[:2]):
+        raise ValueError(
+            f"keys must hold one key per row, shape {tuple(states.shape[:2])}, got {tuple(kshape)}."
+        )
+    if noise_block is None:
+        noise_block = default_noise_block(states.shape[2:])
+    return _branch_impl(
+        score_fn, process, keys, states, ts, idx, min(idx), solver, int(noise_block)
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -481,16 +726,16 @@ class _AdditiveNoise(diffrax.AbstractTerm):
 
 
 def sample_diffrax(
-    score_fn: Callable[[Array, Array], Array],
+    score_fn: ScoreFn,
     process: AbstractProcess,
-    key: PRNGKeyArray,
-    x: ArrayLike,
+    key: PRNGKeyArray | TrajectoryKeys,
+    x: Real[ArrayLike, " n *event"],
     *,
-    ts: ArrayLike,
-    method: Literal["euler_maruyama", "heun_sde", "heun"] = "euler_maruyama",
-    brownian: Literal["grid", "unsafe"] = "grid",
-    noise_block: int | None = None,
-) -> Array:
+    ts: Real[ArrayLike, " n_steps_plus_1"],
+    method: str = "euler_maruyama",
+    brownian: str = "grid",
+    noise_block: PositiveInt | None = None,
+) -> Float[Array, " n *event"]:
     r"""Reference solution with ``diffrax.diffeqsolve`` on the same grid (``StepTo``).
 
     Integrates in reverse time $\tau = t_0 - t$ with ``diffrax.Euler`` (EM) or
@@ -505,10 +750,10 @@ def sample_diffrax(
         raise ValueError(f"method must be 'euler_maruyama', 'heun_sde' or 'heun', got {method!r}.")
     if brownian not in ("grid", "unsafe"):
         raise ValueError(f"brownian must be 'grid' or 'unsafe', got {brownian!r}.")
-    ts = _check_ts(ts, process.T)
+    ts = check_time_grid(ts, process.T)
     x0 = as_float_array(x, "x")
     ts = ts.astype(x0.dtype)
-    keys = _as_trajectory_keys(key, x0.shape[0])
+    keys = as_trajectory_keys(key, x0.shape[0])
     if noise_block is None:
         noise_block = default_noise_block(x0.shape[1:])
     return _diffrax_impl(score_fn, process, keys, x0, ts, method, brownian, int(noise_block))

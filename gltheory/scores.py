@@ -21,10 +21,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array, ArrayLike, Float, Num, Real
 
 from ._checks import as_float_array, batch_time, check_event_shape, check_time
 from .data import AbstractData
+from .lattice import box_sum_periodic
 from .processes import AbstractProcess
 
 __all__ = [
@@ -41,7 +42,7 @@ FLOAT32_T_MIN = 1e-6
 within 1e-3 relative of float64 (measured by the test suite)."""
 
 
-def _cast_floats(tree, dtype):
+def cast_floats(tree, dtype):
     """Cast every floating array leaf of a dataset/process to ``dtype`` (x's precision wins)."""
 
     def cast(leaf):
@@ -66,11 +67,12 @@ def _validate(data: AbstractData, process: AbstractProcess, x, t):
     t = check_time(t, process.T, "t")
     batch_time(t, x, len(data.event_shape))  # shape check only
     dtype = x.dtype
-    return _cast_floats(data, dtype), _cast_floats(process, dtype), x, t.astype(dtype)
+    return cast_floats(data, dtype), cast_floats(process, dtype), x, t.astype(dtype)
 
 
-def _coefficients(data: AbstractData, process: AbstractProcess, x, t):
-    """Flatten the event axes and compute (a_t, b_t^2) shaped () or (*batch, 1)."""
+def flat_coefficients(data: AbstractData, process: AbstractProcess, x, t):
+    """``(x_flat, a_t, b_t^2)``: ``x`` with its event axes flattened to ``(*batch, d)`` and the
+    coefficients shaped ``()`` or ``(*batch, 1)`` (no validation: callers check the inputs)."""
     event_ndim = len(data.event_shape)
     batch_shape = x.shape[: x.ndim - event_ndim]
     if t.ndim > 0:
@@ -82,30 +84,32 @@ def _coefficients(data: AbstractData, process: AbstractProcess, x, t):
 
 @eqx.filter_jit
 def _denoiser(data, process, x, t):
-    xf, a, b2 = _coefficients(data, process, x, t)
+    xf, a, b2 = flat_coefficients(data, process, x, t)
     return data.posterior_mean(xf, a, b2).reshape(x.shape)
 
 
 @eqx.filter_jit
 def _score(data, process, x, t):
-    xf, a, b2 = _coefficients(data, process, x, t)
+    xf, a, b2 = flat_coefficients(data, process, x, t)
     m = data.posterior_mean(xf, a, b2)
     return ((a * m - xf) / b2).reshape(x.shape)
 
 
 @eqx.filter_jit
 def _log_prob(data, process, x, t):
-    xf, a, b2 = _coefficients(data, process, x, t)
+    xf, a, b2 = flat_coefficients(data, process, x, t)
     return data.log_marginal(xf, a, b2)
 
 
 @eqx.filter_jit
 def _posterior_cov(data, process, x, t):
-    xf, a, b2 = _coefficients(data, process, x, t)
+    xf, a, b2 = flat_coefficients(data, process, x, t)
     return data.posterior_cov(xf, a, b2)
 
 
-def denoiser(data: AbstractData, process: AbstractProcess, x: ArrayLike, t: ArrayLike) -> Array:
+def denoiser(
+    data: AbstractData, process: AbstractProcess, x: Num[ArrayLike, "*x"], t: Real[ArrayLike, "*t"]
+) -> Float[Array, "*x"]:
     r"""Posterior mean $\mathbb E[y\mid x_t = x]$ (the "magnetization" of THEORY.md §1.2).
 
     **Arguments:**
@@ -120,7 +124,9 @@ def denoiser(data: AbstractData, process: AbstractProcess, x: ArrayLike, t: Arra
     return _denoiser(*_validate(data, process, x, t))
 
 
-def score(data: AbstractData, process: AbstractProcess, x: ArrayLike, t: ArrayLike) -> Array:
+def score(
+    data: AbstractData, process: AbstractProcess, x: Num[ArrayLike, "*x"], t: Real[ArrayLike, "*t"]
+) -> Float[Array, "*x"]:
     r"""Exact score $\nabla_x\ln p_t(x) = (a_t\,\mathbb E[y\mid x] - x)/b_t^2$.
 
     Same arguments as :func:`denoiser`; returns an array shaped like ``x``.
@@ -128,32 +134,28 @@ def score(data: AbstractData, process: AbstractProcess, x: ArrayLike, t: ArrayLi
     return _score(*_validate(data, process, x, t))
 
 
-def log_prob(data: AbstractData, process: AbstractProcess, x: ArrayLike, t: ArrayLike) -> Array:
+def log_prob(
+    data: AbstractData, process: AbstractProcess, x: Num[ArrayLike, "*x"], t: Real[ArrayLike, "*t"]
+) -> Float[Array, "*batch"]:
     r"""Log density $\ln p_t(x)$ of the forward marginal; shape ``batch``."""
     return _log_prob(*_validate(data, process, x, t))
 
 
 def posterior_cov(
-    data: AbstractData, process: AbstractProcess, x: ArrayLike, t: ArrayLike
-) -> Array:
+    data: AbstractData, process: AbstractProcess, x: Num[ArrayLike, "*x"], t: Real[ArrayLike, "*t"]
+) -> Float[Array, "*batch d d"]:
     r"""Posterior covariance $\mathrm{Cov}[y\mid x_t=x]$, shape ``(*batch, d, d)`` (event flattened)."""
     return _posterior_cov(*_validate(data, process, x, t))
 
 
-def _box_sum_periodic(x: Array, window: int, axes: tuple[int, ...]) -> Array:
-    """$(Kx)_i=\\sum_{\\delta\\in\\{-r..r\\}^D}x_{i+\\delta}$ on a periodic lattice (separable)."""
-    r = window // 2
-    for ax in axes:
-        acc = x
-        for s in range(1, r + 1):
-            acc = acc + jnp.roll(x, s, axis=ax) + jnp.roll(x, -s, axis=ax)
-        x = acc
-    return x
-
-
 def uniform_patch_score(
-    process: AbstractProcess, x: ArrayLike, t: ArrayLike, *, window: int, lattice_ndim: int
-) -> Array:
+    process: AbstractProcess,
+    x: Num[ArrayLike, "*x"],
+    t: Real[ArrayLike, "*t"],
+    *,
+    window: int,
+    lattice_ndim: int,
+) -> Float[Array, "*x"]:
     r"""Exact local equivariant score of the two uniform images $\pm\mathbf 1$ (THEORY.md §4.3).
 
     $s_i = \big(a_t\tanh(a_t(Kx)_i/b_t^2) - x_i\big)/b_t^2$ with $(Kx)_i$ the periodic box sum
@@ -184,5 +186,5 @@ def uniform_patch_score(
     a = process.a(t)
     b2 = process.b2(t)
     axes = tuple(range(x.ndim - lattice_ndim, x.ndim))
-    kx = _box_sum_periodic(x, window, axes)
+    kx = box_sum_periodic(x, window, axes)
     return (a * jnp.tanh(a * kx / b2) - x) / b2

@@ -35,6 +35,7 @@ from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
 from ._checks import as_float_array
 from .data import LatticeImages
+from .patch import AbstractPatchMachine
 from .processes import AbstractProcess
 
 __all__ = [
@@ -341,7 +342,19 @@ def band_stiffness(
 # ----------------------------------------------------------------------------------------
 
 
-def _images_and_weights(images, window: int):
+def _images_and_weights(images, window: int | None):
+    if isinstance(images, AbstractPatchMachine):
+        if images.kind != "els" or images.bank.training_padding != "circular":
+            raise ValueError(
+                f"images is a {type(images).__name__} patch machine of kind {images.kind!r}: the "
+                "patch-bank covariance is that of the periodic ELS bank (use an ELS machine, "
+                "or pass its training images and a window)."
+            )
+        if window is None:
+            window = images.window
+        elif window != images.window:
+            raise ValueError(f"window={window!r} disagrees with the machine's {images.window!r}.")
+        images = images.training
     if isinstance(images, LatticeImages):
         y, w = images.images, images.weights
     else:
@@ -360,7 +373,7 @@ def _images_and_weights(images, window: int):
     for L in y.shape[1:]:
         if window > L:
             raise ValueError(f"window={window} exceeds the lattice size {L}.")
-    return y, w.astype(y.dtype)
+    return y, w.astype(y.dtype), window
 
 
 def _offsets(window: int, D: int) -> np.ndarray:
@@ -386,7 +399,10 @@ def _box(y: Array, window: int, D: int) -> Array:
 
 
 def patch_covariance(
-    images: LatticeImages | ArrayLike, window: int, *, snr: ArrayLike | None = None
+    images: LatticeImages | AbstractPatchMachine | ArrayLike,
+    window: int | None = None,
+    *,
+    snr: ArrayLike | None = None,
 ) -> Array:
     r"""Patch-bank covariance $c(\delta)=\mathrm{Cov}_{\phi\in\mathcal P}[\phi(0),\phi(\delta)]$, $\delta\in\Omega$ (THEORY §4.3).
 
@@ -399,13 +415,14 @@ def patch_covariance(
 
     **Arguments:**
 
-    - `images`: a :class:`LatticeImages` or an array ``(N, L)`` / ``(N, H, W)``.
-    - `window`: odd $k\le L$.
+    - `images`: a :class:`LatticeImages`, an array ``(N, L)`` / ``(N, H, W)``, or an
+      :class:`gltheory.patch.ELS` machine (its training images and window).
+    - `window`: odd $k\le L$ (default: the machine's window; required otherwise).
     - `snr`: optional ${\rm SNR}(t)$ for the tilted bank.
 
     **Returns:** $c(\delta)$, shape ``(k,)`` or ``(k, k)``, index ``r + δ``.
     """
-    y, w = _images_and_weights(images, window)
+    y, w, window = _images_and_weights(images, window)
     D = y.ndim - 1
     if snr is None:
         pw = jnp.broadcast_to(w.reshape((-1,) + (1,) * D), y.shape)
@@ -424,8 +441,8 @@ def patch_covariance(
 
 
 def windowed_patch_covariance(
-    images: LatticeImages | ArrayLike,
-    window: int,
+    images: LatticeImages | AbstractPatchMachine | ArrayLike,
+    window: int | None = None,
     q: ArrayLike | None = None,
     *,
     snr: ArrayLike | None = None,
@@ -447,7 +464,7 @@ def windowed_patch_covariance(
 
     **Returns:** $\hat C_k(q)$, shape ``q.shape[:-1]`` (``lattice_shape`` by default).
     """
-    y, _ = _images_and_weights(images, window)
+    y, _, window = _images_and_weights(images, window)
     D = y.ndim - 1
     c = patch_covariance(images, window, snr=snr).reshape(-1)
     if q is None:
@@ -457,7 +474,9 @@ def windowed_patch_covariance(
     return jnp.cos(q.astype(y.dtype) @ offs.T) @ c
 
 
-def critical_alpha_bar(images: LatticeImages | ArrayLike, window: int) -> SofteningPoint:
+def critical_alpha_bar(
+    images: LatticeImages | AbstractPatchMachine | ArrayLike, window: int | None = None
+) -> SofteningPoint:
     r"""Score (S) softening point of the equal-norm patch model, $\bar\alpha_c=1/(1+\max_q\hat C_k(q))$.
 
     THEORY §4.3: mode $q$ of the ELS Jacobian at $x=0$ changes sign when
@@ -473,13 +492,14 @@ def critical_alpha_bar(images: LatticeImages | ArrayLike, window: int) -> Soften
 
     **Arguments:**
 
-    - `images`: a :class:`LatticeImages` or an array ``(N, L)`` / ``(N, H, W)``.
-    - `window`: odd $k\le L$.
+    - `images`: a :class:`LatticeImages`, an array ``(N, L)`` / ``(N, H, W)``, or an
+      :class:`gltheory.patch.ELS` machine (its training images and window).
+    - `window`: odd $k\le L$ (default: the machine's window; required otherwise).
 
     **Returns:** :class:`SofteningPoint` ``(alpha_bar, q_star, c_max)``; ``alpha_bar`` is 1
     (never unstable) when $\max_q\hat C_k\le0$ (constant data).
     """
-    y, _ = _images_and_weights(images, window)
+    y, _, window = _images_and_weights(images, window)
     spec = windowed_patch_covariance(images, window)
     qgrid = lattice_wavevectors(y.shape[1:])
     idx = jnp.argmax(spec.reshape(-1))

@@ -58,19 +58,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
-from ._checks import as_float_array, check_time, is_concrete
-from .data import (
-    AbstractData,
-    AbstractFiniteSet,
-    DeltaMixture,
-    Gaussian,
-    GaussianMixture,
-    TwoPoint,
-    _delta_logits,
-)
-from .latestart import late_start_moments
+from ._checks import DATASET, PROCESS, as_float_array, check_instance, check_time, is_concrete
+from .data import AbstractData, AbstractFiniteSet, DeltaMixture, Gaussian, GaussianMixture, TwoPoint
+from .latestart import moments as late_start_moments
+from .meanfield import critical_times
 from .processes import OU, AbstractProcess
-from .sampling import _as_trajectory_keys, _noise_block, _split_keys, default_noise_block
+from .sampling import as_trajectory_keys, default_noise_block, integrate, split_trajectory_keys
+from .scores import log_prob, score
+from .solvers import EulerMaruyama
 
 __all__ = [
     "MCEstimate",
@@ -122,14 +117,8 @@ class MCEstimate(NamedTuple):
 
 
 def _check_dp(data, process):
-    if not isinstance(data, AbstractData):
-        raise ValueError(
-            f"data must be a gltheory dataset (AbstractData), got {type(data).__name__}."
-        )
-    if not isinstance(process, AbstractProcess):
-        raise ValueError(
-            f"process must be a gltheory process (OU, VP, VE), got {type(process).__name__}."
-        )
+    check_instance(data, AbstractData, "data", DATASET)
+    check_instance(process, AbstractProcess, "process", PROCESS)
 
 
 def _check_int(v, name, lo=1):
@@ -235,8 +224,7 @@ def gaussian_entropy_production_rate(
 
     **Returns:** $\Pi(t)$ shaped like ``t``.
     """
-    if not isinstance(process, AbstractProcess):
-        raise ValueError(f"process must be a gltheory process, got {type(process).__name__}.")
+    check_instance(process, AbstractProcess, "process", PROCESS)
     dim = _check_int(dim, "dim")
     t = _times(t, process)
     s2 = as_float_array(sigma2, "sigma2")
@@ -301,8 +289,6 @@ class _ExactScore(eqx.Module):
     process: AbstractProcess
 
     def __call__(self, x, t):
-        from .scores import score
-
         return score(self.data, self.process, x, t)
 
 
@@ -311,8 +297,6 @@ class _ExactLogProb(eqx.Module):
     process: AbstractProcess
 
     def __call__(self, x, t):
-        from .scores import log_prob
-
         return log_prob(self.data, self.process, x, t)
 
 
@@ -475,10 +459,17 @@ def marginal_entropy(
 
 @eqx.filter_jit
 def _logp_mc(data, process, key, n, t):
-    from .scores import log_prob
-
     _, x = _forward_samples(data, process, key, n, t)
     return x, log_prob(data, process, x, t)
+
+
+def _delta_logits(points: Array, log_w: Array, x: Array, a, b2) -> Array:
+    r"""Unnormalised posterior log-weights of the points $y_k$ given $x_t = x$.
+
+    $\ln w_k + (a\,x\cdot y_k - a^2|y_k|^2/2)/b^2$ with $a = a_t$, $b^2 = b_t^2$.
+    """
+    sq = jnp.sum(points**2, axis=-1)
+    return log_w + (a * (x @ points.T) - 0.5 * a**2 * sq) / b2
 
 
 def _mc(vals, n):
@@ -516,8 +507,8 @@ def late_start_kl_mc(
     r"""Gaussian-late-start error $\mathrm{KL}(p_t\,\|\,q_t)$ by Monte Carlo in any dimension.
 
     $q_t = \mathcal N(a_t\mathbb E y, a_t^2\mathrm{Cov}\,y + b_t^2 I)$ is the moment-matched Gaussian
-    of THEORY.md §3.3 (:func:`gltheory.late_start_moments`); the 1-D quadrature version is
-    :func:`gltheory.late_start_kl`. Zero for Gaussian data at every $t$.
+    of THEORY.md §3.3 (:func:`gltheory.latestart.moments`); the 1-D quadrature version is
+    :func:`gltheory.latestart.kl`. Zero for Gaussian data at every $t$.
     """
     _check_dp(data, process)
     n = _check_int(n, "n", 2)
@@ -565,28 +556,35 @@ Direction = Literal["reverse", "forward", "reversed_protocol"]
 _DIRECTIONS = ("reverse", "forward", "reversed_protocol")
 
 
+class _FixedScore(eqx.Module):
+    """The score already evaluated at the step's ``(x, t)`` (one evaluation per step)."""
+
+    s: Array
+
+    def __call__(self, x, t):
+        return self.s
+
+
 @eqx.filter_jit
 def _traj_impl(score_fn, log_prob_fn, process, keys, x0, ts, direction, noise_block):
-    noise_keys, _ = _split_keys(keys)
+    noise_keys, _ = split_trajectory_keys(keys)
     n = x0.shape[0]
-    event_shape = x0.shape[1:]
     axes = tuple(range(1, x0.ndim))
-    n_steps = ts.shape[0] - 1
-    dtype = x0.dtype
 
-    def step(carry, i, z):
+    def body(carry, i, z):
         x, smed = carry
         t, tn = ts[i], ts[i + 1]
-        h = jnp.abs(tn - t)
         s = score_fn(x, t)
         f, g2 = process.f(t), process.g2(t)
         rate = (2 / g2) * jnp.sum((f * x - 0.5 * g2 * s) ** 2, axis=axes)
-        if direction == "forward":
+        if direction == "reverse":  # the sampler's Euler-Maruyama step, score evaluated once
+            xn = EulerMaruyama().step(_FixedScore(s), process, x, t, tn, z)
+        elif direction == "forward":  # the exact Gaussian transition of the forward process
             ratio = jnp.exp(process.log_a(tn) - process.log_a(t))
             var = jnp.maximum(process.b2(tn) - ratio**2 * process.b2(t), 0.0)
             xn = ratio * x + jnp.sqrt(var) * z
-        else:
-            # same arithmetic as gltheory.sample's Euler-Maruyama step
+        else:  # reversed protocol: the generative drift run forward in t (h = tn - t > 0)
+            h = tn - t
             xn = x + h * process.reverse_drift(x, t, s) + (process.g(t) * jnp.sqrt(h)) * z
         xm, tm = 0.5 * (x + xn), 0.5 * (t + tn)
         fm, g2m = process.f(tm), process.g2(tm)
@@ -597,28 +595,15 @@ def _traj_impl(score_fn, log_prob_fn, process, keys, x0, ts, direction, noise_bl
         smed = smed + jnp.sum(force * (xn - x), axis=axes)
         return (xn, smed), (jnp.mean(rate), jnp.mean(rate**2))
 
-    def run_block(carry, j, n_in_block):
-        zs = _noise_block(noise_keys, j, noise_block, event_shape, dtype)
-
-        def inner(c, ii):
-            return step(c, j * noise_block + ii, zs[ii])
-
-        return jax.lax.scan(inner, carry, jnp.arange(n_in_block))
-
-    n_full, rem = divmod(n_steps, noise_block)
-    carry = (x0, jnp.zeros((n,), dtype))
-    outs = []
-    if n_full > 0:
-        carry, (m1, m2) = jax.lax.scan(
-            lambda c, j: run_block(c, j, noise_block), carry, jnp.arange(n_full)
-        )
-        outs.append((m1.reshape(-1), m2.reshape(-1)))
-    if rem > 0:
-        carry, (m1, m2) = run_block(carry, n_full, rem)
-        outs.append((m1, m2))
-    m1 = jnp.concatenate([o[0] for o in outs])
-    m2 = jnp.concatenate([o[1] for o in outs])
-    x, smed = carry
+    (x, smed), (m1, m2) = integrate(
+        body,
+        (x0, jnp.zeros((n,), x0.dtype)),
+        ts,
+        noise_keys=noise_keys,
+        event_shape=x0.shape[1:],
+        dtype=x0.dtype,
+        noise_block=noise_block,
+    )
     system = log_prob_fn(x0, ts[0]) - log_prob_fn(x, ts[-1])
     rate_se = jnp.sqrt(jnp.maximum(m2 - m1**2, 0.0) / (n - 1))
     return x, system, smed, m1, rate_se
@@ -673,8 +658,7 @@ def trajectory_entropy(
     """
     if direction not in _DIRECTIONS:
         raise ValueError(f"direction must be one of {_DIRECTIONS}, got {direction!r}.")
-    if not isinstance(process, AbstractProcess):
-        raise ValueError(f"process must be a gltheory process, got {type(process).__name__}.")
+    check_instance(process, AbstractProcess, "process", PROCESS)
     if not callable(score_fn) or not callable(log_prob_fn):
         raise ValueError("score_fn(x, t) and log_prob_fn(x, t) must be callables.")
     x0 = as_float_array(x, "x")
@@ -698,7 +682,7 @@ def trajectory_entropy(
     if noise_block is None:
         noise_block = default_noise_block(x0.shape[1:])
     noise_block = _check_int(noise_block, "noise_block")
-    keys = _as_trajectory_keys(key, x0.shape[0])
+    keys = as_trajectory_keys(key, x0.shape[0])
     xf, system, medium, rate, rate_se = _traj_impl(
         score_fn, log_prob_fn, process, keys, x0, ts, direction, noise_block
     )
@@ -1066,8 +1050,7 @@ def collapse_time(
     dimension. Differentiable; broadcasts.
     """
     process = OU() if process is None else process
-    if not isinstance(process, AbstractProcess):
-        raise ValueError(f"process must be a gltheory process, got {type(process).__name__}.")
+    check_instance(process, AbstractProcess, "process", PROCESS)
     P = as_float_array(n_points, "n_points")
     N = as_float_array(dim, "dim")
     s2 = as_float_array(sigma2, "sigma2")
@@ -1130,8 +1113,7 @@ def excess_entropy(
 
     Common random numbers at every time. **Returns:** :class:`MCEstimate` with arrays over ``ts``.
     """
-    if not isinstance(process, AbstractProcess):
-        raise ValueError(f"process must be a gltheory process, got {type(process).__name__}.")
+    check_instance(process, AbstractProcess, "process", PROCESS)
     pts = as_float_array(points, "points")
     if pts.ndim != 2 or pts.shape[0] < 2:
         raise ValueError(f"points must have shape (P, N) with P >= 2, got {pts.shape}.")
@@ -1187,11 +1169,9 @@ def dynamical_regimes(
     $t_S$ from the mean-field critical times of the mixture (criterion S, and D for the
     reverse SDE), $t_C$ from :func:`collapse_time` with the mean within-component variance.
     """
-    from .meanfield import critical_times
-
     if not isinstance(data, GaussianMixture):
         raise ValueError(f"data must be a GaussianMixture, got {type(data).__name__}.")
     ct = critical_times(data, process)
     s2 = float(jnp.mean(data.variances))
     tc = float(collapse_time(_check_int(n_points, "n_points", 2), data.dim, s2, process))
-    return DynamicalRegimes(ct.score, ct.sde, tc)
+    return DynamicalRegimes(ct.t_score, ct.t_sde, tc)

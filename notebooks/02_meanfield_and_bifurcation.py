@@ -104,12 +104,12 @@ T_D = 0.5 * math.asinh(1.0)  # t_c^D
 # ## 1. The Raya–Ambrogioni potential
 #
 # The reverse SDE is $dx = -\nabla U\,dt + g\,d\bar W$ with
-# $U(x,t) = -g^2(t)\ln p_t(x) + \tfrac12 f(t)\,x^2$ (`gl.generative_potential`). For OU
+# $U(x,t) = -g^2(t)\ln p_t(x) + \tfrac12 f(t)\,x^2$ (`gl.meanfield.generative_potential`). For OU
 # ($f=-1$, $g^2=2$) and $y=\pm1$ its curvature at the origin is $-(1+2\,\partial_xs(0,t))$,
 # which changes sign at $t_c^D = \tfrac12\,\mathrm{arcsinh}\,1$: before that (larger $t$) the
 # well is single, after it the origin is a maximum between two wells. Raya & Ambrogioni's
 # Eq. 8 gives the same curvature in closed form for the linear VP schedule; we check it with
-# autodiff (`gl.potential_curvature`) at $s=0.2$ and $0.4$ (THEORY.md §11 item 3).
+# autodiff (`gl.meanfield.potential_curvature`) at $s=0.2$ and $0.4$ (THEORY.md §11 item 3).
 
 # %%
 vp = gl.VP("linear")
@@ -117,18 +117,18 @@ for s in (0.2, 0.4):
     th, beta = float(vp.a(s)), float(vp.beta(s))
     eq8 = -beta * (0.5 + (2 * th**2 - 1) / (th**2 - 1) ** 2)
     print(
-        f"VP linear s={s}: u''(0) autodiff {float(gl.potential_curvature(two_point, vp, s)):+.6f}, "
+        f"VP linear s={s}: u''(0) autodiff {float(gl.meanfield.potential_curvature(two_point, vp, s)):+.6f}, "
         f"Eq. 8 {eq8:+.6f}"
     )
 
 xg = jnp.linspace(-1.6, 1.6, 241)
 pots = {}
 for t in (0.2, 0.3, T_D, 0.6, 1.0):
-    u = np.asarray(gl.generative_potential(two_point, ou, xg[:, None], t))
-    u0 = float(gl.generative_potential(two_point, ou, jnp.zeros((1,)), t))
+    u = np.asarray(gl.meanfield.generative_potential(two_point, ou, xg[:, None], t))
+    u0 = float(gl.meanfield.generative_potential(two_point, ou, jnp.zeros((1,)), t))
     pots[f"t = {t:.4f} (t_c^D)" if t == T_D else f"t = {t:g}"] = u - u0
 t_curv = jnp.linspace(0.05, 1.5, 120)
-curv = jax.jit(jax.vmap(lambda t: gl.potential_curvature(two_point, ou, t)))(t_curv)
+curv = jax.jit(jax.vmap(lambda t: gl.meanfield.potential_curvature(two_point, ou, t)))(t_curv)
 fig = plotting.potential_figure(
     np.asarray(xg),
     pots,
@@ -141,7 +141,7 @@ show(fig, "01_potential")
 # %% [markdown]
 # ## 2. The pitchfork
 #
-# `gl.bifurcation_diagram` finds every zero of a field along the top data direction at each
+# `gl.meanfield.bifurcation_diagram` finds every zero of a field along the top data direction at each
 # time and its stability (sign of the top eigenvalue of the autodiff Jacobian). For the score
 # the non-zero fixed points are $x^* = a_tM^*$ with $M^*=\tanh({\rm SNR}\,M^*)$, which near
 # $t_c^S$ behaves as $\sqrt{6(t_c^S-t)}$ (THEORY.md §2.4); for the reverse-SDE drift they are
@@ -154,7 +154,7 @@ a_t = np.exp(-ts)
 near = ts < T_S
 panels = []
 for field, title in (("score", "score field: x = a_t m(x)"), ("sde", "reverse-SDE drift x + 2s")):
-    bd = gl.bifurcation_diagram(two_point, ou, jnp.asarray(ts), field=field, n_grid=256)
+    bd = gl.meanfield.bifurcation_diagram(two_point, ou, jnp.asarray(ts), field=field, n_grid=256)
     curves = {"±a_t": (np.r_[ts, np.nan, ts], np.r_[a_t, np.nan, -a_t])}
     if field == "score":
         asym = np.sqrt(6 * (T_S - ts[near]))
@@ -215,8 +215,8 @@ for label, data, proc, theory in cases:
         fmt = lambda v: "none" if v is None else f"{v:.12f}"
         print(f"{label:>20} {name:>9} {fmt(val):>16} {fmt(th):>14}  {diff:>8}")
     if proc is ou:
-        eig_s = float(top_jacobian_eig(data, ct.score, False))
-        eig_d = float(top_jacobian_eig(data, ct.sde, True))
+        eig_s = float(top_jacobian_eig(data, ct.t_score, False))
+        eig_d = float(top_jacobian_eig(data, ct.t_sde, True))
         print(
             f"{'':>20} top Jacobian eigenvalue at the roots: score {eig_s:+.1e}, SDE {eig_d:+.1e}"
         )
@@ -225,12 +225,12 @@ for label, data, proc, theory in cases:
 # ## 4. Critical exponents
 #
 # ### 4a. From the self-consistency solver
-# `gl.meanfield_exponents()` fits $M^*\sim(t_c-t)^\beta$, $\chi=\partial M/\partial h\sim
+# `gl.meanfield.meanfield_exponents()` fits $M^*\sim(t_c-t)^\beta$, $\chi=\partial M/\partial h\sim
 # |1-b|^{-\gamma}$ on both sides (amplitude ratio 2) and $M\sim h^{1/\delta}$ at $b=1$ on the
 # Curie–Weiss equation $M=\tanh(b(M+h))$ (THEORY.md §2.4, §11 items 6–8).
 
 # %%
-fits = gl.meanfield_exponents()
+fits = gl.meanfield.meanfield_exponents()
 for name, th in (
     ("beta", 0.5),
     ("gamma_below", 1),
@@ -249,8 +249,8 @@ for name, th in (
 # $N$ sites $y_j=\pm1$ coupled through their mean at temperature $\sigma^2$ (THEORY.md §2.6):
 # the auxiliary field has the law $P_N(x)\propto p_\sigma(x)^N$, whose saddle point is the
 # diffusion self-consistency, so the bath is a Curie–Weiss magnet with $\sigma_c^2=1$.
-# `gl.bath_gibbs` samples it exactly (alternating $y\mid x$, a binomial, and
-# $x\mid y\sim\mathcal N(\bar y,\sigma^2/N)$), and `gl.bath_field` gives the exact
+# `gl.bath.gibbs` samples it exactly (alternating $y\mid x$, a binomial, and
+# $x\mid y\sim\mathcal N(\bar y,\sigma^2/N)$), and `gl.bath.field` gives the exact
 # finite-$N$ expectations by quadrature.
 #
 # - **β**: $\langle|x|\rangle$ against $\epsilon=1/\sigma^2-1$ below $\sigma_c$. At
@@ -268,16 +268,16 @@ eps_b = np.geomspace(0.002, 0.02, N_TEMPS)
 mabs, mse, mex = [], [], []
 for i, e in enumerate(eps_b):
     sig = 1 / math.sqrt(1 + e)
-    x, _ = gl.bath_gibbs(
+    x, _ = gl.bath.gibbs(
         sig, N_SITES, jax.random.fold_in(k_beta, i), n_chains=CHAINS_BETA, n_sweeps=SWEEPS_BETA
     )
     ax_ = np.abs(np.asarray(x))
     mabs.append(ax_.mean())
     mse.append(ax_.std(ddof=1) / math.sqrt(ax_.size))
-    mex.append(float(gl.bath_field(two_point, sig, N_SITES).mean_abs))
+    mex.append(float(gl.bath.field(two_point, sig, N_SITES).mean_abs))
 mabs, mse, mex = map(np.asarray, (mabs, mse, mex))
-fb = gl.fit_exponent(eps_b, mabs, yerr=mse)
-fb_ex = gl.fit_exponent(eps_b, mex, yerr=mse)
+fb = gl.meanfield.fit_exponent(eps_b, mabs, yerr=mse)
+fb_ex = gl.meanfield.fit_exponent(eps_b, mex, yerr=mse)
 print(f"beta  (Gibbs MC)         = {float(fb.slope):.4f} ± {float(fb.stderr):.4f}")
 print(
     f"beta  (exact, same fit)  = {float(fb_ex.slope):.4f}   -> z = "
@@ -288,7 +288,7 @@ eps_g = np.geomspace(0.01, 0.1, N_TEMPS)
 chi, chi_se, chi_ex = [], [], []
 for i, e in enumerate(eps_g):
     sig = 1 / math.sqrt(1 - e)
-    _, yb = gl.bath_gibbs(
+    _, yb = gl.bath.gibbs(
         sig, N_SITES, jax.random.fold_in(k_gamma, i), n_chains=CHAINS_GAMMA, n_sweeps=SWEEPS_GAMMA
     )
     yb = np.asarray(yb)
@@ -296,13 +296,13 @@ for i, e in enumerate(eps_g):
     m2, m4 = np.mean(dev**2), np.mean(dev**4)
     chi.append(N_SITES * np.var(yb, ddof=1))
     chi_se.append(N_SITES * math.sqrt((m4 - m2**2) / yb.size))
-    chi_ex.append(float(gl.bath_field(two_point, sig, N_SITES).susceptibility) - sig**2)
+    chi_ex.append(float(gl.bath.field(two_point, sig, N_SITES).susceptibility) - sig**2)
 chi, chi_se, chi_ex = map(np.asarray, (chi, chi_se, chi_ex))
-fg = gl.fit_exponent(eps_g, chi, yerr=chi_se)
+fg = gl.meanfield.fit_exponent(eps_g, chi, yerr=chi_se)
 print(
     f"gamma (Gibbs MC)         = {-float(fg.slope):.4f} ± {float(fg.stderr):.4f}   (mean field 1)"
 )
-print(f"gamma (exact quadrature) = {-float(gl.fit_exponent(eps_g, chi_ex).slope):.5f}")
+print(f"gamma (exact quadrature) = {-float(gl.meanfield.fit_exponent(eps_g, chi_ex).slope):.5f}")
 
 
 def fit3(f):
@@ -342,8 +342,8 @@ show(fig, "03_bath_exponents")
 # Two copies of a reverse trajectory, branched at time $t$ and continued with independent
 # noise, end in the same class with probability $\phi(t)$ (Biroli et al., THEORY.md §6.2).
 # For $\tfrac12\mathcal N(\pm m, I)$ with $\|m\|^2=d$ under OU the quadrature
-# `gl.cloning_probability_theory` gives $\phi(t_S)=0.7752$ for every $d$, $t_S=\tfrac12\ln d$.
-# `gl.cloning_probability` measures it with the exact score (Euler–Maruyama).
+# `gl.observables.cloning_probability_theory` gives $\phi(t_S)=0.7752$ for every $d$, $t_S=\tfrac12\ln d$.
+# `gl.observables.cloning_probability` measures it with the exact score (Euler–Maruyama).
 
 # %%
 from gltheory.observables import (  # noqa: E402

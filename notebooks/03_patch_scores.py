@@ -14,15 +14,17 @@
 # %% [markdown]
 # # Patch machines: memorisation versus patch mosaics
 #
-# The exact patch machines of Kamb & Ganguli (THEORY.md §7.2), computed by
-# `gltheory.patch_score`, side by side on small 2-D datasets:
+# The exact patch machines of Kamb & Ganguli (THEORY.md §7.2), side by side on small 2-D
+# datasets. A machine is a value built from its training images and its window, and is used
+# like a dataset: `gl.score(machine, process, x, t)`, `gl.denoiser(...)`,
+# `gl.patch.posterior_stats(machine, process, x, t)`:
 #
-# | machine | call | candidates at site $i$ |
+# | machine | built as | candidates at site $i$ |
 # | --- | --- | --- |
-# | IS (ideal score) | `window=None, equivariant=False` | whole training images |
-# | LS (local) | `window=k, equivariant=False` | the $N$ training patches *at site $i$* |
-# | ELS (local + equivariant) | `window=k, boundary="periodic"` | every circular patch of every image |
-# | bbELS (boundary-broken ELS) | `window=k, boundary="zero"` | interior patches; border bands only from the same border offset |
+# | IS (ideal score) | `gl.patch.IS(images)` | whole training images |
+# | LS (local) | `gl.patch.LS(images, k)` | the $N$ training patches *at site $i$* |
+# | ELS (local + equivariant) | `gl.patch.ELS(images, k)` | every circular patch of every image |
+# | bbELS (boundary-broken ELS) | `gl.patch.BoundaryELS(images, k)` | interior patches; border bands only from the same border offset |
 #
 # For each dataset (stripes, checkerboards, random binary images and a procedural
 # three-level texture) we
@@ -33,7 +35,7 @@
 #    in the training patch bank (THEORY.md §7.3: the ELS output is a "locally consistent
 #    patch mosaic");
 # 3. look at the posterior over candidate patches along one run with
-#    `patch_posterior_stats` (variance, Binder ratio and entropy maps);
+#    `gl.patch.posterior_stats` (variance, Binder ratio and entropy maps);
 # 4. compare the patch-model critical point $\bar\alpha_c=1/(1+\max_q\hat C_k(q))$ of
 #    `critical_alpha_bar` (THEORY.md §4.3) with the time at which the first Fourier mode of the
 #    ELS Jacobian at $x=0$ softens, measured with `mode_stiffness`.
@@ -132,9 +134,9 @@ def repeat_to(data, n):
 
 k_rand, k_tex, k_sample, k_stats = jax.random.split(KEY, 4)
 DATASETS = {
-    "stripes": repeat_to(gl.stripes(SHAPE, width=1), N_TRAIN),
-    "checkerboards": repeat_to(gl.checkerboards(SHAPE, width=1), N_TRAIN),
-    "random binary": gl.random_binary_images(k_rand, N_TRAIN, SHAPE),
+    "stripes": repeat_to(gl.data.stripes(SHAPE, width=1), N_TRAIN),
+    "checkerboards": repeat_to(gl.data.checkerboards(SHAPE, width=1), N_TRAIN),
+    "random binary": gl.data.random_binary_images(k_rand, N_TRAIN, SHAPE),
     "texture": texture_images(k_tex, N_TRAIN, SHAPE),
 }
 for name, data in DATASETS.items():
@@ -157,11 +159,12 @@ show(fig, "03_training_sets")
 # %% [markdown]
 # ## 2. Sampling with the four machines
 #
-# One `PatchBank` per (dataset, machine). The four banks of a dataset go to the sampler as
-# *arguments* (a `jax.tree_util.Partial`), and the machine is picked by `jax.lax.switch` on a
-# traced index, so a single compiled sampler serves all machines and all datasets (compiling
-# `gltheory.sample` costs seconds, a step microseconds here). For that the ELS/bbELS banks are
-# built with `merge=False` (all $N\cdot H\cdot W$ candidates, the same count for every
+# One machine per (dataset, machine kind), each holding its `PatchBank`. The four machines of a
+# dataset go to the sampler as *arguments* (a `jax.tree_util.Partial`: machines are equinox
+# modules, i.e. pytrees), and the machine is picked by `jax.lax.switch` on a traced index, so
+# a single compiled sampler serves all machines and all datasets (compiling `gltheory.sample`
+# costs seconds, a step microseconds here). For that the ELS/bbELS machines are built with
+# `merge=False` (all $N\cdot H\cdot W$ candidates, the same count for every
 # dataset; merging identical patches is exact and would only change speed).
 #
 # The reverse OU SDE (Euler–Maruyama on a grid uniform in $\ln{\rm SNR}$, so that the last
@@ -171,36 +174,35 @@ show(fig, "03_training_sets")
 
 # %%
 MACHINES = {
-    "IS": dict(window=None, equivariant=False),
-    "LS": dict(window=K, equivariant=False),
-    "ELS": dict(window=K, equivariant=True, boundary="periodic"),
-    "bbELS": dict(window=K, equivariant=True, boundary="zero"),
+    "IS": lambda data: gl.patch.IS(data),
+    "LS": lambda data: gl.patch.LS(data, K),
+    "ELS": lambda data: gl.patch.ELS(data, K, merge=False),
+    "bbELS": lambda data: gl.patch.BoundaryELS(data, K, merge=False),
 }
 
 
-def bank_score(bank, x, t):
-    return gl.patch_score(x, t, bank, PROC)
+def machine_score_fn(machine, x, t):
+    return gl.score(machine, PROC, x, t)
 
 
-def machine_stats(banks, idx, x, t):
-    """``patch_posterior_stats`` of machine ``idx`` (traced) among ``banks``."""
-    branches = [lambda x, t, b=b: gl.patch_posterior_stats(x, t, b, PROC) for b in banks]
+def machine_stats(machines, idx, x, t):
+    """``gl.patch.posterior_stats`` of machine ``idx`` (traced) among ``machines``."""
+    branches = [lambda x, t, m=m: gl.patch.posterior_stats(m, PROC, x, t) for m in machines]
     return jax.lax.switch(idx, branches, x, t)
 
 
-def machine_score(banks, idx, x, t):
-    return machine_stats(banks, idx, x, t).score
+def machine_score(machines, idx, x, t):
+    return machine_stats(machines, idx, x, t).score
 
 
-def machine_observe(banks, idx, x, t):
+def machine_observe(machines, idx, x, t):
     """What the sampler records: the state and the posterior maps of the machine."""
-    st = machine_stats(banks, idx, x, t)
+    st = machine_stats(machines, idx, x, t)
     return dict(x=x, mean=st.mean, variance=st.variance, binder=st.binder, entropy=st.entropy)
 
 
-BANKS = {
-    dname: tuple(gl.patch_bank(data, merge=False, **kw) for kw in MACHINES.values())
-    for dname, data in DATASETS.items()
+MACHINE_SETS = {
+    dname: tuple(build(data) for build in MACHINES.values()) for dname, data in DATASETS.items()
 }
 TS = gl.time_grid(PROC, N_STEPS, kind="log_snr")
 
@@ -220,12 +222,12 @@ for dname, data in DATASETS.items():
     for j, mname in enumerate(MACHINES):
         idx = jnp.asarray(j, jnp.int32)
         sol = gl.sample(
-            Partial(machine_score, BANKS[dname], idx),
+            Partial(machine_score, MACHINE_SETS[dname], idx),
             PROC,
             k_sample,
             (N_SAMPLES, *SHAPE),
             ts=TS,
-            observe=Partial(machine_observe, BANKS[dname], idx),
+            observe=Partial(machine_observe, MACHINE_SETS[dname], idx),
             save_at=SAVE_AT,
         )
         RECORDS[dname, mname] = (
@@ -327,7 +329,7 @@ show(fig, "03_memorisation")
 # %% [markdown]
 # ## 4. The posterior over patches along a run
 #
-# `patch_posterior_stats` returns, at each site, moments of the centre pixel $\phi(0)$ under
+# `gl.patch.posterior_stats` returns, at each site, moments of the centre pixel $\phi(0)$ under
 # the posterior $w_i(\phi)$ over candidate patches: the denoiser $m_i$, the variance
 # $\langle\phi(0)^2\rangle-m_i^2$, the Binder ratio
 # $1-\langle\phi(0)^4\rangle/3\langle\phi(0)^2\rangle^2$ and the entropy of $w_i$ (over the
@@ -346,7 +348,7 @@ DNAME = "texture"
 N_SNAP_SHOW = N_SNAP + 1
 for MNAME in ("ELS", "LS"):
     snap_t, rec = RECORDS[DNAME, MNAME]
-    bank = BANKS[DNAME][list(MACHINES).index(MNAME)]
+    bank = MACHINE_SETS[DNAME][list(MACHINES).index(MNAME)].bank
     a_t = np.asarray(PROC.a(snap_t))
     # the Binder ratio is undefined (0/0) where the posterior is sure that phi(0) = 0
     binder = np.where(rec["variance"] + rec["mean"] ** 2 > 1e-3, rec["binder"], np.nan)
@@ -392,27 +394,27 @@ for MNAME in ("ELS", "LS"):
 # decision.
 
 # %%
-QS = gl.lattice_wavevectors(SHAPE).reshape(-1, 2)
+QS = gl.spectral.lattice_wavevectors(SHAPE).reshape(-1, 2)
 t_scan = np.linspace(0.25, 1.45, N_T_STIFF)
 
 
 @jax.jit
-def max_stiffness(bank, ts):
+def max_stiffness(machine, ts):
     """max_q mu(q, t) of the ELS Jacobian at x = 0, for every t in ``ts``."""
     x0 = jnp.zeros(SHAPE)
-    score_fn = Partial(bank_score, bank)
-    return jax.lax.map(lambda t: jnp.max(gl.mode_stiffness(score_fn, x0, t, QS)), ts)
+    score_fn = Partial(machine_score_fn, machine)
+    return jax.lax.map(lambda t: jnp.max(gl.spectral.mode_stiffness(score_fn, x0, t, QS)), ts)
 
 
 soft = {}
 t0 = time.perf_counter()
-STIFF_SETS = {"uniform ±1": gl.uniform_images(SHAPE)}
+STIFF_SETS = {"uniform ±1": gl.data.uniform_images(SHAPE)}
 if not SMALL:  # each scan compiles once (a few seconds): the small run keeps only one
     STIFF_SETS["random binary"] = DATASETS["random binary"]
 for dname, data in STIFF_SETS.items():
-    crit = gl.critical_alpha_bar(data, K)
+    els = gl.patch.ELS(data, K)  # merged identical candidates
+    crit = gl.spectral.critical_alpha_bar(els)  # its training images and window
     t_c = float(PROC.t_of_alpha_bar(crit.alpha_bar))
-    els = gl.patch_bank(data, window=K, equivariant=True, boundary="periodic")  # merged
     mu_max = np.asarray(max_stiffness(els, jnp.asarray(t_scan)))
     i = np.nonzero(np.diff(np.sign(mu_max)) != 0)[0]
     if i.size:

@@ -85,18 +85,20 @@ print(f"k={K}: t_c^S = {cp.t_score:.6f}, t_c^D = {cp.t_sde:.6f}, t_c^O = {cp.t_o
 # ## 1. Mode spectra soften in time
 #
 # Lines: $\mu(q,t)$ of `patch_mode_spectrum` (Dirichlet kernel). Dots: plane-wave Rayleigh
-# quotients of the exact score's Jacobian at $x=0$ (`gltheory.mode_stiffness`, one JVP pair
+# quotients of the exact score's Jacobian at $x=0$ (`gltheory.spectral.mode_stiffness`, one JVP pair
 # per $q$). The $q=0$ mode crosses zero first, at $t_c^S$; the reverse-SDE growth rate
 # $2\mu+1$ (OU) crosses at $t_c^D$. Right: the 2-D stripe data (width 2) seen through a $5\times5$
 # window soften first at $|q^\star|=\pi/2$, not at $q=0$.
 
 # %%
-score1 = lambda x, t: gl.uniform_patch_score(PROC, x, t, window=K, lattice_ndim=1)
-q1 = gl.lattice_wavevectors((L,))[: L // 2]  # grid wavevectors 0 <= q < pi
+score1 = lambda x, t: gl.scores.uniform_patch_score(PROC, x, t, window=K, lattice_ndim=1)
+q1 = gl.spectral.lattice_wavevectors((L,))[: L // 2]  # grid wavevectors 0 <= q < pi
 q_line = jnp.linspace(0.0, jnp.pi, 200)[:, None]
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
 times = jnp.array([2.0, 1.4, cp.t_sde, 1.0, cp.t_score, 0.7])
-jvp_all = jax.jit(jax.vmap(lambda t: gl.mode_stiffness(score1, jnp.zeros(L), t, q1[::8])))(times)
+jvp_all = jax.jit(jax.vmap(lambda t: gl.spectral.mode_stiffness(score1, jnp.zeros(L), t, q1[::8])))(
+    times
+)
 for t, jvp in zip(times, jvp_all):
     mu = F.patch_mode_spectrum(PROC, t, q_line, window=K)
     axes[0].plot(q_line[:, 0], mu, label=f"t = {float(t):.3f}")
@@ -119,7 +121,7 @@ axes[1].set_ylim(-6, 3)
 axes[1].invert_xaxis()
 axes[1].set(xlabel="forward time t (generation runs right)", title="softening of the q modes")
 axes[1].legend(fontsize=6)
-stripes = gl.stripes((16, 16), width=2)
+stripes = gl.data.stripes((16, 16), width=2)
 cps = F.patch_critical_point(PROC, window=5, images=stripes)
 spec = F.patch_mode_spectrum(PROC, cps.t_score, None, window=5, images=stripes)
 im = axes[2].imshow(
@@ -143,7 +145,7 @@ save(fig, "04_mode_spectra")
 # Theory (§4.5): $\xi^2=\kappa/r=\frac{k(k^2-1)}{24}\frac{\bar\alpha}{1-\bar\alpha(1+k)}$ for the
 # score and $\xi^2_{\rm SDE}=2\kappa/(2r-1)$ for the reverse SDE. Measurements: (i) the second
 # moment of the exact score's response to a point kick at $x=0$
-# (`gltheory.linear_response_length`, one JVP; equal to theory to round-off, because the
+# (`gltheory.spectral.linear_response_length`, one JVP; equal to theory to round-off, because the
 # $q^2$ coefficient of the Dirichlet kernel is exact); (ii) the same response measured at the
 # actual states $x_t$ of reverse trajectories (average over trajectories), which departs from
 # the $x=0$ theory once the states leave the symmetric point; (iii) the Ornstein–Zernike length
@@ -159,7 +161,7 @@ print(f"xi(alpha_c/2) = {float(F.gl_correlation_length(consts, PROC, t_half)):.4
 t_grid = jnp.linspace(cp.t_score + 0.02, 3.0, 40)
 xi_th = F.gl_correlation_length(consts, PROC, t_grid)
 xi_th_sde = F.gl_correlation_length(consts, PROC, jnp.linspace(0.5, 3.0, 80), dynamics="sde")
-xi_jvp = jax.vmap(lambda t: gl.linear_response_length(score1, jnp.zeros(L), t))(t_grid)
+xi_jvp = jax.vmap(lambda t: gl.spectral.linear_response_length(score1, jnp.zeros(L), t))(t_grid)
 
 ts_full = gl.time_grid(PROC, N_STEPS, t_min=1e-3, t_max=3.0)
 save_full = list(range(0, N_STEPS + 1, N_STEPS // 50))
@@ -171,7 +173,7 @@ sol = gl.sample(
 )
 states, streamed = sol.observables
 xi_traj = jax.vmap(
-    lambda xs, t: jnp.mean(jax.vmap(lambda x: gl.linear_response_length(score1, x, t))(xs))
+    lambda xs, t: jnp.mean(jax.vmap(lambda x: gl.spectral.linear_response_length(score1, x, t))(xs))
 )(states, sol.saved_ts)
 # sample estimators (THEORY §4.5) on the denoised field E[y|x_t] and on its increments
 xi_den = F.correlation_length(
@@ -218,7 +220,7 @@ ax.set_ylim(0, 6)
 ax.invert_xaxis()
 ax.set(xlabel="forward time t", ylabel=r"$\xi$", title=f"correlation length, k={K}")
 ax.legend(fontsize=6)
-qq = gl.lattice_wavevectors((L,))[:, 0]
+qq = gl.spectral.lattice_wavevectors((L,))[:, 0]
 order = np.argsort(np.asarray(qq))
 for j, c in zip((2, len(save_idx) // 2, len(save_idx) - 1), ("C0", "C1", "C2")):
     axes[1].semilogy(
@@ -294,9 +296,9 @@ s2 = gl.sample(score2, PROC, jax.random.fold_in(KEY, 9), (2,) + shape2, ts=ts_fu
 panel = [np.asarray(s2.x[0]), np.asarray(s2.x[1])]
 title = "2-D two images, k=3"
 if not SMALL:
-    bank = gl.patch_bank(stripes, window=5)
+    bank = gl.patch.bank(stripes, window=5)
     st = gl.sample(
-        lambda x, t: gl.patch_score(x, t, bank, PROC),
+        lambda x, t: gl.patch.score(bank, PROC, x, t),
         PROC,
         jax.random.fold_in(KEY, 10),
         (8, 16, 16),

@@ -21,7 +21,7 @@
 # 1. **Theory.** For two classes $\pm m$ the final class probability $P(+\mid x_t)$ is a
 #    martingale of the reverse dynamics, so a pulse of guidance displacement $\varepsilon$ at time
 #    $t$ changes the final alignment by $\varepsilon R(t) + O(\varepsilon^2)$, with $R$ the class
-#    susceptibility (`gltheory.class_susceptibility_theory`; `guidance_susceptibility_theory`
+#    susceptibility (`gl.observables.class_susceptibility_theory`; `guidance_susceptibility_theory`
 #    computes the same number from the guidance field). Finite pulses: `pulse_response_theory`.
 # 2. **The pulse experiment at fixed perturbation size** (the §4.7 caveat): pulses normalised to
 #    the same displacement $\varepsilon=\int w\,g^2\nu\,dt$ at every time on a grid, at $\arg\max R$,
@@ -59,7 +59,7 @@ except ModuleNotFoundError:  # a checkout without `pip install -e .`: look next 
             sys.path.insert(0, str(_root))
             break
     import gltheory as gl
-from gltheory import guidance as G  # noqa: E402
+from gltheory import data as gd, guidance as G, observables as ob, spectral  # noqa: E402
 
 SMALL = os.environ.get("GLTHEORY_NB_SMALL", "0").strip().lower() not in ("", "0", "false", "no")
 OUT = Path(os.environ.get("GLTHEORY_NB_OUT") or "notebook_outputs")
@@ -93,11 +93,11 @@ def show(fig, name):
 
 # %%
 data = G.two_class_deltas(1.0)
-t_star, r_max = gl.class_susceptibility_peak(1.0, 0.0, process=PROC)
+t_star, r_max = ob.class_susceptibility_peak(1.0, 0.0, process=PROC)
 t_star = float(t_star)
 t_s, t_d = 0.5 * math.log(2), 0.5 * math.asinh(1.0)
 tt = jnp.linspace(0.02, 1.6, 300)
-R = gl.class_susceptibility_theory(1.0, 0.0, tt, process=PROC)
+R = ob.class_susceptibility_theory(1.0, 0.0, tt, process=PROC)
 Rg = G.guidance_susceptibility_theory(1.0, 0.0, tt, process=PROC)
 print(f"argmax R = {t_star:.4f} (R_max = {float(r_max):.4f}); t_c^S = {t_s:.4f}, t_c^D = {t_d:.4f}")
 print(f"max |R_g - R| = {float(jnp.max(jnp.abs(Rg - R))):.1e}")
@@ -190,7 +190,7 @@ ax.set_xlabel("pulse time")
 ax.set_ylabel("class alignment")
 ax.set_title(f"ε = {EPS} (nonlinear)")
 ax.legend(fontsize=7)
-r_c = gl.class_susceptibility_theory(1.0, 0.0, jnp.asarray(lin_c), process=PROC)
+r_c = ob.class_susceptibility_theory(1.0, 0.0, jnp.asarray(lin_c), process=PROC)
 cx.errorbar(
     lin_c,
     scan.gain[k : k + kl] / EPS_LIN,
@@ -240,7 +240,7 @@ print(f"fired at t = {float(pa.fire_time):.4f} (argmax R = {t_star:.4f}); alignm
 fig, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
 ax.plot(tsn[:-1], pa.r_hat, "C0", label="online estimate R̂(t)")
 ax.plot(
-    tsn[:-1], gl.class_susceptibility_theory(1.0, 0.0, ts[:-1], process=PROC), "k--", label="R(t)"
+    tsn[:-1], ob.class_susceptibility_theory(1.0, 0.0, ts[:-1], process=PROC), "k--", label="R(t)"
 )
 ax.axvline(float(pa.fire_time), color="C3", label="fired")
 ax.axvline(t_star, color="C0", ls=":", label="argmax R")
@@ -308,10 +308,10 @@ show(fig, "learned_pulse")
 
 # %%
 L = 8
-vert = gl.stripes((L, L), width=2, orientation="vertical")
-horiz = gl.stripes((L, L), width=2, orientation="horizontal")
+vert = gd.stripes((L, L), width=2, orientation="vertical")
+horiz = gd.stripes((L, L), width=2, orientation="horizontal")
 lat = G.class_lattice([vert, horiz], window=3)
-ab_c = gl.critical_alpha_bar(
+ab_c = spectral.critical_alpha_bar(
     gl.LatticeImages(jnp.concatenate([vert.images, horiz.images])), 3
 ).alpha_bar
 t_lat = float(-0.5 * jnp.log(ab_c))

@@ -101,7 +101,7 @@ def show(fig, name):
 # checkpointed and resumed bit-identically (`checkpoint=` in `nets.train`).
 
 # %%
-data1 = gl.uniform_images((L,))
+data1 = gl.data.uniform_images((L,))
 images1 = data1.images.astype(jnp.float32)
 k_net, k_cmp, k_crit, k_2d = jax.random.split(KEY, 4)
 net = nets.ConvDenoiser(
@@ -182,8 +182,8 @@ show(fig, "07_machines")
 # %%
 ts = gl.time_grid(PROC, N_T_CRIT, kind="log_snr", t_min=0.2, t_max=2.5)
 zeros = jnp.zeros((ts.shape[0], 1, L))
-bank5 = gl.patch_bank(data1, window=K)
-els = jax.tree_util.Partial(lambda b, x, t: gl.patch_score(x, t, b, PROC), bank5)
+els5 = gl.patch.ELS(data1, window=K)  # the exact ELS machine of window 5, a dataset-like value
+els = jax.tree_util.Partial(lambda m, x, t: gl.score(m, PROC, x, t), els5)
 q0 = jnp.zeros((1, 1))
 mu_net = jnp.mean(stiffness_curves(model, zeros, ts, k_crit, q=q0), axis=1)
 mu_els = jnp.mean(stiffness_curves(els, zeros, ts, k_crit, q=q0), axis=1)
@@ -240,7 +240,7 @@ show(fig, "07_criticality")
 # full run a small UNet and an MLP are trained too.
 
 # %%
-data2 = gl.random_binary_images(k_2d, 512, (8, 8))
+data2 = gl.data.random_binary_images(k_2d, 512, (8, 8))
 cfg2 = nets.TrainConfig(
     n_steps=N_TRAIN_2D,
     batch_size=32,

@@ -12,8 +12,19 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import pytest  # noqa: E402
+from jaxtyping import install_import_hook  # noqa: E402
 
-import gltheory as gl  # noqa: E402
+# The core modules' jaxtyping annotations are checked at run time (beartype) on every call
+# made by the suite, as diffrax's tests do; the hook must wrap the first import of gltheory.
+CHECKED_MODULES = (
+    "gltheory.processes",
+    "gltheory.data",
+    "gltheory.scores",
+    "gltheory.solvers",
+    "gltheory.sampling",
+)
+with install_import_hook(CHECKED_MODULES, "beartype.beartype"):
+    import gltheory as gl  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -68,5 +79,5 @@ def closed_form_datasets():
         ),
         "hypersphere_3": gl.Hypersphere(2.0, 3),
         "hypersphere_50": gl.Hypersphere(jnp.sqrt(50.0), 50),
-        "lattice_stripes": gl.stripes((4, 4), width=1),
+        "lattice_stripes": gl.data.stripes((4, 4), width=1),
     }

@@ -6,6 +6,8 @@ and never changes this process's JAX configuration.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.metadata
 import json
 import math
 import os
@@ -16,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from gltheory import _io, cli, report as rep
+import gltheory
+from gltheory import _io, cli, experiments, report as rep
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -167,7 +170,7 @@ def test_off_and_failed_rows_exit_1(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys
-        from gltheory import cli, report as rep
+        from gltheory import cli, experiments, report as rep
 
         def good(cfg, key):
             return rep.ExperimentResult([rep.Row("good", 1.0, 1.0 + 1e-12, tol=1e-9)])
@@ -178,7 +181,7 @@ def test_off_and_failed_rows_exit_1(tmp_path):
         def boom(cfg, key):
             raise RuntimeError("kaboom")
 
-        rep.EXPERIMENTS[:] = [
+        experiments.EXPERIMENTS[:] = [
             rep.Experiment("good", "good", good),
             rep.Experiment("bad", "bad", bad),
             rep.Experiment("boom", "boom", boom),
@@ -216,7 +219,7 @@ def test_report_list_and_only(tmp_path, capsys):
     and says which names are allowed (before anything is created or run)."""
     assert cli.main(["report", "--list"]) == 0
     listed = [ln.split()[0] for ln in capsys.readouterr().out.splitlines()]
-    assert listed == [e.name for e in rep.EXPERIMENTS] and set(FOUNDATION) < set(listed)
+    assert listed == [e.name for e in experiments.EXPERIMENTS] and set(FOUNDATION) < set(listed)
     out = tmp_path / "never"
     for bad in ("bogus", "cloning,bogus", ","):
         with pytest.raises(SystemExit) as exc:
@@ -244,6 +247,62 @@ def test_help_exits_0(capsys):
             cli.main(argv)
         assert exc.value.code == 0
     assert "--quick" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------
+# the registry and the light top level
+# ----------------------------------------------------------------------------------------------
+
+# the names `gltheory report --list` prints, in order (unchanged by the move to experiments/)
+ALL_EXPERIMENTS = (
+    *FOUNDATION,
+    "field_gl",
+    "criticality",
+    "guidance_pulses",
+    "thermodynamics",
+    "trained_network",
+)
+
+
+def test_registry_lists_every_experiment_module():
+    """experiments/__init__.py is the one registry: it lists every experiment module (each
+    public module of the package), in report order, and every experiment of each."""
+    folder = Path(experiments.__file__).parent
+    on_disk = {p.stem for p in folder.glob("*.py") if not p.stem.startswith("_")}
+    listed = [m.__name__.rsplit(".", 1)[-1] for m in experiments.MODULES]
+    assert set(listed) == on_disk and len(listed) == len(on_disk)
+    assert experiments.EXPERIMENTS == [e for m in experiments.MODULES for e in m.EXPERIMENTS]
+    assert tuple(e.name for e in experiments.EXPERIMENTS) == ALL_EXPERIMENTS
+    assert experiments.by_name("cloning").name == "cloning"
+    with pytest.raises(ValueError, match="name"):
+        experiments.by_name("bogus")
+
+
+def test_experiment_sizes_have_default_and_quick():
+    """Every experiment module has its own frozen size configuration with default() and
+    quick() forms; ReportConfig(quick=...) picks one."""
+    for m in experiments.MODULES:
+        cls = m.CONFIG
+        default, quick = cls.default(), cls.quick()
+        assert isinstance(default, cls) and isinstance(quick, cls)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            default.__setattr__(dataclasses.fields(cls)[0].name, None)
+        assert cls.of(rep.ReportConfig.default(quick=True)) == quick
+        assert cls.of(rep.ReportConfig.default()) == default
+
+
+def test_import_is_light_and_version_single_source():
+    """`import gltheory` imports neither the report, the experiments, plotting nor
+    matplotlib, and its version is the installed distribution's."""
+    code = (
+        "import sys, gltheory; print(sorted(m for m in sys.modules if 'matplotlib' in m or "
+        "m.split('.')[:2] in (['gltheory', 'report'], ['gltheory', 'experiments'], "
+        "['gltheory', 'plotting'], ['gltheory', 'cli'])))"
+    )
+    proc = _run(["-c", code], timeout=120)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.strip() == "[]"
+    assert gltheory.__version__ == importlib.metadata.version("gltheory")
 
 
 # ----------------------------------------------------------------------------------------------

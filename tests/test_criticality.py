@@ -1,9 +1,9 @@
 """Critical-time detectors, exponents and finite-size scaling (gltheory.criticality).
 
 Oracles: closed forms of the patch model (THEORY §4.3, §4.5: t_c^S = 1/2 ln(1+k),
-t_c^D = 1/2 arcsinh k, xi^2 = (k^2-1)/(24 eps)), gltheory.band_stiffness / mode_stiffness
+t_c^D = 1/2 arcsinh k, xi^2 = (k^2-1)/(24 eps)), gltheory.spectral.band_stiffness / mode_stiffness
 point by point, the cloning-probability quadrature (phi(t_S) = 0.7752 for 1/2 N(+-m, I),
-|m|^2 = d), the exact Binder crossing of the generative bath (bath_binder_crossing), the
+|m|^2 = d), the exact Binder crossing of the generative bath (gltheory.bath.binder_crossing), the
 Langevin stationary law S(q) = theta / (-mu(q)) of the linearised field, and planted data
 (Gaussian fields with a planted xi(t); scaling data with planted t_c, nu, zeta).
 """
@@ -24,7 +24,7 @@ TC_S, TC_D = 0.5 * math.log(1 + K), 0.5 * math.asinh(K)
 
 
 def uniform(k=K, process=OU):
-    return lambda x, t: gl.uniform_patch_score(process, x, t, window=k, lattice_ndim=1)
+    return lambda x, t: gl.scores.uniform_patch_score(process, x, t, window=k, lattice_ndim=1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -71,7 +71,7 @@ def test_softening_time_at_symmetric_point_recovers_linear_tc(key, criterion, th
 
 
 def test_stiffness_curves_match_band_and_mode_stiffness(key):
-    """The vectorised probes equal gltheory.band_stiffness point by point (same keys)."""
+    """The vectorised probes equal gltheory.spectral.band_stiffness point by point (same keys)."""
     L, n_bands, band = 24, 6, 1
     score = uniform()
     single = lambda y, t: score(y[None], t)[0]
@@ -80,11 +80,13 @@ def test_stiffness_curves_match_band_and_mode_stiffness(key):
     got = cr.stiffness_curves(score, states, ts, key, n_bands=n_bands, band=band, n_probes=3)
     for i, j in ((0, 1), (2, 0)):
         k_ij = jax.random.split(jax.random.fold_in(key, i), 2)[j]
-        ref = gl.band_stiffness(single, states[i, j], ts[i], k_ij, n_bands=n_bands, n_probes=3)
+        ref = gl.spectral.band_stiffness(
+            single, states[i, j], ts[i], k_ij, n_bands=n_bands, n_probes=3
+        )
         assert abs(float(got[i, j]) - float(ref.mu[band])) < 1e-10
     q = jnp.array([0.0, 2 * np.pi / L])
     got_q = cr.stiffness_curves(score, states, ts, key, q=q)
-    ref_q = jnp.mean(gl.mode_stiffness(single, states[2, 1], ts[2], q))
+    ref_q = jnp.mean(gl.spectral.mode_stiffness(single, states[2, 1], ts[2], q))
     assert abs(float(got_q[2, 1]) - float(ref_q)) < 1e-10
 
 
@@ -135,14 +137,24 @@ def test_cloning_time_recovers_speciation_time(key):
     data = gl.GaussianMixture(jnp.stack([m, -m]), jnp.ones(2))
     t_s = 0.5 * math.log(d)
     assert (
-        abs(float(gl.cloning_probability_theory(math.sqrt(d), 1.0, t_s)) - gl.PHI_SPECIATION) < 1e-9
+        abs(
+            float(gl.observables.cloning_probability_theory(math.sqrt(d), 1.0, t_s))
+            - gl.observables.PHI_SPECIATION
+        )
+        < 1e-9
     )
     ts = gl.time_grid(OU, 100, kind="log_snr", t_min=1e-3)
     tn = np.asarray(ts)
     idx = sorted({int(np.argmin(np.abs(tn - t))) for t in (t_s + 0.5, t_s, t_s - 0.5)})
     score = lambda x, t: gl.score(data, OU, x, t)
     e = cr.cloning_time(
-        score, OU, key, (1200, d), ts=ts, branch_index=idx, classify=gl.sign_classifier(m)
+        score,
+        OU,
+        key,
+        (1200, d),
+        ts=ts,
+        branch_index=idx,
+        classify=gl.observables.sign_classifier(m),
     )
     assert abs(float(e.t_c) - t_s) <= 3 * float(e.err)
     assert float(e.err) < 0.15
@@ -160,7 +172,7 @@ def test_linear_response_xi_is_exact_power_law_in_reduced_distance():
     np.testing.assert_allclose(
         cr.reduced_distance(OU, t, TC_S, variable="snr"), eps / (1 + eps), rtol=1e-10
     )
-    xi = jnp.stack([gl.linear_response_length(uniform(), jnp.zeros(64), tt) for tt in t])
+    xi = jnp.stack([gl.spectral.linear_response_length(uniform(), jnp.zeros(64), tt) for tt in t])
     np.testing.assert_allclose(xi**2, (K**2 - 1) / (24 * eps), rtol=1e-8)
     fit = cr.fit_divergence(eps, xi)
     assert abs(float(fit.exponent) - 0.5) < 1e-8
@@ -187,7 +199,7 @@ def test_langevin_structure_factor_matches_fluctuation_dissipation(key):
         temperature=theta,
     )
     qs = 2 * jnp.pi * jnp.fft.fftfreq(L)
-    mu = gl.mode_stiffness(uniform(), jnp.zeros(L), t, qs)
+    mu = gl.spectral.mode_stiffness(uniform(), jnp.zeros(L), t, qs)
     # Leimkuhler-Matthews: exact stationary variance theta / lam at any stable step
     theory = theta / (-mu)
     mean, se = S.mean(0), S.std(0, ddof=1) / math.sqrt(n)
@@ -199,7 +211,7 @@ def test_langevin_susceptibility_has_one_loop_shift(key):
     """At theta = 1e-3, eps = 0.1 the tanh nonlinearity lowers S(0) by ~5 % (the bias that made
     the report's gamma 0.95): resolved from the linear law, and matching the one-loop (Hartree)
     prediction used to size the systematic of the report rows."""
-    from gltheory._exp_criticality import _hartree_bias
+    from gltheory.experiments.criticality import _hartree_bias
 
     theta, eps, n = 1e-3, 0.1, 1024
     snr = (1 / K) / (1 + eps)
@@ -236,11 +248,11 @@ def test_binder_crossings_match_bath_crossing():
     s2 = jnp.linspace(0.8, 1.2, 41)
     Ns = [200.0, 800.0, 3200.0]
     U = jnp.stack(
-        [jax.vmap(lambda v, N=N: gl.bath_field(data, jnp.sqrt(v), N).binder)(s2) for N in Ns]
+        [jax.vmap(lambda v, N=N: gl.bath.field(data, jnp.sqrt(v), N).binder)(s2) for N in Ns]
     )
     bc = cr.binder_crossings(s2, U, sizes=Ns)
     for i in range(2):
-        ref = float(gl.bath_binder_crossing(data, Ns[i], Ns[i + 1], (0.8, 1.2)))
+        ref = float(gl.bath.binder_crossing(data, Ns[i], Ns[i + 1], (0.8, 1.2)))
         assert abs(float(bc.t[i]) - ref) <= 3 * float(bc.interp_err[i]) + 1e-6
     # crossings approach sigma_c^2 = mu^2 = 1 as N grows
     assert abs(float(bc.t[1]) - 1) < abs(float(bc.t[0]) - 1)
@@ -284,7 +296,7 @@ def test_fit_collapse_of_bath_binder_cumulants():
     s2 = jnp.linspace(0.85, 1.15, 61)
     Ns = [400.0, 1600.0, 6400.0, 25600.0]
     U = jnp.stack(
-        [jax.vmap(lambda v, N=N: gl.bath_field(data, jnp.sqrt(v), N).binder)(s2) for N in Ns]
+        [jax.vmap(lambda v, N=N: gl.bath.field(data, jnp.sqrt(v), N).binder)(s2) for N in Ns]
     )
     r = cr.fit_collapse(Ns, s2, U, jnp.full_like(U, 2e-3), rho_c0=0.97, nu0=1.6, fix_zeta=True)
     assert float(r.errors[2]) == 0 and float(r.zeta) == 0
@@ -325,7 +337,7 @@ def test_bad_inputs_raise(key):
 
 
 def test_experiment_rows_ok(key):
-    from gltheory._exp_criticality import EXPERIMENTS, run_criticality
+    from gltheory.experiments.criticality import EXPERIMENTS, run_criticality
     from gltheory.report import ReportConfig
 
     assert [e.name for e in EXPERIMENTS] == ["criticality"]

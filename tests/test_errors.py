@@ -84,7 +84,7 @@ def test_shape_mismatch_between_data_and_x():
     _raises(
         r"x has shape \(4, 2\).*event shape \(3,\)", gl.score, data, proc, jnp.zeros((4, 2)), 0.5
     )
-    _raises(r"x has shape", gl.log_prob, gl.stripes((4, 4)), proc, jnp.zeros((2, 4, 5)), 0.5)
+    _raises(r"x has shape", gl.log_prob, gl.data.stripes((4, 4)), proc, jnp.zeros((2, 4, 5)), 0.5)
     _raises(r"t has shape \(3,\)", gl.score, data, proc, jnp.zeros((4, 3)), jnp.ones(3) * 0.5)
     _raises(
         r"t has shape \(2, 1\)",
@@ -154,7 +154,7 @@ def test_sampler_arguments():
     _raises(r"need 0 < t_min < t_max <= T", gl.time_grid, proc, 10, t_min=3.0)
     _raises(
         r"window must be an odd positive integer",
-        gl.uniform_patch_score,
+        gl.scores.uniform_patch_score,
         proc,
         jnp.zeros((8,)),
         0.5,
@@ -163,7 +163,7 @@ def test_sampler_arguments():
     )
     _raises(
         r"window=9 exceeds the lattice size 8",
-        gl.uniform_patch_score,
+        gl.scores.uniform_patch_score,
         proc,
         jnp.zeros((8,)),
         0.5,

@@ -21,7 +21,7 @@ OU = gl.OU()
 
 
 def uniform_score(k, D, process=OU):
-    return lambda x, t: gl.uniform_patch_score(process, x, t, window=k, lattice_ndim=D)
+    return lambda x, t: gl.scores.uniform_patch_score(process, x, t, window=k, lattice_ndim=D)
 
 
 # ---------------------------------------------------------------------------------------
@@ -52,7 +52,7 @@ def test_critical_time_matches_dense_jacobian(criterion):
     k = 5
     cp = F.patch_critical_point(OU, window=k, lattice_ndim=1)
     want = cp.t_score if criterion == "score" else cp.t_sde
-    got = gl.jacobian_critical_time(
+    got = gl.spectral.jacobian_critical_time(
         uniform_score(k, 1), jnp.zeros(12), OU, 0.3, 3.0, criterion=criterion, tol=1e-11
     )
     assert got == pytest.approx(want, abs=1e-8)
@@ -95,16 +95,16 @@ def test_general_data_critical_point_and_spectrum():
     """General-data path (critical_alpha_bar / windowed C_k(q) of the images): two-image
     data gives the closed forms; for stripes the exact ELS Jacobian (plane-wave JVPs) has
     eigenvalues mu(q, t) on the whole grid and mu(q*, t_c) = 0 with a sign change."""
-    cp2 = F.patch_critical_point(OU, window=3, images=gl.uniform_images((10,)))
+    cp2 = F.patch_critical_point(OU, window=3, images=gl.data.uniform_images((10,)))
     cp1 = F.patch_critical_point(OU, window=3, lattice_ndim=1)
     assert cp2.t_score == pytest.approx(cp1.t_score, abs=1e-12)
     assert cp2.t_sde == pytest.approx(cp1.t_sde, abs=1e-12)
-    st = gl.stripes((8, 8), width=2)
+    st = gl.data.stripes((8, 8), width=2)
     cp = F.patch_critical_point(OU, window=5, images=st)
     assert float(jnp.linalg.norm(cp.q_star)) == pytest.approx(np.pi / 2)
-    bank = gl.patch_bank(st, window=5)
-    qs = gl.lattice_wavevectors((8, 8)).reshape(-1, 2)
-    spec = _plane_wave_spectrum_fn(lambda x, t: gl.patch_score(x, t, bank, OU), (8, 8), qs)
+    bank = gl.patch.bank(st, window=5)
+    qs = gl.spectral.lattice_wavevectors((8, 8)).reshape(-1, 2)
+    spec = _plane_wave_spectrum_fn(lambda x, t: gl.patch.score(bank, OU, x, t), (8, 8), qs)
     i_star = int(jnp.argmin(jnp.linalg.norm(qs - cp.q_star, axis=1)))
     for t in (cp.t_score, cp.t_score - 0.01, cp.t_score + 0.01, 2.0):
         mu = spec(jnp.asarray(t))
@@ -144,7 +144,7 @@ def brute3(q):
 @pytest.mark.parametrize("dynamics", ["score", "sde", "ode"])
 def test_mode_spectrum_equals_plane_wave_jvp(shape, k, dynamics):
     t = 1.3
-    q = gl.lattice_wavevectors(shape).reshape(-1, len(shape))
+    q = gl.spectral.lattice_wavevectors(shape).reshape(-1, len(shape))
     score = uniform_score(k, len(shape))
     if dynamics == "score":
         field = score
@@ -152,7 +152,7 @@ def test_mode_spectrum_equals_plane_wave_jvp(shape, k, dynamics):
         field = lambda x, t: OU.reverse_drift(x, t, score(x, t))
     else:
         field = lambda x, t: OU.pf_ode_drift(x, t, score(x, t))
-    measured = gl.mode_stiffness(field, jnp.zeros(shape), t, q)
+    measured = gl.spectral.mode_stiffness(field, jnp.zeros(shape), t, q)
     theory = F.patch_mode_spectrum(OU, t, q, window=k, dynamics=dynamics)
     np.testing.assert_allclose(measured, theory, rtol=1e-10, atol=1e-10)
 
@@ -164,7 +164,7 @@ def test_mode_spectrum_equals_plane_wave_jvp(shape, k, dynamics):
 
 @pytest.mark.parametrize("D,k", [(1, 3), (1, 5), (2, 3)])
 def test_general_gl_constants_equal_two_image_closed_forms(D, k):
-    imgs = gl.uniform_images((12,) * D)
+    imgs = gl.data.uniform_images((12,) * D)
     got = F.gl_constants(imgs, k)
     want = F.gl_constants_two_image(k, D)
     for name in ("c0", "c2", "c4"):
@@ -196,25 +196,25 @@ def test_general_gl_constants_against_the_exact_patch_score(key):
     - s(ε·1) = -r ε - u ε³ + O(ε⁵): r and u from Richardson-extrapolated central differences
       of the exact ELS score (h = 0.005; truncation O(h⁴) for r, O(h²) ~ 1e-4 for u);
     - ξ² = κ/r equals the second moment of the exact point response (one JVP,
-      gltheory.linear_response_length).
+      gltheory.spectral.linear_response_length).
     """
     shape, k, t = (7, 7), 3, 1.4
-    rnd = gl.random_binary_images(key, 2, shape).images
+    rnd = gl.data.random_binary_images(key, 2, shape).images
     imgs = jnp.concatenate([jnp.ones((1,) + shape), rnd, -jnp.ones((1,) + shape), -rnd])
-    bank = gl.patch_bank(imgs, window=k)
+    bank = gl.patch.bank(imgs, window=k)
     consts = F.gl_constants(imgs, k)
     co = F.gl_coefficients(consts, OU, t)
     h = 0.005
     eps = jnp.array([-2 * h, -h, h, 2 * h])
-    vals = jnp.mean(gl.patch_score(eps[:, None, None] * jnp.ones(shape), t, bank, OU), (1, 2))
+    vals = jnp.mean(gl.patch.score(bank, OU, eps[:, None, None] * jnp.ones(shape), t), (1, 2))
     fm2, fm1, f1, f2 = (float(v) for v in vals)
     d1 = (8 * (f1 - fm1) - (f2 - fm2)) / (12 * h)
     d3 = (f2 - 2 * f1 + 2 * fm1 - fm2) / (2 * h**3)
     assert d1 == pytest.approx(-float(co.r), rel=1e-8)
     assert d3 == pytest.approx(-6 * float(co.u), rel=1e-3)
     assert float(consts.c2) > 0 and float(co.r) > 0
-    got = gl.linear_response_length(
-        lambda x, s: gl.patch_score(x, s, bank, OU), jnp.zeros(shape), t
+    got = gl.spectral.linear_response_length(
+        lambda x, s: gl.patch.score(bank, OU, x, s), jnp.zeros(shape), t
     )
     assert float(got) == pytest.approx(float(F.gl_correlation_length(consts, OU, t)), rel=1e-9)
 
@@ -238,7 +238,7 @@ def test_xi_divergence_slope_item15():
     eps = jnp.logspace(-6, -3, 13) * abc
     t = OU.t_of_alpha_bar(abc - eps)
     xi = F.gl_correlation_length(F.gl_constants_two_image(k, 1), OU, t)
-    fit = gl.fit_exponent(eps, xi)
+    fit = gl.meanfield.fit_exponent(eps, xi)
     assert float(fit.slope) == pytest.approx(-0.5, abs=0.01)
     assert bool(jnp.isnan(F.gl_correlation_length(F.gl_constants_two_image(k, 1), OU, 0.5)))
 
@@ -249,8 +249,8 @@ def test_xi_equals_jacobian_response_length(dynamics):
     c = F.gl_constants_two_image(k, 1)
     for t in (1.3, 2.0):
         want = F.gl_correlation_length(c, OU, t, dynamics=dynamics)
-        off = gl.drift_offset(OU, t, dynamics)
-        got = gl.linear_response_length(uniform_score(k, 1), jnp.zeros(32), t, offset=off)
+        off = gl.spectral.drift_offset(OU, t, dynamics)
+        got = gl.spectral.linear_response_length(uniform_score(k, 1), jnp.zeros(32), t, offset=off)
         assert float(got) == pytest.approx(float(want), rel=1e-10)
 
 
@@ -438,14 +438,14 @@ def test_gl_score_linear_and_cubic_terms(shape, k):
     gls = F.GLScore(c, OU)
     t = 1.7
     co = F.gl_coefficients(c, OU, t)
-    q = gl.lattice_wavevectors(shape).reshape(-1, D)
-    mu = gl.mode_stiffness(gls, jnp.zeros(shape), t, q)
+    q = gl.spectral.lattice_wavevectors(shape).reshape(-1, D)
+    mu = gl.spectral.mode_stiffness(gls, jnp.zeros(shape), t, q)
     qhat2 = jnp.sum(4 * jnp.sin(q / 2) ** 2, axis=-1)
     np.testing.assert_allclose(mu, -(co.r + co.kappa * qhat2), rtol=1e-10, atol=1e-10)
     e = 0.1
     np.testing.assert_allclose(gls(e * jnp.ones(shape), t), -co.r * e - co.u * e**3, rtol=1e-12)
     # small smooth fields: GL ≈ exact score, error O(amplitude^5, q^4)
-    x = 1e-2 * gl.plane_wave(shape, q[1])
+    x = 1e-2 * gl.spectral.plane_wave(shape, q[1])
     exact = uniform_score(k, D)(x, t)
     rel = float(jnp.linalg.norm(gls(x, t) - exact) / jnp.linalg.norm(exact))
     assert rel < 0.05
@@ -481,11 +481,11 @@ def test_compare_gl_exact_small(key):
 
 
 def test_domain_statistics_exact_patterns(key):
-    st = gl.stripes((12, 12), width=3, orientation="vertical").images
+    st = gl.data.stripes((12, 12), width=3, orientation="vertical").images
     d = F.domain_statistics(st)
     assert float(d.wall_density) == pytest.approx(1 / 6)
     assert float(d.domain_length) == pytest.approx(6.0)
-    cb = gl.checkerboards((12, 12), width=2).images
+    cb = gl.data.checkerboards((12, 12), width=2).images
     assert float(F.domain_statistics(cb).domain_length) == pytest.approx(2.0)
     one_d = jnp.array([[1.0, 1, 1, -1, -1, 1, 1, 1, 1, -1]])  # walls at 3 bonds ... 4 walls
     assert float(F.domain_statistics(one_d).domain_length) == pytest.approx(10 / 4)
@@ -507,11 +507,11 @@ def test_domain_length_proportional_to_window(key):
 def test_emergent_wavelength_is_q_star(key):
     """Stripes of width 2 seen through a 5x5 window soften first at |q*| = π/2; the final
     samples' structure factor peaks there."""
-    st = gl.stripes((8, 8), width=2)
+    st = gl.data.stripes((8, 8), width=2)
     cp = F.patch_critical_point(OU, window=5, images=st)
-    bank = gl.patch_bank(st, window=5)
+    bank = gl.patch.bank(st, window=5)
     ts = gl.time_grid(OU, 40, t_min=1e-3, t_max=3.0)
-    sol = gl.sample(lambda x, t: gl.patch_score(x, t, bank, OU), OU, key, (6, 8, 8), ts=ts)
+    sol = gl.sample(lambda x, t: gl.patch.score(bank, OU, x, t), OU, key, (6, 8, 8), ts=ts)
     q, qa = F.peak_wavevector(sol.x)
     assert float(qa) == pytest.approx(float(jnp.linalg.norm(cp.q_star)), abs=1e-12)
 
@@ -536,7 +536,7 @@ def test_bad_input_raises():
         lambda: F.radial_average(jnp.ones(8), bin_width=-1.0),
         lambda: F.gl_constants_two_image(4, 1),
         lambda: F.gl_constants_two_image(3, 3),
-        lambda: F.gl_constants(gl.uniform_images((4,)), 5),
+        lambda: F.gl_constants(gl.data.uniform_images((4,)), 5),
         lambda: F.gl_coefficients(F.gl_constants_two_image(3, 1), OU, 1.0, dynamics="drift"),
         lambda: F.gl_coefficients(F.gl_constants_two_image(3, 1), "OU", 1.0),
         lambda: F.patch_mode_spectrum(OU, 1.0, window=3),
@@ -590,7 +590,7 @@ def test_gl_score_traces_once(key):
 def test_report_experiment_rows_ok(key):
     """The field_gl report experiment (quick config): every row ok (xi check value and slope,
     critical times, domain length vs k, GL vs exact)."""
-    from gltheory._exp_field import EXPERIMENTS
+    from gltheory.experiments.field import EXPERIMENTS
     from gltheory.report import ReportConfig
 
     res = EXPERIMENTS[0].run(ReportConfig.default(quick=True), key)

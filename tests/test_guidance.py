@@ -15,7 +15,8 @@ import pytest
 from scipy import integrate
 
 import gltheory as gl
-from gltheory import _exp_guidance as eg, guidance as G, observables as ob
+from gltheory import guidance as G, observables as ob
+from gltheory.experiments import guidance as eg
 from gltheory.report import ReportConfig
 
 PROC = gl.OU(2.0)
@@ -28,7 +29,7 @@ PROC = gl.OU(2.0)
 
 @pytest.fixture(scope="module")
 def exp_result():
-    return eg._guidance_pulses(ReportConfig.default(quick=True), jax.random.PRNGKey(11))
+    return eg.guidance_pulses_experiment(ReportConfig.default(quick=True), jax.random.PRNGKey(11))
 
 
 def test_report_rows_all_ok(exp_result):
@@ -157,6 +158,66 @@ def test_item_17_interval_bookkeeping(key):
     np.testing.assert_allclose(x_c, 1.0, atol=1e-6)  # conditional sampling of delta(y - 1)
     _, n_all = G.edm_guided_sample(dc, du, G.ConstantCFG(2.0), x, sig)
     assert int(n_all) == 2 * 31 + 1
+
+
+def _edm_reference(den_c, den_u, guidance, x, sigmas):
+    """Karras et al.'s Alg. 1 (no churn) with guidance, as a plain Python loop in NumPy: the
+    oracle of edm_guided_sample (which runs EDMHeun steps through sampling.integrate)."""
+    x = np.asarray(x, np.float64)
+    sig = np.asarray(sigmas, np.float64)
+    n = sig.shape[0] - 1
+    count = 0
+
+    def den(y, s, i):
+        nonlocal count
+        du = np.asarray(den_u(jnp.asarray(y), jnp.asarray(s)))
+        dc = np.asarray(den_c(jnp.asarray(y), jnp.asarray(s)))
+        diff = dc - du
+        norm = np.sqrt(np.sum(diff.reshape(diff.shape[0], -1) ** 2, axis=-1))
+        w = np.asarray(guidance.weight(jnp.asarray(s), step=jnp.asarray(i), diff_norm=norm))
+        if w.ndim == 1:
+            w = w.reshape(w.shape + (1,) * (y.ndim - 1))
+        count += int(isinstance(guidance, G.PowerLawCFG) or np.ndim(w) > 0 or w not in (0, 1))
+        return du + w * diff
+
+    for i in range(n):
+        d_cur = (x - den(x, sig[i], i)) / sig[i]
+        x_next = x + (sig[i + 1] - sig[i]) * d_cur
+        if i < n - 1:
+            d_next = (x_next - den(x_next, sig[i + 1], i)) / sig[i + 1]
+            x_next = x + (sig[i + 1] - sig[i]) * (0.5 * d_cur + 0.5 * d_next)
+        x = x_next
+    return x, count
+
+
+@pytest.mark.parametrize(
+    "guidance",
+    [
+        G.ConstantCFG(2.0),
+        G.StepIntervalCFG(2.5, 3, 6),
+        G.PowerLawCFG(2.0, 0.5),
+        G.IntervalCFG(3.0, 0.5, 5.0, w_out=0.0),
+    ],
+)
+def test_edm_sampler_through_solver_layer_matches_python_loop(key, guidance):
+    """edm_guided_sample (EDMHeun steps run by sampling.integrate, last step x = D) equals a
+    direct NumPy loop of Karras et al.'s Heun sampler with guidance, and counts the same
+    evaluations that run both denoisers."""
+    data = G.two_class_gaussians(1.0, 0.05)
+    ve = gl.VE("edm")
+
+    def dc(x, s):
+        return data.denoiser(ve, x, s, 0)
+
+    def du(x, s):
+        return data.denoiser(ve, x, s, None)
+
+    sig = G.edm_sigmas(10)
+    x = 80.0 * jax.random.normal(key, (16, 1))
+    got, n_got = G.edm_guided_sample(dc, du, guidance, x, sig)
+    ref, n_ref = _edm_reference(dc, du, guidance, x, sig)
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
+    assert int(n_got) == n_ref
 
 
 def test_count_guided_evaluations_replays_the_sampler():
@@ -318,13 +379,12 @@ def test_pulse_objective_quadrature_matches_paired_monte_carlo():
     assert abs(j1 - j1_fine) < 1e-7  # grid converged
     n = 4000
     x = data.forward_sample(PROC, jax.random.PRNGKey(3), n, ts[0])
-    from gltheory.guidance import _pulse_nu, _surrogate
-
-    nu_i = _pulse_nu(data, PROC, 0, ts)
-    th = jnp.asarray([0.38, math.log(0.3 - 0.1)])
+    nu_i = G.guidance_scale_at_origin(data, PROC, ts, 0)
 
     def mc(eps):
-        return _surrogate(th, data, PROC, x, jax.random.PRNGKey(4), ts, eps, nu_i, 0, 0.1, "smooth")
+        return G.pulse_objective_samples(
+            data, PROC, jax.random.PRNGKey(4), x, centre=0.38, width=0.3, eps=eps, ts=ts, nu=nu_i
+        )
 
     d = mc(0.1) - mc(0.0)
     se = float(jnp.std(d, ddof=1)) / math.sqrt(n)
@@ -375,8 +435,8 @@ def test_float32_paths(key):
 
 
 def test_class_lattice_scores_and_classifier(key):
-    vert = gl.stripes((6, 6), width=1, orientation="vertical")
-    horiz = gl.stripes((6, 6), width=1, orientation="horizontal")
+    vert = gl.data.stripes((6, 6), width=1, orientation="vertical")
+    horiz = gl.data.stripes((6, 6), width=1, orientation="horizontal")
     lat = G.class_lattice([vert, horiz], window=3)
     y = jnp.concatenate([vert.images, horiz.images])
     np.testing.assert_array_equal(
@@ -384,11 +444,11 @@ def test_class_lattice_scores_and_classifier(key):
     )
     x = jax.random.normal(key, (3, 6, 6))
     np.testing.assert_allclose(
-        lat.score(PROC, x, 0.6, 0), gl.patch_score(x, 0.6, vert, PROC, window=3), rtol=1e-12
+        lat.score(PROC, x, 0.6, 0), gl.patch.score(vert, PROC, x, 0.6, window=3), rtol=1e-12
     )
     np.testing.assert_allclose(
         lat.score(PROC, x, 0.6),
-        gl.patch_score(x, 0.6, jnp.concatenate([vert.images, horiz.images]), PROC, window=3),
+        gl.patch.score(jnp.concatenate([vert.images, horiz.images]), PROC, x, 0.6, window=3),
         rtol=1e-12,
     )
     # guided lattice sampling is exercised (with timing) in notebook 05

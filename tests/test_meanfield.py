@@ -14,10 +14,10 @@ from gltheory import meanfield as mf
 
 def test_two_deltas_ou_items_1_2():
     tc = mf.critical_times(gl.TwoPoint(1.0), gl.OU())
-    assert tc.score == pytest.approx(0.5 * math.log(2), abs=1e-10)  # 0.346574
-    assert tc.sde == pytest.approx(0.5 * math.asinh(1.0), abs=1e-9)  # 0.440687
-    assert tc.ode is None  # Lambda = 1: no ODE transition
-    assert float(gl.OU().alpha_bar(tc.sde)) == pytest.approx(math.sqrt(2) - 1, abs=1e-9)
+    assert tc.t_score == pytest.approx(0.5 * math.log(2), abs=1e-10)  # 0.346574
+    assert tc.t_sde == pytest.approx(0.5 * math.asinh(1.0), abs=1e-9)  # 0.440687
+    assert tc.t_ode is None  # Lambda = 1: no ODE transition
+    assert float(gl.OU().alpha_bar(tc.t_sde)) == pytest.approx(math.sqrt(2) - 1, abs=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -26,15 +26,16 @@ def test_two_deltas_ou_items_1_2():
 )
 def test_lambda_dependence_item_4(lam, score, sde):
     tc = mf.critical_times(gl.TwoPoint(math.sqrt(lam)), gl.OU())
-    assert tc.score == pytest.approx(0.5 * math.log1p(lam), abs=1e-9)
-    assert tc.sde == pytest.approx(0.5 * math.asinh(lam), abs=1e-9)
-    assert tc.score == pytest.approx(score, abs=1e-6) and tc.sde == pytest.approx(sde, abs=1e-6)
+    assert tc.t_score == pytest.approx(0.5 * math.log1p(lam), abs=1e-9)
+    assert tc.t_sde == pytest.approx(0.5 * math.asinh(lam), abs=1e-9)
+    assert tc.t_score == pytest.approx(score, abs=1e-6)
+    assert tc.t_sde == pytest.approx(sde, abs=1e-6)
 
 
 def test_ode_criterion_exists_below_lambda_one():
     lam = 0.64
     tc = mf.critical_times(gl.TwoPoint(0.8), gl.OU())
-    assert tc.ode == pytest.approx(-0.5 * math.log1p(-lam), abs=1e-9)
+    assert tc.t_ode == pytest.approx(-0.5 * math.log1p(-lam), abs=1e-9)
     # VP: alpha_bar_c = 1/(1+L), sqrt(L^2+1)-L, 1-L
     vp = gl.VP()
     tv = mf.critical_times(gl.TwoPoint(0.8), vp)
@@ -49,11 +50,11 @@ def test_ve_item_5_and_hypersphere_item_12():
     # uniform sphere of radius sqrt(d): sigma_c^2 = R^2 / d = 1
     for d in (3, 8):
         ts = mf.critical_times(gl.Hypersphere(math.sqrt(d), d), gl.VE("edm"), n_grid=48)
-        assert ts.score == pytest.approx(1.0, abs=1e-8)
+        assert ts.t_score == pytest.approx(1.0, abs=1e-8)
     # radius 2 in d = 5 under OU: Lambda = 4/5
     ts = mf.critical_times(gl.Hypersphere(2.0, 5), gl.OU(), n_grid=48)
-    assert ts.score == pytest.approx(0.5 * math.log1p(0.8), abs=1e-9)
-    assert ts.ode == pytest.approx(-0.5 * math.log1p(-0.8), abs=1e-9)
+    assert ts.t_score == pytest.approx(0.5 * math.log1p(0.8), abs=1e-9)
+    assert ts.t_ode == pytest.approx(-0.5 * math.log1p(-0.8), abs=1e-9)
 
 
 def test_gaussian_mixture_closed_form():
@@ -62,7 +63,7 @@ def test_gaussian_mixture_closed_form():
     s0 = 0.6
     gm = gl.GaussianMixture(jnp.stack([m, -m]), jnp.array([s0, s0]))
     tc = mf.critical_times(gm, gl.OU())
-    assert tc.score == pytest.approx(0.5 * math.log1p(float(m @ m) - s0), abs=1e-9)
+    assert tc.t_score == pytest.approx(0.5 * math.log1p(float(m @ m) - s0), abs=1e-9)
 
 
 def test_curie_weiss_data_by_enumeration():
@@ -80,7 +81,7 @@ def test_curie_weiss_data_by_enumeration():
         lam = float(np.linalg.eigvalsh(np.asarray(data.covariance()))[-1])
         assert lam == pytest.approx(float(w @ spins.sum(1) ** 2) / n, rel=1e-10)
         tc = mf.critical_times(data, gl.OU())
-        assert tc.score == pytest.approx(0.5 * math.log1p(lam), abs=1e-9)
+        assert tc.t_score == pytest.approx(0.5 * math.log1p(lam), abs=1e-9)
         lams.append(lam)
     assert 1.0 < lams[0] < lams[1] < 1 / (1 - bj)
 
@@ -100,23 +101,24 @@ def test_asymmetric_point_is_a_clear_error():
 def test_critical_times_large_dimension_power_iteration():
     d = 300  # above the dense limit: JVP power iteration
     tc = mf.critical_times(gl.TwoPoint(1.0, dim=d), gl.OU())
-    assert tc.score == pytest.approx(0.5 * math.log1p(d), abs=1e-8)
-    assert tc.sde == pytest.approx(0.5 * math.asinh(d), abs=1e-8)
+    assert tc.t_score == pytest.approx(0.5 * math.log1p(d), abs=1e-8)
+    assert tc.t_sde == pytest.approx(0.5 * math.asinh(d), abs=1e-8)
 
 
 def test_jit_vmap_grad():
     proc = gl.OU()
     # grad: d t_c^S / d mu = mu / (1 + mu^2) for +-mu (Lambda = mu^2)
-    g = jax.grad(lambda m: mf.critical_times(gl.TwoPoint(m), proc).score)(1.3)
+    g = jax.grad(lambda m: mf.critical_times(gl.TwoPoint(m), proc).t_score)(1.3)
     assert float(g) == pytest.approx(1.3 / (1 + 1.3**2), rel=1e-7)
-    gd = jax.grad(lambda m: mf.critical_times(gl.TwoPoint(m), proc).sde)(2.0)
+    gd = jax.grad(lambda m: mf.critical_times(gl.TwoPoint(m), proc).t_sde)(2.0)
     assert float(gd) == pytest.approx(0.5 * 2 * 2.0 / math.sqrt(1 + 16.0), rel=1e-7)
     # vmap over data parameters, and jit
     mus = jnp.array([1.0, 2.0, 3.0])
-    v = jax.vmap(lambda m: mf.critical_times(gl.TwoPoint(m), proc).sde)(mus)
+    v = jax.vmap(lambda m: mf.critical_times(gl.TwoPoint(m), proc).t_sde)(mus)
     np.testing.assert_allclose(v, 0.5 * np.arcsinh(np.asarray(mus) ** 2), atol=1e-9)
     j = jax.jit(lambda m: mf.critical_times(gl.TwoPoint(m), proc))(2.0)
-    assert float(j.score) == pytest.approx(0.5 * math.log(5), abs=1e-9) and bool(jnp.isnan(j.ode))
+    assert float(j.t_score) == pytest.approx(0.5 * math.log(5), abs=1e-9)
+    assert bool(jnp.isnan(j.t_ode))
     # vmap over t of the criteria
     ts = jnp.linspace(0.1, 2.0, 7)
     phis = jax.vmap(lambda t: mf.criterion_values(gl.TwoPoint(1.0), proc, t))(ts)
@@ -132,7 +134,7 @@ def test_time_conversions():
     assert float(conv["ou_time"]) == pytest.approx(tc)
     assert float(gl.VP().alpha_bar(conv["vp_time"])) == pytest.approx(0.5)
     # Raya & Ambrogioni: the SDE criterion sits at generative step 707 of 1000
-    tcd = mf.critical_times(gl.TwoPoint(1.0), gl.VP()).sde
+    tcd = mf.critical_times(gl.TwoPoint(1.0), gl.VP()).t_sde
     assert 1000 - int(mf.time_conversions(gl.VP(), tcd)["vp_step"]) == 707
 
 
@@ -258,17 +260,17 @@ def _biroli_phi(d, n, seed):
             jnp.linspace(t_s - 0.8, max(t_s - 3.0, 0.05), 23)[1:],
         ]
     )
-    est = gl.cloning_probability(
+    est = gl.observables.cloning_probability(
         lambda x, t: gl.score(data, proc, x, t),
         proc,
         jax.random.PRNGKey(seed),
         (n, d),
         ts=ts,
         branch_index=[22, 30, 38],
-        classify=gl.sign_classifier(m),
+        classify=gl.observables.sign_classifier(m),
     )
     np.testing.assert_allclose(est.t, [t_s + 0.8, t_s, t_s - 0.8], rtol=1e-12)
-    theory = gl.cloning_probability_theory(math.sqrt(d), 1.0, est.t)
+    theory = gl.observables.cloning_probability_theory(math.sqrt(d), 1.0, est.t)
     z = (np.asarray(est.phi) - np.asarray(theory)) / np.asarray(est.se)
     assert np.all(np.abs(z) < 3), (est.phi, theory, est.se)
     # phi(t_S) is the d-independent 0.7752 of the collapse (sigma^2 = 1)

@@ -19,6 +19,8 @@ import pytest
 
 import gltheory as gl
 from gltheory import nets
+from gltheory.experiments import nets as nets_experiments
+from gltheory.report import ReportConfig
 
 OU = gl.OU(5.0)
 SHAPE = (8, 8)
@@ -167,13 +169,13 @@ def test_bad_input_raises():
         nets.ScoreNetwork(conv(), OU)(jnp.zeros(SHAPE), 6.0)
     with pytest.raises(ValueError, match="log_snr_min"):
         nets.TrainConfig(log_snr_min=3.0, log_snr_max=1.0)
-    data = gl.stripes(SHAPE, width=2)
+    data = gl.data.stripes(SHAPE, width=2)
     with pytest.raises(ValueError, match="below the process"):
         nets.train(conv(), data, gl.OU(1.0), nets.TrainConfig(log_snr_min=-8.0))
     with pytest.raises(ValueError, match="multiple of config.chunk"):
         nets.train(conv(), data, OU, CFG, stop_after=30)
     with pytest.raises(ValueError, match="lattice_ndim"):
-        nets.train(conv(), gl.stripes((8,)), OU, CFG)
+        nets.train(conv(), gl.data.stripes((8,)), OU, CFG)
 
 
 def test_digits_extra():
@@ -195,7 +197,7 @@ def test_digits_extra():
 
 @pytest.fixture(scope="module")
 def trained():
-    data = gl.random_binary_images(jax.random.PRNGKey(11), 512, SHAPE)
+    data = gl.data.random_binary_images(jax.random.PRNGKey(11), 512, SHAPE)
     net = nets.ConvDenoiser(
         2, window=3, width=16, depth=2, key=jax.random.PRNGKey(0), dtype=jnp.float32
     )
@@ -205,7 +207,7 @@ def trained():
 
 def test_linear_denoiser_loss_formula():
     """Closed form of the Wiener loss == Monte Carlo of the explicit linear denoiser."""
-    data = gl.random_binary_images(jax.random.PRNGKey(11), 128, SHAPE)
+    data = gl.data.random_binary_images(jax.random.PRNGKey(11), 128, SHAPE)
     exact = nets.linear_denoiser_loss(data, OU, n_nodes=8)
     mc, se = nets.denoising_loss(
         nets.linear_denoiser(data, OU), data, OU, jax.random.PRNGKey(2), n_nodes=8, n_noise=4
@@ -272,17 +274,17 @@ class ELSNet(nets.AbstractDenoiserNet):
     t = OU.t_of_snr(e^lambda).
     """
 
-    bank: gl.PatchBank
+    bank: gl.patch.PatchBank
     lattice_ndim: int = eqx.field(static=True)
 
     def __call__(self, x, log_snr):
         t = OU.t_of_snr(jnp.exp(log_snr))
-        return gl.patch_denoiser(x, t, self.bank, OU)
+        return gl.patch.denoiser(self.bank, OU, x, t)
 
 
 def test_machine_wrapped_as_network_is_calibrated_to_its_window():
-    data = gl.stripes(SHAPE, width=2)
-    bank = gl.patch_bank(data, window=3)
+    data = gl.data.stripes(SHAPE, width=2)
+    bank = gl.patch.bank(data, window=3)
     model = nets.ScoreNetwork(ELSNet(bank=bank, lattice_ndim=2), OU)
     cmp = nets.compare_with_machines(
         model, data, jax.random.PRNGKey(0), windows=(1, 3, 5), n=4, n_steps=6
@@ -309,12 +311,10 @@ def test_machine_wrapped_as_network_is_calibrated_to_its_window():
 
 
 def test_detector_recovers_patch_model_critical_time():
-    from gltheory.criticality import first_crossing
-
     k, L = 5, 16
-    data = gl.uniform_images((L,))
-    bank = gl.patch_bank(data, window=k)
-    score_fn = jax.tree_util.Partial(lambda b, x, t: gl.patch_score(x, t, b, OU), bank)
+    data = gl.data.uniform_images((L,))
+    machine = gl.patch.ELS(data, window=k)
+    score_fn = jax.tree_util.Partial(lambda m, x, t: gl.score(m, OU, x, t), machine)
     ts = gl.time_grid(OU, 40, kind="log_snr", t_min=0.2, t_max=2.5)
     res = nets.score_criticality(
         score_fn, OU, data, jax.random.PRNGKey(0), window=k, n=3, ts=ts, n_boot=10
@@ -325,7 +325,9 @@ def test_detector_recovers_patch_model_critical_time():
     err = abs(float(o.t_c) - exact_s)
     assert err < max(3 * float(o.interp_err), 1e-6) and err < 5e-3, (o.t_c, o.interp_err)
     # reverse-SDE criterion from the same curve: t_c^D = arcsinh(k) / 2 = 1.156219
-    t_d, interp_d = first_crossing(ts, o.curve + gl.drift_offset(OU, ts, "sde"))
+    t_d, interp_d = gl.criticality.first_crossing(
+        ts, o.curve + gl.spectral.drift_offset(OU, ts, "sde")
+    )
     err_d = abs(float(t_d) - 0.5 * math.asinh(k))
     assert err_d < max(3 * float(interp_d), 1e-6) and err_d < 5e-3, (t_d, interp_d)
     # along trajectories the Jacobian is (a^2/b^4) sech^2(u) K - 1/b^2 <= its value at x=0
@@ -342,10 +344,7 @@ def test_detector_recovers_patch_model_critical_time():
 
 
 def test_report_experiment_rows_ok():
-    from gltheory import _exp_nets
-    from gltheory.report import ReportConfig
-
-    (exp,) = _exp_nets.EXPERIMENTS
+    (exp,) = nets_experiments.EXPERIMENTS
     res = exp.run(ReportConfig.default(quick=True), jax.random.PRNGKey(0))
     assert len(res.rows) == 5
     bad = [(r.name, r.theory, r.measured) for r in res.rows if not r.ok]

@@ -1,4 +1,4 @@
-"""Patch machines (LS, ELS, bbELS, IS) against brute-force loops and exact oracles.
+"""Patch machines (LS, ELS, bbELS, IS, ES) against brute-force loops and exact oracles.
 
 THEORY.md §4.2-4.3, §7.2, §11 items 13, 14, 16, §12.
 """
@@ -12,14 +12,7 @@ import numpy as np
 import pytest
 
 import gltheory as gl
-from gltheory.patch import (
-    PatchBank,
-    PatchPosterior,
-    patch_bank,
-    patch_denoiser,
-    patch_posterior_stats,
-    patch_score,
-)
+from gltheory.patch import PatchBank, PatchPosterior
 
 OU = gl.OU()
 
@@ -145,7 +138,7 @@ def test_fast_equals_brute_force(machine, ndim, channels):
     lattice, shape, images, x, weights = _setup(ndim, channels)
     equivariant, boundary, tp = MACHINES[machine]
     data = gl.LatticeImages(images, weights)
-    bank = patch_bank(
+    bank = gl.patch.bank(
         data,
         window=3,
         equivariant=equivariant,
@@ -154,7 +147,7 @@ def test_fast_equals_brute_force(machine, ndim, channels):
         training_padding=tp,
     )
     t = jnp.array([0.3, 0.7])  # one time per batch element
-    st = patch_posterior_stats(x, t, bank, OU, chunk_size=5)
+    st = gl.patch.posterior_stats(bank, OU, x, t, chunk_size=5)
     assert isinstance(st, PatchPosterior)
     for b, (mean, m2, m4, ent, score) in enumerate(
         _brute_batch(x, t, images, weights, lattice, channels, machine)
@@ -167,7 +160,7 @@ def test_fast_equals_brute_force(machine, ndim, channels):
         np.testing.assert_allclose(np.asarray(st.entropy[b]).reshape(ent.shape), ent, atol=1e-10)
         np.testing.assert_allclose(got(st.score), score, atol=1e-9, rtol=1e-10)
     if equivariant:  # candidates extracted chunk by chunk from the images: the same numbers
-        streamed = patch_bank(
+        streamed = gl.patch.bank(
             data,
             window=3,
             equivariant=equivariant,
@@ -178,18 +171,18 @@ def test_fast_equals_brute_force(machine, ndim, channels):
         )
         assert streamed.streamed and streamed.num_candidates == bank.num_candidates
         for cs in (None, 2):
-            got_s = patch_posterior_stats(x, t, streamed, OU, chunk_size=cs)
+            got_s = gl.patch.posterior_stats(streamed, OU, x, t, chunk_size=cs)
             for f in PatchPosterior._fields:
                 np.testing.assert_allclose(
                     getattr(got_s, f), getattr(st, f), atol=1e-10, rtol=1e-10, err_msg=f
                 )
     # the raw-images path gives the same thing as the bank path
     if tp == "circular":
-        s2 = patch_score(
-            x,
-            t,
+        s2 = gl.patch.score(
             data,
             OU,
+            x,
+            t,
             window=3,
             equivariant=equivariant,
             boundary=boundary,
@@ -207,10 +200,10 @@ def test_els_sum_forms_equal_brute_force(as_dot, monkeypatch):
     monkeypatch.setattr(gp, "_sums_as_dot", lambda: as_dot)
     jax.clear_caches()  # the form is chosen at trace time
     lattice, shape, images, x, weights = _setup(2, 2)
-    bank = patch_bank(gl.LatticeImages(images, weights), window=3, lattice_ndim=2)
+    bank = gl.patch.bank(gl.LatticeImages(images, weights), window=3, lattice_ndim=2)
     t = jnp.array([0.3, 0.7])
-    st = patch_posterior_stats(x, t, bank, OU, chunk_size=4)
-    sc = patch_score(x, t, bank, OU, chunk_size=4)
+    st = gl.patch.posterior_stats(bank, OU, x, t, chunk_size=4)
+    sc = gl.patch.score(bank, OU, x, t, chunk_size=4)
     for b, (mean, m2, m4, ent, score) in enumerate(
         _brute_batch(x, t, images, weights, lattice, 2, "els")
     ):
@@ -227,16 +220,18 @@ def test_els_sum_forms_equal_brute_force(as_dot, monkeypatch):
 def test_chunked_equals_one_shot(machine):
     lattice, shape, images, x, _ = _setup(2, 2, n=4, seed=1)
     equivariant, boundary, _ = MACHINES[machine]
-    bank = patch_bank(images, window=3, equivariant=equivariant, boundary=boundary, lattice_ndim=2)
+    bank = gl.patch.bank(
+        images, window=3, equivariant=equivariant, boundary=boundary, lattice_ndim=2
+    )
     m = bank.num_candidates
-    ref = patch_posterior_stats(x, 0.4, bank, OU, chunk_size=m)
+    ref = gl.patch.posterior_stats(bank, OU, x, 0.4, chunk_size=m)
     sizes = {1, 3, m - 1} if m > 2 else {1}
     for cs in sizes:  # 3 and m-1 do not divide m, so the last chunk is short
-        got = patch_posterior_stats(x, 0.4, bank, OU, chunk_size=cs)
+        got = gl.patch.posterior_stats(bank, OU, x, 0.4, chunk_size=cs)
         for f in ("mean", "second", "fourth", "entropy"):
             np.testing.assert_allclose(getattr(got, f), getattr(ref, f), atol=1e-12, rtol=0)
     # a tiny memory budget (chunk of one candidate) is still exact
-    got = patch_posterior_stats(x, 0.4, bank, OU, memory_budget=1)
+    got = gl.patch.posterior_stats(bank, OU, x, 0.4, memory_budget=1)
     np.testing.assert_allclose(got.mean, ref.mean, atol=1e-12, rtol=0)
 
 
@@ -253,7 +248,7 @@ def test_ls_large_window_is_ideal_score(lattice, dtype, tol):
     ref = gl.score(data, OU, x, t)
     k = 2 * max(lattice) - 1
     for window in (k, k + 2, None):
-        s = patch_score(x, t, data, OU, window=window, equivariant=False)
+        s = gl.patch.score(data, OU, x, t, window=window, equivariant=False)
         assert s.dtype == dtype
         err = float(jnp.max(jnp.abs(s - ref)) / jnp.max(jnp.abs(ref)))
         assert err <= tol, (window, err)
@@ -264,7 +259,7 @@ def test_els_constant_image_returns_constant(boundary):
     """§11 item 16: one constant training image y = c gives the denoiser c everywhere."""
     images = jnp.full((1, 5, 6, 2), 0.7)
     x = jax.random.normal(jax.random.PRNGKey(4), (3, 5, 6, 2))
-    m = patch_denoiser(x, 0.2, images, OU, window=3, boundary=boundary, lattice_ndim=2)
+    m = gl.patch.denoiser(images, OU, x, 0.2, window=3, boundary=boundary, lattice_ndim=2)
     np.testing.assert_allclose(m, 0.7, atol=1e-12)
 
 
@@ -274,34 +269,34 @@ def test_els_commutes_with_circular_shifts(lattice, window):
     k1, k2 = jax.random.split(jax.random.PRNGKey(5))
     images = jax.random.normal(k1, (2,) + lattice).astype(jnp.float32)
     x = jax.random.normal(k2, (2,) + lattice).astype(jnp.float32)
-    bank = patch_bank(images, window=window)
-    s = patch_score(x, 0.5, bank, OU)
+    bank = gl.patch.bank(images, window=window)
+    s = gl.patch.score(bank, OU, x, 0.5)
     for shift in ((1,), (3,)) if len(lattice) == 1 else ((1, 0), (0, 2), (2, 3)):
         axes = tuple(range(1, 1 + len(lattice)))
-        s_shift = patch_score(jnp.roll(x, shift, axes), 0.5, bank, OU)
+        s_shift = gl.patch.score(bank, OU, jnp.roll(x, shift, axes), 0.5)
         assert float(jnp.max(jnp.abs(s_shift - jnp.roll(s, shift, axes)))) <= 1e-6
 
 
 @pytest.mark.parametrize("lattice,window", [((8,), 3), ((8,), 5), ((5, 6), 3)])
 def test_els_two_uniform_images_is_uniform_patch_score(lattice, window):
     """THEORY.md §4.3: ELS of {+1, -1} is the exact tanh local score."""
-    data = gl.uniform_images(lattice)
+    data = gl.data.uniform_images(lattice)
     x = 0.3 * jax.random.normal(jax.random.PRNGKey(6), (3,) + lattice)
     for t in (0.1, 0.6, 1.5):
-        s = patch_score(x, t, data, OU, window=window)
-        ref = gl.uniform_patch_score(OU, x, t, window=window, lattice_ndim=len(lattice))
+        s = gl.patch.score(data, OU, x, t, window=window)
+        ref = gl.scores.uniform_patch_score(OU, x, t, window=window, lattice_ndim=len(lattice))
         np.testing.assert_allclose(s, ref, atol=1e-10, rtol=1e-10)
 
 
 def test_plane_waves_are_eigenvectors():
     """§11 item 14: jvp(score, 0, e_q) = mu(q, t) e_q, mu = (SNR K(q) - 1)/b^2 (Dirichlet K)."""
     n, k, t = 12, 5, 0.7
-    bank = patch_bank(gl.uniform_images((n,)), window=k)
+    bank = gl.patch.bank(gl.data.uniform_images((n,)), window=k)
     snr, b2 = float(OU.snr(t)), float(OU.b2(t))
     for m in (0, 1, 3):
         q = 2 * np.pi * m / n
         e = jnp.cos(q * jnp.arange(n))
-        _, jv = jax.jvp(lambda z: patch_score(z, t, bank, OU), (jnp.zeros(n),), (e,))
+        _, jv = jax.jvp(lambda z: gl.patch.score(bank, OU, z, t), (jnp.zeros(n),), (e,))
         kq = k if m == 0 else np.sin(k * q / 2) / np.sin(q / 2)
         np.testing.assert_allclose(jv, (snr * kq - 1) / b2 * e, atol=1e-9)
 
@@ -309,19 +304,19 @@ def test_plane_waves_are_eigenvectors():
 @pytest.mark.parametrize(
     "images,ndim",
     [
-        (gl.stripes((6, 6), width=1), 2),
-        (gl.checkerboards((4, 6)), 2),
-        (gl.stripes((8,), width=2), 1),
+        (gl.data.stripes((6, 6), width=1), 2),
+        (gl.data.checkerboards((4, 6)), 2),
+        (gl.data.stripes((8,), width=2), 1),
     ],
 )
 @pytest.mark.parametrize("boundary", ["periodic", "zero"])
 def test_merged_duplicates_equal_unmerged(images, ndim, boundary):
     x = jax.random.normal(jax.random.PRNGKey(7), (2,) + images.event_shape)
-    merged = patch_bank(images, window=3, boundary=boundary, lattice_ndim=ndim)
-    plain = patch_bank(images, window=3, boundary=boundary, lattice_ndim=ndim, merge=False)
+    merged = gl.patch.bank(images, window=3, boundary=boundary, lattice_ndim=ndim)
+    plain = gl.patch.bank(images, window=3, boundary=boundary, lattice_ndim=ndim, merge=False)
     assert merged.num_candidates < plain.num_candidates
-    a = patch_posterior_stats(x, 0.3, merged, OU)
-    b = patch_posterior_stats(x, 0.3, plain, OU, chunk_size=7)
+    a = gl.patch.posterior_stats(merged, OU, x, 0.3)
+    b = gl.patch.posterior_stats(plain, OU, x, 0.3, chunk_size=7)
     for f in PatchPosterior._fields:
         np.testing.assert_allclose(getattr(a, f), getattr(b, f), atol=1e-10, rtol=0)
 
@@ -329,12 +324,12 @@ def test_merged_duplicates_equal_unmerged(images, ndim, boundary):
 @pytest.mark.parametrize("machine", ["ls", "els", "bbels"])
 def test_float32_finite_at_small_t(machine):
     equivariant, boundary, _ = MACHINES[machine]
-    images = gl.stripes((6, 6), width=1).images.astype(jnp.float32)
+    images = gl.data.stripes((6, 6), width=1).images.astype(jnp.float32)
     images = jnp.concatenate([images, images])  # duplicated images and patches
     x = jax.random.normal(jax.random.PRNGKey(8), (2, 6, 6)).astype(jnp.float32)
-    bank = patch_bank(images, window=3, equivariant=equivariant, boundary=boundary, merge=False)
+    bank = gl.patch.bank(images, window=3, equivariant=equivariant, boundary=boundary, merge=False)
     for t in (1e-6, 1e-4, 1e-2, 1.0):
-        st = patch_posterior_stats(x, jnp.float32(t), bank, OU, chunk_size=5)
+        st = gl.patch.posterior_stats(bank, OU, x, jnp.float32(t), chunk_size=5)
         for f in ("mean", "score", "variance", "entropy"):
             assert bool(jnp.all(jnp.isfinite(getattr(st, f)))), (t, f)
         assert st.score.dtype == jnp.float32
@@ -342,24 +337,24 @@ def test_float32_finite_at_small_t(machine):
 
 def test_bbels_falls_back_to_ls_for_large_windows():
     _, _, images, x, _ = _setup(2, 1)
-    s = patch_score(x, 0.3, images, OU, window=5, boundary="zero")  # k = 5 >= H = 5
-    ref = patch_score(x, 0.3, images, OU, window=5, equivariant=False)
-    assert patch_bank(images, window=5, boundary="zero").kind == "ls"
+    s = gl.patch.score(images, OU, x, 0.3, window=5, boundary="zero")  # k = 5 >= H = 5
+    ref = gl.patch.score(images, OU, x, 0.3, window=5, equivariant=False)
+    assert gl.patch.bank(images, window=5, boundary="zero").kind == "ls"
     np.testing.assert_allclose(s, ref, atol=1e-12)
 
 
 def test_jit_and_sampler():
-    data = gl.stripes((6, 6), width=1)
-    bank = patch_bank(data, window=3, boundary="zero")
+    data = gl.data.stripes((6, 6), width=1)
+    bank = gl.patch.bank(data, window=3, boundary="zero")
     assert isinstance(bank, PatchBank)
-    f = jax.jit(lambda z, t: patch_score(z, t, bank, OU))
+    f = jax.jit(lambda z, t: gl.patch.score(bank, OU, z, t))
     x = jax.random.normal(jax.random.PRNGKey(9), (2, 6, 6))
-    np.testing.assert_allclose(f(x, 0.5), patch_score(x, 0.5, bank, OU), atol=1e-12)
+    np.testing.assert_allclose(f(x, 0.5), gl.patch.score(bank, OU, x, 0.5), atol=1e-12)
     # a bank built from closed-over images inside jit is still merged (eager precompute)
-    g = jax.jit(lambda z: patch_score(z, 0.5, data, OU, window=3, boundary="zero"))
+    g = jax.jit(lambda z: gl.patch.score(data, OU, z, 0.5, window=3, boundary="zero"))
     np.testing.assert_allclose(g(x), f(x, 0.5), atol=1e-12)
     sol = gl.sample(
-        lambda z, t: patch_score(z, t, bank, OU),
+        lambda z, t: gl.patch.score(bank, OU, z, t),
         OU,
         jax.random.PRNGKey(0),
         (3, 6, 6),
@@ -373,49 +368,49 @@ def test_bad_input():
     images = jnp.ones((2, 6, 6))
     x = jnp.zeros((6, 6))
     with pytest.raises(ValueError, match="odd"):
-        patch_score(x, 0.5, images, OU, window=4)
+        gl.patch.score(images, OU, x, 0.5, window=4)
     with pytest.raises(ValueError, match="one size per lattice axis"):
-        patch_score(x, 0.5, images, OU, window=(3,))
+        gl.patch.score(images, OU, x, 0.5, window=(3,))
     with pytest.raises(ValueError, match="exceeds the lattice"):
-        patch_score(x, 0.5, images, OU, window=7)
+        gl.patch.score(images, OU, x, 0.5, window=7)
     with pytest.raises(ValueError, match="trailing axes"):
-        patch_score(jnp.zeros((6, 6, 2)), 0.5, images, OU, window=3)
+        gl.patch.score(images, OU, jnp.zeros((6, 6, 2)), 0.5, window=3)
     with pytest.raises(ValueError, match="trailing axes"):
-        patch_score(
-            jnp.zeros((2, 6, 6, 1)), 0.5, jnp.ones((2, 6, 6, 2)), OU, window=3, lattice_ndim=2
+        gl.patch.score(
+            jnp.ones((2, 6, 6, 2)), OU, jnp.zeros((2, 6, 6, 1)), 0.5, window=3, lattice_ndim=2
         )
     with pytest.raises(ValueError, match="empty"):
-        patch_score(x, 0.5, jnp.ones((0, 6, 6)), OU, window=3)
+        gl.patch.score(jnp.ones((0, 6, 6)), OU, x, 0.5, window=3)
     with pytest.raises(ValueError, match="lattice_ndim"):
-        patch_score(x, 0.5, images, OU, window=3, lattice_ndim=3)
+        gl.patch.score(images, OU, x, 0.5, window=3, lattice_ndim=3)
     with pytest.raises(ValueError, match="boundary"):
-        patch_score(x, 0.5, images, OU, window=3, boundary="reflect")
+        gl.patch.score(images, OU, x, 0.5, window=3, boundary="reflect")
     with pytest.raises(ValueError, match="window is required"):
-        patch_score(x, 0.5, images, OU)
+        gl.patch.score(images, OU, x, 0.5)
     with pytest.raises(ValueError, match="materialize"):
-        patch_bank(images, window=3, materialize="yes")
-    bank = patch_bank(images, window=3)
+        gl.patch.bank(images, window=3, materialize="yes")
+    bank = gl.patch.bank(images, window=3)
     with pytest.raises(ValueError, match="disagrees"):
-        patch_score(x, 0.5, bank, OU, window=5)
+        gl.patch.score(bank, OU, x, 0.5, window=5)
     with pytest.raises(ValueError, match="disagrees"):
-        patch_score(x, 0.5, bank, OU, boundary="zero")
+        gl.patch.score(bank, OU, x, 0.5, boundary="zero")
     with pytest.raises(ValueError, match="chunk_size"):
-        patch_score(x, 0.5, bank, OU, chunk_size=0)
+        gl.patch.score(bank, OU, x, 0.5, chunk_size=0)
     with pytest.raises(ValueError, match="t must lie"):
-        patch_score(x, -1.0, bank, OU)
+        gl.patch.score(bank, OU, x, -1.0)
     with pytest.raises(ValueError, match="training_padding"):
-        patch_bank(images, window=3, training_padding="reflect")
+        gl.patch.bank(images, window=3, training_padding="reflect")
 
 
 @pytest.mark.parametrize("lattice,k", [((8,), 3), ((8,), 5), ((5, 5), 3)])
 def test_critical_point_of_two_uniform_images(lattice, k):
     """§11 item 13: the top eigenvalue of the ELS Jacobian at x = 0 vanishes at
     alpha_bar_c = 1/(1 + k^D), i.e. t_c^S = ln(1 + k^D)/2 under OU."""
-    bank = patch_bank(gl.uniform_images(lattice), window=k)
+    bank = gl.patch.bank(gl.data.uniform_images(lattice), window=k)
     d = int(np.prod(lattice))
     t_c = 0.5 * math.log(1 + k ** len(lattice))
     for dt, sign in ((0.0, 0), (-0.05, 1), (0.05, -1)):
-        jac = jax.jacfwd(lambda z: patch_score(z, t_c + dt, bank, OU))(jnp.zeros(lattice))
+        jac = jax.jacfwd(lambda z: gl.patch.score(bank, OU, z, t_c + dt))(jnp.zeros(lattice))
         top = float(np.max(np.linalg.eigvalsh(np.asarray(jac).reshape(d, d))))
         if sign == 0:
             assert abs(top) < 1e-9
@@ -455,11 +450,11 @@ def test_es_fft_path_equals_brute_force(lattice, channels, window):
     w = jax.random.uniform(k3, (3,), minval=0.5, maxval=1.5)
     data = gl.LatticeImages(images, w / w.sum())
     x = jax.random.normal(k2, (2,) + shape)
-    bank = patch_bank(data, window=window, lattice_ndim=ndim)
+    bank = gl.patch.bank(data, window=window, lattice_ndim=ndim)
     assert bank.kind == "es" and bank.num_candidates == 3 * int(np.prod(lattice))
     t = jnp.array([0.2, 0.9])
     for cs in (None, 2):  # 2 images per chunk: the last chunk overlaps and is masked
-        st = patch_posterior_stats(x, t, bank, OU, chunk_size=cs)
+        st = gl.patch.posterior_stats(bank, OU, x, t, chunk_size=cs)
         for b in range(2):
             mean, m4, ent = _es_brute(
                 np.asarray(x[b]), float(t[b]), np.asarray(images), np.asarray(data.weights), lattice
@@ -474,9 +469,9 @@ def test_es_commutes_with_circular_shifts_and_matches_odd_window():
     k1, k2 = jax.random.split(jax.random.PRNGKey(12))
     images = jax.random.normal(k1, (4, 7))
     x = jax.random.normal(k2, (3, 7))
-    es = patch_score(x, 0.4, images, OU, window=None)
-    np.testing.assert_allclose(patch_score(x, 0.4, images, OU, window=7), es, atol=1e-12)
-    s = patch_score(jnp.roll(x, 2, 1), 0.4, images, OU, window=None)
+    es = gl.patch.score(images, OU, x, 0.4, window=None)
+    np.testing.assert_allclose(gl.patch.score(images, OU, x, 0.4, window=7), es, atol=1e-12)
+    s = gl.patch.score(images, OU, jnp.roll(x, 2, 1), 0.4, window=None)
     np.testing.assert_allclose(s, jnp.roll(es, 2, 1), atol=1e-10)
 
 
@@ -487,15 +482,172 @@ def test_far_from_data_is_exact(materialize):
     lattice, shape, images, _, weights = _setup(2, 1, n=3, seed=13)
     x = 40.0 * jax.random.normal(jax.random.PRNGKey(14), (1,) + shape)
     t = 0.05
-    bank = patch_bank(
+    bank = gl.patch.bank(
         gl.LatticeImages(images, weights), window=3, lattice_ndim=2, materialize=materialize
     )
-    st = patch_posterior_stats(x, t, bank, OU, chunk_size=4)
+    st = gl.patch.posterior_stats(bank, OU, x, t, chunk_size=4)
     assert bool(jnp.all(jnp.isfinite(st.mean)))
     mean, _, _, ent = brute_force(
         _to4(x, lattice, 1)[0], t, _to4(images, lattice, 1), np.asarray(weights), (3, 3), "els"
     )
     np.testing.assert_allclose(np.asarray(st.mean[0]).reshape(mean.shape), mean, atol=1e-10)
     np.testing.assert_allclose(np.asarray(st.entropy[0]).reshape(ent.shape), ent, atol=1e-8)
-    score = patch_score(x, t, bank, OU, chunk_size=4)
+    score = gl.patch.score(bank, OU, x, t, chunk_size=4)
     np.testing.assert_allclose(score, st.score, atol=1e-8, rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------
+# patch machines as values: the same numbers as the function path, wherever a dataset goes
+# ----------------------------------------------------------------------------------------------
+
+# name: (class, whether it takes a window, the function-path options of the same machine)
+MACHINE_VALUES = {
+    "IS": (gl.patch.IS, False, dict(window=None, equivariant=False)),
+    "ES": (gl.patch.ES, False, dict(window=None, equivariant=True, boundary="periodic")),
+    "LS": (gl.patch.LS, True, dict(window=3, equivariant=False)),
+    "ELS": (gl.patch.ELS, True, dict(window=3)),
+    "BoundaryELS": (gl.patch.BoundaryELS, True, dict(window=3, boundary="zero")),
+}
+
+
+@pytest.mark.parametrize("name", list(MACHINE_VALUES))
+@pytest.mark.parametrize("ndim,channels", [(1, 1), (2, 2)])
+def test_machine_equals_function_path(name, ndim, channels):
+    """gl.score / gl.denoiser of a machine == gl.patch.score / denoiser of its images (1e-12),
+    also with the machine as a jit argument and under vmap over x."""
+    _, shape, images, x, weights = _setup(ndim, channels)
+    data = gl.LatticeImages(images, weights)
+    cls, windowed, kw = MACHINE_VALUES[name]
+    kw = dict(kw, lattice_ndim=ndim)
+    machine = cls(data, 3, lattice_ndim=ndim) if windowed else cls(data, lattice_ndim=ndim)
+    assert isinstance(machine, gl.patch.AbstractPatchMachine)
+    assert isinstance(machine, gl.AbstractData)
+    assert machine.event_shape == shape
+    t = jnp.array([0.3, 0.7])
+    ref = gl.patch.score(data, OU, x, t, **kw)  # the function path, as before
+    ref_m = gl.patch.denoiser(data, OU, x, t, **kw)
+    tol = dict(atol=1e-12, rtol=0)
+    np.testing.assert_allclose(gl.score(machine, OU, x, t), ref, **tol)
+    np.testing.assert_allclose(gl.denoiser(machine, OU, x, t), ref_m, **tol)
+    np.testing.assert_allclose(gl.patch.score(machine, OU, x, t), ref, **tol)
+    np.testing.assert_allclose(gl.patch.posterior_stats(machine, OU, x, t).mean, ref_m, **tol)
+    np.testing.assert_allclose(machine.posterior_stats(OU, x, t).score, ref, **tol)
+    f = jax.jit(lambda m, z, s: gl.score(m, OU, z, s))
+    np.testing.assert_allclose(f(machine, x, t), ref, **tol)
+    v = jax.vmap(lambda z, s: gl.score(machine, OU, z, s))(x, t)
+    np.testing.assert_allclose(v, ref, **tol)
+    vj = jax.jit(jax.vmap(gl.denoiser, in_axes=(None, None, 0, 0)))(machine, OU, x, t)
+    np.testing.assert_allclose(vj, ref_m, **tol)
+
+
+def test_machine_options_and_streaming_settings():
+    _, _, images, x, _ = _setup(2, 1, n=4, seed=3)
+    ref = gl.patch.score(images, OU, x, 0.4, window=3)
+    for m in (
+        gl.patch.ELS(images, 3, merge=False),
+        gl.patch.ELS(images, 3, materialize=False),
+        gl.patch.ELS(images, 3, chunk_size=2),
+        gl.patch.ELS(images, 3, memory_budget=1),
+    ):
+        np.testing.assert_allclose(gl.score(m, OU, x, 0.4), ref, atol=1e-12, rtol=0)
+    m = gl.patch.ELS(images, 3, materialize=False, chunk_size=1)
+    assert m.bank.streamed and m.chunk_size == 1 and m.kind == "els" and m.window == 3
+    np.testing.assert_allclose(gl.score(m, OU, x, 0.4), ref, atol=1e-12, rtol=0)
+    valid = gl.patch.ELS(images, 3, training_padding="valid")
+    np.testing.assert_allclose(
+        gl.score(valid, OU, x, 0.4),
+        gl.patch.score(gl.patch.bank(images, window=3, training_padding="valid"), OU, x, 0.4),
+        atol=1e-12,
+        rtol=0,
+    )
+    # bbELS with a window as large as the lattice is LS (as for the bank)
+    assert gl.patch.BoundaryELS(images, 5).kind == "ls"
+    with pytest.raises(ValueError, match="odd"):
+        gl.patch.ELS(images, 4)
+    with pytest.raises(ValueError, match="chunk_size"):
+        gl.patch.LS(images, 3, chunk_size=0)
+    with pytest.raises(ValueError, match="memory_budget"):
+        gl.patch.IS(images, memory_budget=-1)
+    with pytest.raises(ValueError, match="disagrees"):
+        gl.patch.score(gl.patch.ELS(images, 3), OU, x, 0.4, window=5)
+
+
+def test_is_machine_is_the_training_set_law():
+    """IS is the one machine with a data law: log_prob, posterior_cov and sample are those of
+    the training images; the others raise a ValueError naming the machine."""
+    _, _, images, x, weights = _setup(2, 1)
+    data = gl.LatticeImages(images, weights)
+    ideal = gl.patch.IS(data)
+    t = 0.6
+    np.testing.assert_allclose(gl.score(ideal, OU, x, t), gl.score(data, OU, x, t), atol=1e-12)
+    np.testing.assert_allclose(gl.log_prob(ideal, OU, x, t), gl.log_prob(data, OU, x, t))
+    np.testing.assert_allclose(gl.posterior_cov(ideal, OU, x, t), gl.posterior_cov(data, OU, x, t))
+    key = jax.random.PRNGKey(3)
+    np.testing.assert_allclose(ideal.sample(key, 4), data.sample(key, 4))
+    np.testing.assert_allclose(ideal.mean(), data.mean())
+    # a dataset tool: the mean-field critical times of IS are those of its training set
+    two = gl.data.uniform_images((4,))
+    ct, ct_ref = (
+        gl.meanfield.critical_times(gl.patch.IS(two), OU),
+        gl.meanfield.critical_times(two, OU),
+    )
+    assert ct.t_score == pytest.approx(ct_ref.t_score, abs=1e-10)
+    for machine in (gl.patch.ELS(data, 3), gl.patch.LS(data, 3), gl.patch.BoundaryELS(data, 3)):
+        name = type(machine).__name__
+        with pytest.raises(ValueError, match=f"log_prob is not available for the {name}"):
+            gl.log_prob(machine, OU, x, t)
+        with pytest.raises(ValueError, match=f"posterior_cov is not available for the {name}"):
+            gl.posterior_cov(machine, OU, x, t)
+        with pytest.raises(ValueError, match=f"for the {name} patch machine"):
+            machine.sample(key, 2)
+
+
+@pytest.mark.parametrize("ndim", [1, 2])
+def test_es_log_prob_is_the_shift_augmented_mixture(ndim):
+    """ES log_prob == that of the delta mixture over every circular shift of every image
+    (weight mu_n / S), and its gradient is the ES score."""
+    lattice, shape, images, x, weights = _setup(ndim, 2)
+    es = gl.patch.ES(gl.LatticeImages(images, weights), lattice_ndim=ndim)
+    axes = tuple(range(1, 1 + ndim))
+    shifts = list(itertools.product(*[range(n) for n in lattice]))
+    points = jnp.concatenate([jnp.roll(images, s, axes) for s in shifts])
+    mix = gl.DeltaMixture(points, jnp.concatenate([weights / len(shifts)] * len(shifts)))
+    t = jnp.array([0.3, 0.7])
+    np.testing.assert_allclose(gl.log_prob(es, OU, x, t), gl.log_prob(mix, OU, x, t), rtol=1e-12)
+    np.testing.assert_allclose(gl.score(es, OU, x, t), gl.score(mix, OU, x, t), atol=1e-12)
+    g = jax.grad(lambda z: gl.log_prob(es, OU, z, 0.5))(x[0])
+    np.testing.assert_allclose(g, gl.score(es, OU, x[0], 0.5), atol=1e-12)
+    with pytest.raises(ValueError, match="posterior_cov is not available for the ES"):
+        gl.posterior_cov(es, OU, x, t)
+
+
+def test_sampler_and_spectral_tools_take_a_machine(key):
+    data = gl.data.stripes((6, 6), width=1)
+    machine = gl.patch.ELS(data, 3)
+    ts = gl.time_grid(OU, 10, t_min=1e-2)
+    sol = gl.sample(lambda z, t: gl.score(machine, OU, z, t), OU, key, (3, 6, 6), ts=ts)
+    ref = gl.sample(
+        lambda z, t: gl.patch.score(data, OU, z, t, window=3), OU, key, (3, 6, 6), ts=ts
+    )
+    assert bool(jnp.all(jnp.isfinite(sol.x)))
+    np.testing.assert_allclose(sol.x, ref.x, atol=1e-9, rtol=0)
+    # plane-wave stiffness of the machine's score == that of the function path
+    qs = gl.spectral.lattice_wavevectors((6, 6)).reshape(-1, 2)
+    x0 = jnp.zeros((6, 6))
+    mu = gl.spectral.mode_stiffness(lambda z, t: gl.score(machine, OU, z, t), x0, 0.8, qs)
+    mu_ref = gl.spectral.mode_stiffness(
+        lambda z, t: gl.patch.score(data, OU, z, t, window=3), x0, 0.8, qs
+    )
+    np.testing.assert_allclose(mu, mu_ref, atol=1e-10, rtol=0)
+    # the patch-covariance tools take the ELS machine (its training images and window)
+    crit = gl.spectral.critical_alpha_bar(machine)
+    crit_ref = gl.spectral.critical_alpha_bar(data, 3)
+    np.testing.assert_allclose(crit.alpha_bar, crit_ref.alpha_bar, rtol=1e-12)
+    np.testing.assert_allclose(
+        gl.spectral.windowed_patch_covariance(machine),
+        gl.spectral.windowed_patch_covariance(data, 3),
+    )
+    with pytest.raises(ValueError, match="periodic ELS bank"):
+        gl.spectral.critical_alpha_bar(gl.patch.LS(data, 3))
+    with pytest.raises(ValueError, match="disagrees"):
+        gl.spectral.critical_alpha_bar(machine, 5)

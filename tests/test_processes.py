@@ -91,10 +91,16 @@ def test_raya_ambrogioni_critical_step_and_curvature():
 
 def test_converters():
     ab = jnp.array([0.1, 0.5, 0.9])
-    np.testing.assert_allclose(gl.alpha_bar_from_ou_time(gl.ou_time_from_alpha_bar(ab)), ab)
-    np.testing.assert_allclose(gl.alpha_bar_from_sigma(gl.sigma_from_alpha_bar(ab)), ab)
+    np.testing.assert_allclose(
+        gl.processes.alpha_bar_from_ou_time(gl.processes.ou_time_from_alpha_bar(ab)), ab
+    )
+    np.testing.assert_allclose(
+        gl.processes.alpha_bar_from_sigma(gl.processes.sigma_from_alpha_bar(ab)), ab
+    )
     # OU time of the two-point score criterion: alpha_bar = 1/2 -> t = ln(2)/2
-    assert float(gl.ou_time_from_alpha_bar(0.5)) == pytest.approx(0.5 * math.log(2), rel=1e-14)
+    assert float(gl.processes.ou_time_from_alpha_bar(0.5)) == pytest.approx(
+        0.5 * math.log(2), rel=1e-14
+    )
     # the same criterion in every process maps to alpha_bar = 1/2
     for proc in PROCS:
         assert float(proc.alpha_bar(proc.t_of_alpha_bar(0.5))) == pytest.approx(0.5, rel=1e-10)

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import gltheory as gl
-from gltheory.sampling import _step
 
 
 def _score_fn(data, proc):
@@ -113,7 +112,7 @@ def test_euler_maruyama_strong_order():
         z = dw.reshape(n_steps, r, n_paths, 1).sum(1) / jnp.sqrt((t0 - t1) / n_steps)
 
         def body(x, i):
-            return _step("euler_maruyama", score_fn, proc, x, z[i], ts[i], ts[i + 1]), None
+            return gl.solvers.EulerMaruyama().step(score_fn, proc, x, ts[i], ts[i + 1], z[i]), None
 
         return jax.lax.scan(body, x0, jnp.arange(n_steps))[0]
 
@@ -153,7 +152,7 @@ def test_fast_sampler_equals_diffrax(method):
     key = jax.random.PRNGKey(3)
     x0 = jax.random.normal(jax.random.PRNGKey(4), (16, 2))
     fast = gl.sample(score_fn, proc, key, x0, ts=ts, method=method).x
-    ref = gl.sample_diffrax(score_fn, proc, key, x0, ts=ts, method=method)
+    ref = gl.sampling.sample_diffrax(score_fn, proc, key, x0, ts=ts, method=method)
     np.testing.assert_allclose(fast, ref, rtol=1e-9, atol=1e-9)
 
 
@@ -237,7 +236,7 @@ def test_lattice_sampler_with_local_score():
     """2-D lattice with the uniform-image local score: runs batched, finite, ends near +-1 sites."""
     proc = gl.OU(T=4.0)
     ts = gl.time_grid(proc, 100, kind="log_snr", t_min=1e-3)
-    score_fn = lambda x, t: gl.uniform_patch_score(proc, x, t, window=3, lattice_ndim=2)
+    score_fn = lambda x, t: gl.scores.uniform_patch_score(proc, x, t, window=3, lattice_ndim=2)
     sol = gl.sample(score_fn, proc, jax.random.PRNGKey(0), (4, 16, 16), ts=ts)
     assert sol.x.shape == (4, 16, 16)
     assert float(jnp.mean(jnp.abs(jnp.abs(sol.x) - 1.0) < 0.2)) > 0.95
@@ -293,7 +292,7 @@ def test_diffrax_unsafe_brownian_runs_and_samples_the_data():
     n = 2000
     ts = gl.time_grid(proc, 200, kind="log_snr")
     x0 = jax.random.normal(jax.random.PRNGKey(0), (n, 1))
-    x = gl.sample_diffrax(
+    x = gl.sampling.sample_diffrax(
         _score_fn(data, proc), proc, jax.random.PRNGKey(1), x0, ts=ts, brownian="unsafe"
     )
     frac = float(jnp.mean(x[:, 0] > 0))
@@ -301,6 +300,6 @@ def test_diffrax_unsafe_brownian_runs_and_samples_the_data():
 
 
 def test_default_noise_block_depends_only_on_event_size():
-    assert gl.default_noise_block((1,)) == 32
-    assert gl.default_noise_block((64, 64)) == 2
-    assert gl.default_noise_block((16,)) == 8
+    assert gl.sampling.default_noise_block((1,)) == 32
+    assert gl.sampling.default_noise_block((64, 64)) == 2
+    assert gl.sampling.default_noise_block((16,)) == 8

@@ -255,7 +255,7 @@ def test_float32_small_t_accuracy(key):
     data = gl.TwoPoint(1.0, dim=4)
     proc = gl.OU()
     y = data.sample(key, 64)
-    for t in (gl.FLOAT32_T_MIN, 1e-4, 1e-2):
+    for t in (gl.scores.FLOAT32_T_MIN, 1e-4, 1e-2):
         x64 = proc.a(t) * y + proc.b(t) * jax.random.normal(jax.random.PRNGKey(1), y.shape)
         s64 = gl.score(data, proc, x64, t)
         s32 = gl.score(data, proc, x64.astype(jnp.float32), jnp.float32(t))
@@ -267,10 +267,12 @@ def test_uniform_patch_score_with_full_window_is_ideal_score(key):
     """Window covering the periodic lattice == exact score of the two uniform images (THEORY §4.3)."""
     proc = gl.OU()
     for shape in [(7,), (5, 5)]:
-        data = gl.uniform_images(shape)
+        data = gl.data.uniform_images(shape)
         x = jax.random.normal(key, (3,) + shape)
         for t in (0.2, 1.0):
-            local = gl.uniform_patch_score(proc, x, t, window=shape[0], lattice_ndim=len(shape))
+            local = gl.scores.uniform_patch_score(
+                proc, x, t, window=shape[0], lattice_ndim=len(shape)
+            )
             np.testing.assert_allclose(local, gl.score(data, proc, x, t), rtol=1e-12)
 
 
@@ -285,19 +287,19 @@ def test_uniform_patch_score_small_window_matches_bruteforce(key):
             kx = sum(x[(i + di) % 6, (j + dj) % 6] for di in (-1, 0, 1) for dj in (-1, 0, 1))
             ref[i, j] = (a * math.tanh(a * kx / b2) - x[i, j]) / b2
     np.testing.assert_allclose(
-        gl.uniform_patch_score(proc, x, t, window=k, lattice_ndim=2), ref, rtol=1e-12
+        gl.scores.uniform_patch_score(proc, x, t, window=k, lattice_ndim=2), ref, rtol=1e-12
     )
 
 
 def test_lattice_sets():
-    st = gl.stripes((4, 6), width=1)
+    st = gl.data.stripes((4, 6), width=1)
     assert st.images.shape == (4, 4, 6)  # two phases x two orientations
     assert set(np.unique(np.asarray(st.images))) == {-1.0, 1.0}
-    cb = gl.checkerboards((4, 4), width=2)
+    cb = gl.data.checkerboards((4, 4), width=2)
     assert cb.images.shape[0] == 8 and cb.event_shape == (4, 4)  # (2w)^2 / 2 translates
-    u = gl.uniform_images((8,))
+    u = gl.data.uniform_images((8,))
     np.testing.assert_allclose(u.images, [np.ones(8), -np.ones(8)])
-    rb = gl.random_binary_images(jax.random.PRNGKey(0), 10, (3, 3), p=0.5)
+    rb = gl.data.random_binary_images(jax.random.PRNGKey(0), 10, (3, 3), p=0.5)
     assert rb.images.shape == (10, 3, 3)
     np.testing.assert_allclose(
         rb.covariance(), jnp.cov(rb.images.reshape(10, 9).T, bias=True), atol=1e-12

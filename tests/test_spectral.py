@@ -16,7 +16,7 @@ OU = gl.OU()
 
 
 def uniform_score(k, D, process=OU):
-    return lambda x, t: gl.uniform_patch_score(process, x, t, window=k, lattice_ndim=D)
+    return lambda x, t: gl.scores.uniform_patch_score(process, x, t, window=k, lattice_ndim=D)
 
 
 def dirichlet(q, k):
@@ -73,13 +73,13 @@ def test_plane_waves_are_eigenvectors(shape, k):
     mu = jax.jit(lambda q: sp.mode_stiffness(score, x0, t, q))(qs)
     np.testing.assert_allclose(mu, mu_th, atol=1e-12)
     # the patch spectrum of the two uniform images is the Dirichlet kernel
-    C = sp.windowed_patch_covariance(gl.uniform_images(shape), k)
+    C = sp.windowed_patch_covariance(gl.data.uniform_images(shape), k)
     np.testing.assert_allclose(C.reshape(-1), dirichlet(qs, k), atol=1e-12)
 
 
 def test_dirichlet_small_q():
     k, q = 5, 1e-3
-    K = sp.windowed_patch_covariance(gl.uniform_images((16,)), k, jnp.array([q]))
+    K = sp.windowed_patch_covariance(gl.data.uniform_images((16,)), k, jnp.array([q]))
     assert abs(float(K) - 5.0) < 5e-5  # "5.0000"
     np.testing.assert_allclose((k - K) / q**2, k * (k**2 - 1) / 24, rtol=1e-5)
 
@@ -94,7 +94,7 @@ def test_critical_point_1d(k, ab_c):
     score = uniform_score(k, 1)
     t_c = sp.jacobian_critical_time(score, jnp.zeros(16), OU, 0.05, 3.0)
     assert abs(float(OU.alpha_bar(t_c)) - ab_c) < 1e-6
-    sp_ab = sp.critical_alpha_bar(gl.uniform_images((16,)), k)
+    sp_ab = sp.critical_alpha_bar(gl.data.uniform_images((16,)), k)
     np.testing.assert_allclose(sp_ab.alpha_bar, 1 / (1 + k), rtol=1e-12)
     np.testing.assert_allclose(sp_ab.q_star, [0.0])
 
@@ -120,7 +120,7 @@ def test_critical_point_2d(k, ab_c, t_s, t_d):
             abs(sp.jacobian_critical_time(score, x0, OU, 0.05, 4.0, criterion="sde") - t_d) < 1e-6
         )
     np.testing.assert_allclose(
-        sp.critical_alpha_bar(gl.uniform_images((6, 6)), k).alpha_bar, ab_c, rtol=1e-12
+        sp.critical_alpha_bar(gl.data.uniform_images((6, 6)), k).alpha_bar, ab_c, rtol=1e-12
     )
 
 
@@ -145,7 +145,7 @@ def _circulant(c, shape, snr_over_b2, b2):
 
 @pytest.mark.parametrize("shape,k", [((12,), 3), ((5, 5), 3)])
 def test_brute_force_jacobian_is_patch_covariance(shape, k):
-    imgs = gl.random_binary_images(jax.random.PRNGKey(3), 3, shape)
+    imgs = gl.data.random_binary_images(jax.random.PRNGKey(3), 3, shape)
     score = brute_els(imgs.images, k)
     x0 = jnp.zeros(shape)
     t = 0.8
@@ -173,7 +173,7 @@ def test_softening_criterion_random_binary(seed, symmetrise):
     patch covariance whatever the bank mean (the unsymmetrised case, where x = 0 is not a
     fixed point). With the data closed under y -> -y the bank mean vanishes and x = 0 is a
     genuine fixed point of the score (checked)."""
-    imgs = gl.random_binary_images(jax.random.PRNGKey(seed), 3, (12,)).images
+    imgs = gl.data.random_binary_images(jax.random.PRNGKey(seed), 3, (12,)).images
     if symmetrise:
         imgs = jnp.concatenate([imgs, -imgs])
     score = brute_els(imgs, 3)
@@ -307,7 +307,7 @@ def test_correlation_length_exponent_and_sde():
 
 
 def test_errors():
-    imgs = gl.uniform_images((8,))
+    imgs = gl.data.uniform_images((8,))
     with pytest.raises(ValueError, match="odd"):
         sp.windowed_patch_covariance(imgs, 4)
     with pytest.raises(ValueError, match="exceeds"):
@@ -331,10 +331,10 @@ def test_errors():
 
 def test_band_stiffness_under_jit_and_vmap():
     """band_stiffness traces (its band grid is static NumPy): jit and vmap over t equal eager."""
-    f = lambda x, t: gl.uniform_patch_score(gl.OU(), x, t, window=3, lattice_ndim=1)
+    f = lambda x, t: gl.scores.uniform_patch_score(gl.OU(), x, t, window=3, lattice_ndim=1)
     x, key, ts = jnp.zeros(16), jax.random.PRNGKey(0), jnp.array([0.3, 0.6])
-    eager = jnp.stack([gl.band_stiffness(f, x, t, key, n_bands=4).mu for t in ts])
-    jitted = jax.jit(lambda t: gl.band_stiffness(f, x, t, key, n_bands=4).mu)
+    eager = jnp.stack([gl.spectral.band_stiffness(f, x, t, key, n_bands=4).mu for t in ts])
+    jitted = jax.jit(lambda t: gl.spectral.band_stiffness(f, x, t, key, n_bands=4).mu)
     np.testing.assert_allclose(jnp.stack([jitted(t) for t in ts]), eager, rtol=1e-10)
-    vm = jax.vmap(lambda t: gl.band_stiffness(f, x, t, key, n_bands=4).mu)(ts)
+    vm = jax.vmap(lambda t: gl.spectral.band_stiffness(f, x, t, key, n_bands=4).mu)(ts)
     np.testing.assert_allclose(vm, eager, rtol=1e-10)

@@ -156,13 +156,13 @@ def test_kl_entropy_quadrature_vs_scipy():
 
 def test_two_point_kl_table_and_late_start():
     """Two deltas +-1 under OU: q_t = N(0,1), so KL(p_t||N) is THEORY.md §11 item 11's table,
-    equal to gltheory.late_start_kl; late_start_kl_mc agrees within 3 SE."""
+    equal to gltheory.latestart.kl; late_start_kl_mc agrees within 3 SE."""
     data, ou = gl.TwoPoint(1.0), gl.OU()
     table = {0.2: 5.09e-2, 0.5: 2.18e-3, 1.0: 2.97e-5}
     for t, ref in table.items():
         kl = float(th.kl_to_normal(data, ou, t))
         assert abs(kl / ref - 1) < 2e-3
-        assert abs(kl - float(gl.late_start_kl(data, ou, t))) < 1e-7
+        assert abs(kl - float(gl.latestart.kl(data, ou, t))) < 1e-7
     mc = th.late_start_kl_mc(data, ou, 0.2, jax.random.key(1), 20000)
     assert abs(float(mc.mean) - float(th.kl_to_normal(data, ou, 0.2))) < Z * float(mc.se)
 
@@ -443,11 +443,11 @@ def test_collapse_time_theory_numbers_and_regimes():
 
 
 def test_experiment_rows_ok():
-    from gltheory import _exp_thermo
+    from gltheory.experiments import thermo as exp_thermo
     from gltheory.report import ReportConfig
 
     cfg = ReportConfig.default(quick=True)
-    for exp in _exp_thermo.EXPERIMENTS:
+    for exp in exp_thermo.EXPERIMENTS:
         res = exp.run(cfg, jax.random.fold_in(jax.random.key(0), 7))
         assert res.rows and all(r.ok for r in res.rows), [
             (r.name, r.theory, r.measured, r.se, r.tol) for r in res.rows if not r.ok

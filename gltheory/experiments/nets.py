@@ -31,34 +31,61 @@ the figure ``trained_network.png`` (r² over time, calibrated k, samples side by
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import nets
-from .data import uniform_images
-from .processes import OU
-from .report import Experiment, ExperimentResult, ReportConfig, Row
+from .. import nets
+from ..criticality import first_crossing, stiffness_curves
+from ..data import uniform_images
+from ..field import patch_critical_point
+from ..processes import OU
+from ..report import Experiment, ExperimentResult, ReportConfig, Row
+from ..sampling import time_grid
+from ..spectral import drift_offset
+from ._common import Sizes
 
-__all__ = ["EXPERIMENTS", "NET_SETTINGS", "trained_network_experiment"]
+__all__ = ["NetsConfig", "CONFIG", "EXPERIMENTS", "trained_network_experiment"]
 
-NET_SETTINGS = dict(
-    lattice=(32,),
-    window=5,
-    width=16,
-    depth=3,
-    radii=(2, 0, 0),
-    T=5.0,
-    config=nets.TrainConfig(n_steps=1500, batch_size=64, chunk=100, learning_rate=1e-2, seed=0),
-    windows=(3, 5, 7),
-    n_compare=6,
-    n_steps_compare=12,
-    n_steps_crit=40,
-    r2_threshold=0.8,
-    tc_tol=0.15,
-)
-"""The pre-configured run (CPU, float32): the two-image patch model of THEORY §4.3 in 1-D."""
+
+@dataclasses.dataclass(frozen=True)
+class NetsConfig(Sizes):
+    """The pre-configured run (CPU, float32): the two-image patch model of THEORY §4.3 in 1-D.
+
+    The quick and the normal report use the same sizes (:meth:`quick` is :meth:`default`).
+    """
+
+    lattice: tuple[int, ...] = (32,)
+    """Lattice of the two uniform images $\\pm\\mathbf 1$."""
+    window: int = 5
+    """Receptive field k of the network (and the patch theory's window)."""
+    width: int = 16
+    depth: int = 3
+    radii: tuple[int, ...] = (2, 0, 0)
+    """Width, depth and per-layer kernel radii of the :class:`gltheory.nets.ConvDenoiser`."""
+    T: float = 5.0
+    """OU horizon."""
+    train: nets.TrainConfig = nets.TrainConfig(
+        n_steps=1500, batch_size=64, chunk=100, learning_rate=1e-2, seed=0
+    )
+    """Training settings."""
+    windows: tuple[int, ...] = (3, 5, 7)
+    """ELS windows the network is compared with."""
+    n_compare: int = 6
+    n_steps_compare: int = 12
+    """DDIM trajectories and steps of the machine comparison."""
+    n_steps_crit: int = 40
+    """Log-SNR grid points of the network's stiffness curve."""
+    r2_threshold: float = 0.8
+    tc_tol: float = 0.15
+    """Stated thresholds: r² against 1, network t_c against the patch theory."""
+
+
+CONFIG = NetsConfig
+"""This module's size configuration (``CONFIG.default()``, ``CONFIG.quick()``)."""
 
 
 def _r2_figure(cmp: nets.MachineComparison, t_net, t_theory) -> Figure:
@@ -98,44 +125,49 @@ def _r2_figure(cmp: nets.MachineComparison, t_net, t_theory) -> Figure:
     return fig
 
 
-def trained_network_experiment(cfg: ReportConfig, key) -> ExperimentResult:
-    """Train the tiny CNN, calibrate the machines along its trajectories, measure its t_c."""
-    from .criticality import first_crossing, stiffness_curves
-    from .field import patch_critical_point
-    from .sampling import time_grid
-    from .spectral import drift_offset
+def trained_network_experiment(
+    config: ReportConfig, key, sizes: NetsConfig | None = None
+) -> ExperimentResult:
+    """Train the tiny CNN, calibrate the machines along its trajectories, measure its t_c.
 
-    del cfg  # fixed, pre-configured sizes (quick and full reports are the same)
-    s = NET_SETTINGS
+    **Arguments:**
+
+    - `config`: the report settings (seed, ``quick``, ``z_max``).
+    - `key`: the experiment's PRNG key.
+    - `sizes`: the settings; by default ``NetsConfig.of(config)``.
+
+    **Returns:** the rows, figures and details.
+    """
+    cfg = NetsConfig.of(config) if sizes is None else sizes
     group = "trained_network"
-    process = OU(s["T"])
-    k = s["window"]
-    images = uniform_images(s["lattice"]).images.astype(jnp.float32)
+    process = OU(cfg.T)
+    k = cfg.window
+    images = uniform_images(cfg.lattice).images.astype(jnp.float32)
     k_net, k_cmp, k_crit = jax.random.split(key, 3)
     net = nets.ConvDenoiser(
-        len(s["lattice"]),
+        len(cfg.lattice),
         window=k,
-        width=s["width"],
-        depth=s["depth"],
-        radii=s["radii"],
+        width=cfg.width,
+        depth=cfg.depth,
+        radii=cfg.radii,
         key=k_net,
         dtype=jnp.float32,
     )
-    tc = s["config"]
+    tc = cfg.train
     res = nets.train(net, images, process, tc)
     model = res.ema_model
     rows: list[Row] = []
-    theory = patch_critical_point(process, window=k, images=None, lattice_ndim=len(s["lattice"]))
+    theory = patch_critical_point(process, window=k, images=None, lattice_ndim=len(cfg.lattice))
     t_th = theory.t_score
     t_ideal = {c: nets.data_critical_time(images, process, criterion=c) for c in ("score", "sde")}
 
     # 1. network vs machines along its own DDIM trajectories
     cmp = nets.compare_with_machines(
-        model, images, k_cmp, windows=s["windows"], n=s["n_compare"], n_steps=s["n_steps_compare"]
+        model, images, k_cmp, windows=cfg.windows, n=cfg.n_compare, n_steps=cfg.n_steps_compare
     )
     ts_c = np.asarray(cmp.ts)
     r2c = np.asarray(cmp.r2_calibrated)
-    thr = s["r2_threshold"]
+    thr = cfg.r2_threshold
     i_c = int(np.argmin(np.abs(ts_c - t_th)))
     rows.append(
         Row(
@@ -145,7 +177,7 @@ def trained_network_experiment(cfg: ReportConfig, key) -> ExperimentResult:
             tol=0.0,
             group=group,
             note=(
-                f"best ELS window in {tuple(s['windows'])} by relative L2 score distance, median "
+                f"best ELS window in {tuple(cfg.windows)} by relative L2 score distance, median "
                 "over trajectories; per step: "
                 + ", ".join(f"{int(v)}" for v in np.asarray(cmp.best_k_l2))
             ),
@@ -161,7 +193,7 @@ def trained_network_experiment(cfg: ReportConfig, key) -> ExperimentResult:
                 tol=1 - thr,
                 group=group,
                 note=(
-                    f"{s['n_compare']} DDIM trajectories of the CNN, {s['n_steps_compare']} "
+                    f"{cfg.n_compare} DDIM trajectories of the CNN, {cfg.n_steps_compare} "
                     "log-SNR steps; r² pooled over trajectories and sites; per step: "
                     + ", ".join(f"{v:.2f}" for v in r2c)
                 ),
@@ -169,10 +201,10 @@ def trained_network_experiment(cfg: ReportConfig, key) -> ExperimentResult:
         )
 
     # 2. critical time of the network (softening of q = 0 at x = 0) vs the patch theory
-    ts = time_grid(process, s["n_steps_crit"], kind="log_snr", t_min=0.2, t_max=2.5)
+    ts = time_grid(process, cfg.n_steps_crit, kind="log_snr", t_min=0.2, t_max=2.5)
     ts = ts.astype(jnp.float32)
-    zeros = jnp.zeros((ts.shape[0], 1) + tuple(s["lattice"]), jnp.float32)
-    q0 = jnp.zeros((1, len(s["lattice"])), jnp.float32)
+    zeros = jnp.zeros((ts.shape[0], 1) + tuple(cfg.lattice), jnp.float32)
+    q0 = jnp.zeros((1, len(cfg.lattice)), jnp.float32)
     mu = jnp.mean(stiffness_curves(model, zeros, ts, k_crit, q=q0), axis=1)  # (n_t,)
     est = {
         crit: first_crossing(ts, mu + drift_offset(process, ts, crit).astype(mu.dtype))
@@ -187,13 +219,13 @@ def trained_network_experiment(cfg: ReportConfig, key) -> ExperimentResult:
                 f"vs patch theory, k={k}",
                 t_theory,
                 t_net if np.isfinite(t_net) else None,
-                tol=s["tc_tol"],
+                tol=cfg.tc_tol,
                 group=group,
                 note=(
-                    f"JVP plane-wave probe of the CNN's score at x=0 on {s['n_steps_crit']} "
+                    f"JVP plane-wave probe of the CNN's score at x=0 on {cfg.n_steps_crit} "
                     f"log-SNR steps (interpolation error {float(interp):.1g}); theory "
                     f"{'1/2 ln(1+k)' if crit == 'score' else '1/2 arcsinh(k)'} (THEORY §4.3); "
-                    f"tolerance {s['tc_tol']} for an approximately trained network; the ideal "
+                    f"tolerance {cfg.tc_tol} for an approximately trained network; the ideal "
                     f"score of the same data fires at {t_ideal[crit]:.3f}"
                 ),
             )
@@ -213,7 +245,7 @@ def trained_network_experiment(cfg: ReportConfig, key) -> ExperimentResult:
         "t_c_sde": float(est["sde"][0]),
         "t_c_patch_theory": {"score": theory.t_score, "sde": theory.t_sde},
         "t_c_data_spectrum": t_ideal,
-        "settings": {key_: (v if key_ != "config" else repr(v)) for key_, v in s.items()},
+        "settings": dataclasses.asdict(cfg),
     }
     return ExperimentResult(rows, {"trained_network.png": fig}, info)
 

@@ -23,24 +23,45 @@ r"""Report experiments for the Ginzburg–Landau field theory of the patch model
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from matplotlib.figure import Figure
 
-from . import field as F
-from .processes import OU
-from .report import Experiment, ExperimentResult, ReportConfig, Row
-from .sampling import time_grid
-from .scores import uniform_patch_score
-from .spectral import linear_response_length, mode_stiffness
+from .. import field as F
+from ..processes import OU
+from ..report import Experiment, ExperimentResult, ReportConfig, Row
+from ..sampling import time_grid
+from ..scores import uniform_patch_score
+from ..spectral import linear_response_length, mode_stiffness
+from ._common import Sizes
 
-__all__ = ["EXPERIMENTS"]
+__all__ = ["FieldConfig", "CONFIG", "EXPERIMENTS", "field_gl_experiment"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldConfig(Sizes):
+    """Sizes of the ``field_gl`` experiment (:meth:`default`, :meth:`quick` for ``--quick``)."""
+
+    n_domain: int = 32
+    """Reverse-SDE samples per window of the domain-length rows."""
+    n_compare: int = 32
+    """Trajectories of the GL vs exact comparison."""
+
+    @classmethod
+    def quick(cls) -> FieldConfig:
+        """Half the samples."""
+        return cls(n_domain=16, n_compare=16)
+
+
+CONFIG = FieldConfig
+"""This module's size configuration (``CONFIG.default()``, ``CONFIG.quick()``)."""
 
 
 def _figure(cmp, scaling, snapshot_exact, snapshot_gl, t_end):
-    from matplotlib.figure import Figure
 
     fig = Figure(figsize=(13, 3.8))
     ax1, ax2, ax3 = fig.subplots(1, 3)
@@ -74,7 +95,20 @@ def _figure(cmp, scaling, snapshot_exact, snapshot_gl, t_end):
     return fig
 
 
-def _field_gl(cfg: ReportConfig, key) -> ExperimentResult:
+def field_gl_experiment(
+    config: ReportConfig, key, sizes: FieldConfig | None = None
+) -> ExperimentResult:
+    """The ``field_gl`` experiment: ξ, critical times, domain length vs k, GL vs exact.
+
+    **Arguments:**
+
+    - `config`: the report settings (seed, ``quick``, ``z_max``).
+    - `key`: the experiment's PRNG key.
+    - `sizes`: the sizes; by default ``FieldConfig.of(config)``.
+
+    **Returns:** the rows, figures and details.
+    """
+    cfg = FieldConfig.of(config) if sizes is None else sizes
     group = "field_gl"
     proc = OU()
     rows: list[Row] = []
@@ -146,7 +180,7 @@ def _field_gl(cfg: ReportConfig, key) -> ExperimentResult:
     )
 
     # 3. domain length vs window
-    n_dom = 16 if cfg.quick else 32
+    n_dom = cfg.n_domain
     n_steps = 150
     ts = time_grid(proc, n_steps, t_min=1e-3, t_max=3.5)
     sc = F.domain_length_scaling(
@@ -169,7 +203,7 @@ def _field_gl(cfg: ReportConfig, key) -> ExperimentResult:
             1.0,
             float(sc.exponent),
             se=float(sc.exponent_se),
-            z_max=cfg.z_max,
+            z_max=config.z_max,
             group=group,
             note=note,
         )
@@ -180,14 +214,14 @@ def _field_gl(cfg: ReportConfig, key) -> ExperimentResult:
             0.0,
             float(sc.intercept),
             se=float(sc.intercept_se),
-            z_max=cfg.z_max,
+            z_max=config.z_max,
             group=group,
             note=note,
         )
     )
 
     # 4. GL vs exact
-    n_cmp = 16 if cfg.quick else 32
+    n_cmp = cfg.n_compare
     t_end = 0.6
     ts_c = time_grid(proc, 120, t_min=t_end, t_max=3.0)
     save = [0, 10, 30, 50, 70, 90, 110, 120]
@@ -243,6 +277,7 @@ def _field_gl(cfg: ReportConfig, key) -> ExperimentResult:
         "slope": float(sc.slope),
         "slope_se": float(sc.slope_se),
     }
+    info["sizes"] = dataclasses.asdict(cfg)
     return ExperimentResult(rows, {"field_gl.png": fig}, info)
 
 
@@ -250,6 +285,6 @@ EXPERIMENTS: list[Experiment] = [
     Experiment(
         "field_gl",
         "GL field theory: xi, critical times, domain length vs k, GL vs exact dynamics",
-        _field_gl,
+        field_gl_experiment,
     ),
 ]

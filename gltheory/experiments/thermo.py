@@ -14,6 +14,7 @@ Rows:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -21,13 +22,46 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import thermo as th
-from .data import DeltaMixture, GaussianMixture
-from .processes import OU, VP
-from .report import Experiment, ExperimentResult, ReportConfig, Row
-from .sampling import time_grid
+from .. import thermo as th
+from ..data import DeltaMixture, GaussianMixture
+from ..processes import OU, VP
+from ..report import Experiment, ExperimentResult, ReportConfig, Row
+from ..sampling import time_grid
+from ._common import Sizes
+
+__all__ = ["ThermoConfig", "CONFIG", "EXPERIMENTS", "thermodynamics_experiment"]
 
 _GROUP = "thermodynamics"
+
+
+@dataclasses.dataclass(frozen=True)
+class ThermoConfig(Sizes):
+    """Sizes of the ``thermodynamics`` experiment (:meth:`default`, :meth:`quick`)."""
+
+    n_mc: int = 100000
+    """Monte Carlo samples of the entropy-production rate."""
+    n_traj: int = 10000
+    """Reverse trajectories of the fluctuation-theorem rows."""
+    n_steps: int = 600
+    """Steps of their reverse grid."""
+    n_fp: int = 5000
+    """Samples of the empirical Franz-Parisi potential."""
+    n_collapse_times: int = 39
+    """Times of the collapse scan on [0.1, 2]."""
+    n_collapse: int = 800
+    """Held-out samples per time of the collapse scan."""
+
+    @classmethod
+    def quick(cls) -> ThermoConfig:
+        """Smaller ensembles (the trajectory sizes equal those of tests/test_thermo.py, so both
+        share one compilation)."""
+        return cls(
+            n_mc=20000, n_traj=4000, n_steps=400, n_fp=2000, n_collapse_times=20, n_collapse=400
+        )
+
+
+CONFIG = ThermoConfig
+"""This module's size configuration (``CONFIG.default()``, ``CONFIG.quick()``)."""
 
 
 def _two_gaussians():
@@ -96,7 +130,20 @@ def _fig_collapse(ts, f_te, se_te, theory, t_c, t_est, t_fp):
     return fig
 
 
-def _thermodynamics(cfg: ReportConfig, key) -> ExperimentResult:
+def thermodynamics_experiment(
+    config: ReportConfig, key, sizes: ThermoConfig | None = None
+) -> ExperimentResult:
+    """The ``thermodynamics`` experiment: entropy production, FTs, Franz-Parisi, collapse.
+
+    **Arguments:**
+
+    - `config`: the report settings (seed, ``quick``, ``z_max``).
+    - `key`: the experiment's PRNG key.
+    - `sizes`: the sizes; by default ``ThermoConfig.of(config)``.
+
+    **Returns:** the rows, figures and details.
+    """
+    cfg = ThermoConfig.of(config) if sizes is None else sizes
     rows: list[Row] = []
     figs = {}
     info = {}
@@ -112,7 +159,7 @@ def _thermodynamics(cfg: ReportConfig, key) -> ExperimentResult:
     t_cd = -0.5 * math.log(big_a)
 
     # 1. rate at t_c^S: quadrature vs Monte Carlo
-    n_mc = 20000 if cfg.quick else 100000
+    n_mc = cfg.n_mc
     pi_q = float(th.entropy_production_rate(gm, ou, t_cs))
     pi_mc = th.entropy_production_rate_mc(gm, ou, t_cs, k_rate, n_mc)
     rows.append(
@@ -121,7 +168,7 @@ def _thermodynamics(cfg: ReportConfig, key) -> ExperimentResult:
             pi_q,
             float(pi_mc.mean),
             se=float(pi_mc.se),
-            z_max=cfg.z_max,
+            z_max=config.z_max,
             group=_GROUP,
             note=f"trapezoid quadrature per component vs {n_mc} exact forward samples",
         )
@@ -144,9 +191,8 @@ def _thermodynamics(cfg: ReportConfig, key) -> ExperimentResult:
         )
 
     # 3. fluctuation theorems along reverse OU trajectories
-    # quick sizes equal those of tests/test_thermo.py, so both share one compilation
-    n_traj = 4000 if cfg.quick else 10000
-    n_steps = 400 if cfg.quick else 600
+    n_traj = cfg.n_traj
+    n_steps = cfg.n_steps
     ts = time_grid(ou, n_steps, t_min=t_min)
     score_fn = th.exact_score_fn(gm, ou)
     logp = th.exact_log_prob_fn(gm, ou)
@@ -168,7 +214,7 @@ def _thermodynamics(cfg: ReportConfig, key) -> ExperimentResult:
             1.0,
             float(ift.mean),
             se=float(ift.se),
-            z_max=cfg.z_max,
+            z_max=config.z_max,
             group=_GROUP,
             note=f"{n_traj} exact-score EM trajectories, {n_steps} steps, Stratonovich midpoint",
         )
@@ -180,7 +226,7 @@ def _thermodynamics(cfg: ReportConfig, key) -> ExperimentResult:
             float(kl[0] - kl[1]),
             float(jnp.mean(rev.total)),
             se=float(jnp.std(rev.total) / math.sqrt(n_traj)),
-            z_max=cfg.z_max,
+            z_max=config.z_max,
             group=_GROUP,
             note="trajectory mean vs quadrature KL drop",
         )
@@ -192,7 +238,7 @@ def _thermodynamics(cfg: ReportConfig, key) -> ExperimentResult:
             1.0,
             float(dft.slope),
             se=float(dft.slope_se),
-            z_max=cfg.z_max,
+            z_max=config.z_max,
             group=_GROUP,
             note="histograms of generation and of its reversed protocol; Poisson SE per bin",
         )
@@ -218,7 +264,7 @@ def _thermodynamics(cfg: ReportConfig, key) -> ExperimentResult:
     proc = OU(10.0)
     t_s = 0.5 * math.log(d)
     q = jnp.linspace(-2.5, 2.5, 251)
-    n_fp = 2000 if cfg.quick else 5000
+    n_fp = cfg.n_fp
     curves = {}
     gap = gap_se = None
     for t in (t_s + 0.5, t_s, t_s - 0.5, 0.3):
@@ -234,7 +280,7 @@ def _thermodynamics(cfg: ReportConfig, key) -> ExperimentResult:
             2.0 * (1 - 1 / d),
             gap,
             se=gap_se,
-            z_max=cfg.z_max,
+            z_max=config.z_max,
             group=_GROUP,
             note="gap = 2 kappa_t^2 (1 - 2/(|m|^2+d)), kappa_t^2 = a^2|m|^2/(b^2+a^2) = 1 at t_c^S; paired SE",
         )
@@ -249,8 +295,8 @@ def _thermodynamics(cfg: ReportConfig, key) -> ExperimentResult:
     pts = jax.random.normal(kp, (P, N))
     test = jax.random.normal(kt, (P, N))
     t_c = float(th.collapse_time(P, N, 1.0))
-    tsc = jnp.linspace(0.1, 2.0, 20 if cfg.quick else 39)
-    n_c = 400 if cfg.quick else 800
+    tsc = jnp.linspace(0.1, 2.0, cfg.n_collapse_times)
+    n_c = cfg.n_collapse
     f_te = th.excess_entropy(pts, proc, tsc, key=ke, n=n_c, test_points=test)
     t_est = th.collapse_time_estimate(tsc, f_te.mean)
     fpe = th.franz_parisi_empirical(DeltaMixture(pts), proc, tsc, key=kf, n=n_c)
@@ -284,6 +330,7 @@ def _thermodynamics(cfg: ReportConfig, key) -> ExperimentResult:
         t_fp,
     )
     info.update(t_collapse=t_c, t_collapse_est=t_est, t_fp=t_fp, t_speciation=t_s, fp_gap=gap)
+    info["sizes"] = dataclasses.asdict(cfg)
     return ExperimentResult(rows, figs, info)
 
 
@@ -291,6 +338,6 @@ EXPERIMENTS: list[Experiment] = [
     Experiment(
         "thermodynamics",
         "entropy production, fluctuation theorems, Franz-Parisi, collapse",
-        _thermodynamics,
+        thermodynamics_experiment,
     ),
 ]

@@ -26,6 +26,7 @@ Rows (what each detector is calibrated to recover, see :mod:`gltheory.criticalit
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -33,16 +34,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import criticality as cr
-from .field import correlation_length
-from .observables import sign_classifier
-from .processes import OU
-from .report import Experiment, ExperimentResult, ReportConfig, Row
-from .sampling import time_grid
-from .scores import uniform_patch_score
-from .spectral import linear_response_length
+from .. import criticality as cr
+from ..field import correlation_length
+from ..observables import sign_classifier
+from ..processes import OU
+from ..report import Experiment, ExperimentResult, ReportConfig, Row
+from ..sampling import time_grid
+from ..scores import uniform_patch_score
+from ..spectral import linear_response_length
+from ._common import Sizes
 
-__all__ = ["EXPERIMENTS", "run_criticality"]
+__all__ = ["CriticalityConfig", "CONFIG", "EXPERIMENTS", "run_criticality"]
 
 
 class _Uniform:
@@ -55,16 +57,63 @@ class _Uniform:
         return uniform_patch_score(self.process, x, t, window=self.k, lattice_ndim=1)
 
 
-def _sizes(cfg: ReportConfig) -> dict:
-    if cfg.quick:
-        return dict(L=32, n_traj=64, n_clone=400, n_steps=200, n_chains=96, n_samples=30)
-    return dict(L=64, n_traj=128, n_clone=1000, n_steps=300, n_chains=192, n_samples=40)
+@dataclasses.dataclass(frozen=True)
+class CriticalityConfig(Sizes):
+    """Sizes of the ``criticality`` experiment (:meth:`default`, :meth:`quick` for ``--quick``)."""
+
+    L: int = 64
+    """Sites of the periodic 1-D lattice."""
+    n_traj: int = 128
+    """Reverse trajectories whose states are probed along the run."""
+    n_clone: int = 1000
+    """Pairs of clones per branch time."""
+    n_steps: int = 300
+    """Steps of the reverse grid from ``T`` to ``t_min``."""
+    n_chains: int = 192
+    """Langevin chains per frozen time."""
+    n_samples: int = 40
+    """Structure-factor samples per chain."""
+    branch_t: tuple[float, ...] = (1.1, 0.85, 0.65, 0.45)
+    """Branch times of the cloning crossing."""
+    T: float = 5.0
+    """OU start time of the reverse runs."""
+    t_min: float = 1e-3
+    """Last time of the reverse grid."""
+
+    @classmethod
+    def quick(cls) -> CriticalityConfig:
+        """A smaller lattice and ensembles, three branch times."""
+        return cls(
+            L=32,
+            n_traj=64,
+            n_clone=400,
+            n_steps=200,
+            n_chains=96,
+            n_samples=30,
+            branch_t=(1.0, 0.7, 0.45),
+        )
 
 
-def run_criticality(cfg: ReportConfig, key) -> ExperimentResult:
+CONFIG = CriticalityConfig
+"""This module's size configuration (``CONFIG.default()``, ``CONFIG.quick()``)."""
+
+
+def run_criticality(
+    config: ReportConfig, key, sizes: CriticalityConfig | None = None
+) -> ExperimentResult:
+    """The ``criticality`` experiment: t_c detectors on the patch model, ν and γ.
+
+    **Arguments:**
+
+    - `config`: the report settings (seed, ``quick``, ``z_max``).
+    - `key`: the experiment's PRNG key.
+    - `sizes`: the sizes; by default ``CriticalityConfig.of(config)``.
+
+    **Returns:** the rows, figures and details.
+    """
+    cfg = CriticalityConfig.of(config) if sizes is None else sizes
     group = "criticality"
-    sz = _sizes(cfg)
-    k, L = 5, sz["L"]
+    k, L = 5, cfg.L
     ou = OU(cfg.T)
     score = _Uniform(ou, k)
     tc_s, tc_d = 0.5 * math.log(1 + k), 0.5 * math.asinh(k)
@@ -98,10 +147,10 @@ def run_criticality(cfg: ReportConfig, key) -> ExperimentResult:
 
     lap("spectrum_x0")
     # 2. along reverse trajectories: softest moment, xi of increments
-    tg = time_grid(ou, sz["n_steps"], t_min=cfg.t_min)
+    tg = time_grid(ou, cfg.n_steps, t_min=cfg.t_min)
     tn = np.asarray(tg)
     save = np.flatnonzero((tn <= 2.0) & (tn >= 0.15))[::3]
-    sts, states = cr.trajectory_states(score, ou, keys[1], (sz["n_traj"], L), ts=tg, save_at=save)
+    sts, states = cr.trajectory_states(score, ou, keys[1], (cfg.n_traj, L), ts=tg, save_at=save)
     e = cr.softening_time(
         score, ou, states, sts, keys[2], criterion="score", q=jnp.zeros(1), mode="peak"
     )
@@ -124,7 +173,7 @@ def run_criticality(cfg: ReportConfig, key) -> ExperimentResult:
             float(ex.t_c) if resolved else None,
             group=group,
             note=(
-                f"integrated xi of increments, {sz['n_traj']} trajectories; peak must exceed both "
+                f"integrated xi of increments, {cfg.n_traj} trajectories; peak must exceed both "
                 f"ends by 3 bootstrap SE; grid argmax t={float(ex.t[ip]):.3f}, xi "
                 f"{curve[0]:.2f} (t={float(ex.t[0]):.2f}) -> {curve[ip]:.2f} -> {curve[-1]:.2f}"
             ),
@@ -134,13 +183,12 @@ def run_criticality(cfg: ReportConfig, key) -> ExperimentResult:
     lap("xi_peak")
 
     # cloning crossing (class = sign of site 0)
-    branch_t = (1.0, 0.7, 0.45) if cfg.quick else (1.1, 0.85, 0.65, 0.45)
-    idx = [int(np.argmin(np.abs(tn - t))) for t in branch_t]
+    idx = [int(np.argmin(np.abs(tn - t))) for t in cfg.branch_t]
     ec = cr.cloning_time(
         score,
         ou,
         keys[4],
-        (sz["n_clone"], L),
+        (cfg.n_clone, L),
         ts=tg,
         branch_index=sorted(idx),
         classify=sign_classifier(jnp.zeros(L).at[0].set(1.0)),
@@ -154,7 +202,7 @@ def run_criticality(cfg: ReportConfig, key) -> ExperimentResult:
             group=group,
             note=(
                 f"offset {float(ec.t_c) - tc_s:+.3f} +- {float(ec.err):.3f} (parametric "
-                f"bootstrap, {sz['n_clone']} pairs); tol = t_c^D - t_c^S (calibration window)"
+                f"bootstrap, {cfg.n_clone} pairs); tol = t_c^D - t_c^S (calibration window)"
             ),
         )
     )
@@ -179,10 +227,13 @@ def run_criticality(cfg: ReportConfig, key) -> ExperimentResult:
         )
     )
     lap("nu_linear_response")
-    lrows, info["nu"], info["gamma"] = _langevin_exponents(score, ou, keys[5], sz, eps, cfg.z_max)
+    lrows, info["nu"], info["gamma"] = _langevin_exponents(
+        score, ou, keys[5], cfg, eps, config.z_max
+    )
     rows += lrows
     info["nu"]["xi_lr"] = np.asarray(xi_lr)
     lap("langevin")
+    info["sizes"] = dataclasses.asdict(cfg)
     return ExperimentResult(rows, {}, info)
 
 
@@ -221,9 +272,9 @@ def _hartree_bias(snr, k, Lq, theta):
     return chi, ratio
 
 
-def _langevin_exponents(score, ou, key, sz, eps, z_max, theta=_THETA):
+def _langevin_exponents(score, ou, key, cfg, eps, z_max, theta=_THETA):
     """nu and gamma rows from Langevin sampling of the score frozen at t(eps)."""
-    k, Lq, n_ch = score.k, _LQ, sz["n_chains"]
+    k, Lq, n_ch = score.k, _LQ, cfg.n_chains
     group = "criticality"
     snr_c = 1.0 / k
     snr = snr_c / (1 + eps)
@@ -241,7 +292,7 @@ def _langevin_exponents(score, ou, key, sz, eps, z_max, theta=_THETA):
             jnp.zeros((n_ch, Lq)),
             dt=dt,
             n_burn=n_burn,
-            n_samples=sz["n_samples"],
+            n_samples=cfg.n_samples,
             thin=thin,
             temperature=theta,
         )
@@ -263,7 +314,7 @@ def _langevin_exponents(score, ou, key, sz, eps, z_max, theta=_THETA):
     xi_h = np.sqrt((ratio_h - 1) / q1**2)
     bias_nu = float(cr.fit_divergence(eps, xi_h, yerr=xses * xi_h / xis).exponent) - 0.5
     bias_g = float(cr.fit_divergence(eps_snr, chi_h, yerr=chises * chi_h / chis).exponent) - 1.0
-    common = f"{n_ch} chains x {sz['n_samples']} samples, theta={theta:.0e}, eps in [0.1, 1]"
+    common = f"{n_ch} chains x {cfg.n_samples} samples, theta={theta:.0e}, eps in [0.1, 1]"
     rows = [
         Row(
             f"nu measured: Langevin S(q) at frozen t, L={Lq}, second-moment xi",

@@ -24,14 +24,17 @@ exact posterior classifier. Rows:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.scipy.stats import norm
+from matplotlib.figure import Figure
 
-from .guidance import (
+from ..guidance import (
     ConstantCFG,
     StepIntervalCFG,
     alignment_curve_peak,
@@ -50,17 +53,45 @@ from .guidance import (
     two_class_gaussians,
     two_cluster_guidance_scale,
 )
-from .observables import class_susceptibility_peak, class_susceptibility_theory
-from .processes import OU, VE
-from .report import Experiment, ExperimentResult, ReportConfig, Row
+from ..observables import class_susceptibility_peak, class_susceptibility_theory
+from ..processes import OU, VE
+from ..report import Experiment, ExperimentResult, ReportConfig, Row
+from ._common import Sizes
 
-__all__ = ["EXPERIMENTS", "two_delta_setup", "SETUP_SIZES"]
+__all__ = [
+    "GuidanceConfig",
+    "CONFIG",
+    "EXPERIMENTS",
+    "guidance_pulses_experiment",
+    "two_delta_setup",
+    "scan_centres",
+]
 
-SETUP_SIZES = {
-    True: dict(n_scan=4000, n_pa=4000, n_learn=1500, n_iter=30, n_div=2000),
-    False: dict(n_scan=6000, n_pa=4000, n_learn=1500, n_iter=30, n_div=2000),
-}
-"""Trajectory counts for the quick (``True``) and normal report."""
+
+@dataclasses.dataclass(frozen=True)
+class GuidanceConfig(Sizes):
+    """Trajectory counts of the ``guidance_pulses`` experiment (:meth:`default`, :meth:`quick`)."""
+
+    n_scan: int = 6000
+    """Paired trajectories of the pulse-time scan."""
+    n_pa: int = 4000
+    """Trajectories of the physics-aware sampler."""
+    n_learn: int = 1500
+    """Trajectories per iteration of the learned pulse."""
+    n_iter: int = 30
+    """Optimiser iterations of the learned pulse."""
+    n_div: int = 2000
+    """Samples per class of the diversity rows."""
+
+    @classmethod
+    def quick(cls) -> GuidanceConfig:
+        """A smaller pulse-time scan."""
+        return cls(n_scan=4000)
+
+
+CONFIG = GuidanceConfig
+"""This module's size configuration (``CONFIG.default()``, ``CONFIG.quick()``)."""
+
 
 T_START = 2.0
 N_STEPS = 128
@@ -95,8 +126,6 @@ def two_delta_setup(n: int, key) -> dict[str, Any]:
 
 def _truncated_variance(mean: float, var: float) -> float:
     """Variance of N(mean, var) truncated to x > 0."""
-    from jax.scipy.stats import norm
-
     sd = math.sqrt(var)
     al = -mean / sd
     lam = float(norm.pdf(al) / norm.sf(al))
@@ -111,8 +140,6 @@ def scan_centres(ts, t_star: float, half: float = 0.16, every: int = 2) -> np.nd
 
 
 def _figure(t_curve, r_curve, scan_t, gain, gain_se, eps, t_star, t_peak, t_s, t_d):
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(6.8, 4.4), layout="constrained")
     ax = fig.subplots()
     ax.plot(t_curve, r_curve, color="k", lw=1.3, label="R(t) quadrature")
@@ -137,13 +164,25 @@ def _figure(t_curve, r_curve, scan_t, gain, gain_se, eps, t_star, t_peak, t_s, t
     return fig
 
 
-def _guidance_pulses(cfg: ReportConfig, key) -> ExperimentResult:
+def guidance_pulses_experiment(
+    config: ReportConfig, key, sizes: GuidanceConfig | None = None
+) -> ExperimentResult:
+    """The ``guidance_pulses`` experiment: guidance pulses at the critical time.
+
+    **Arguments:**
+
+    - `config`: the report settings (seed, ``quick``, ``z_max``).
+    - `key`: the experiment's PRNG key.
+    - `sizes`: the sizes; by default ``GuidanceConfig.of(config)``.
+
+    **Returns:** the rows, figures and details.
+    """
+    cfg = GuidanceConfig.of(config) if sizes is None else sizes
     group = "guidance_pulses"
-    sz = SETUP_SIZES[bool(cfg.quick)]
     k_x, k_scan, k_rand, k_pa, k_learn, k_boot, k_div = jax.random.split(key, 7)
     rows: list[Row] = []
     info: dict[str, Any] = {}
-    z = cfg.z_max
+    z = config.z_max
 
     # --- exact identities ----------------------------------------------------------------------
     proc = OU(T_START)
@@ -204,8 +243,8 @@ def _guidance_pulses(cfg: ReportConfig, key) -> ExperimentResult:
     )
 
     # --- one paired run: pulse-time scan (eps small) + critical and random pulses (eps large) ----
-    st = two_delta_setup(sz["n_scan"], k_x)
-    n = sz["n_scan"]
+    st = two_delta_setup(cfg.n_scan, k_x)
+    n = cfg.n_scan
     tsn = np.asarray(st["ts"])
     cs = scan_centres(st["ts"], t_star)
     t_crit = float(tsn[np.argmin(np.abs(tsn - t_star))])
@@ -306,7 +345,7 @@ def _guidance_pulses(cfg: ReportConfig, key) -> ExperimentResult:
     ]
 
     # --- physics-aware sampler -----------------------------------------------------------------
-    st_p = two_delta_setup(sz["n_pa"], k_x)
+    st_p = two_delta_setup(cfg.n_pa, k_x)
     pa = physics_aware_sample(
         st_p["data"], st_p["proc"], k_pa, st_p["x0"], ts=st_p["ts"], eps=EPS_PULSE, n_pulse=3
     )
@@ -325,7 +364,7 @@ def _guidance_pulses(cfg: ReportConfig, key) -> ExperimentResult:
     # --- learned pulse -------------------------------------------------------------------------
     proc_l = OU(T_START)
     ts_l = jnp.linspace(T_START, 0.1, 97)
-    x_l = data.forward_sample(proc_l, k_x, sz["n_learn"], ts_l[0])
+    x_l = data.forward_sample(proc_l, k_x, cfg.n_learn, ts_l[0])
     lp = learn_pulse(
         data,
         proc_l,
@@ -336,7 +375,7 @@ def _guidance_pulses(cfg: ReportConfig, key) -> ExperimentResult:
         centre=0.7,
         width=0.3,
         width_min=0.1,
-        n_iter=sz["n_iter"],
+        n_iter=cfg.n_iter,
         learning_rate=0.03,
     )
     # the optimum of the objective learn_pulse maximises, at the learned width: the same
@@ -360,7 +399,7 @@ def _guidance_pulses(cfg: ReportConfig, key) -> ExperimentResult:
             group=group,
             note=(
                 f"smooth pulse, eps={EPS_LEARN}, width -> {float(lp.width):.3f}; objective = mean "
-                f"exact posterior at t=0.1 of {sz['n_learn']} Euler-Maruyama trajectories (fixed "
+                f"exact posterior at t=0.1 of {cfg.n_learn} Euler-Maruyama trajectories (fixed "
                 "keys), Adam + Newton polish in the centre; theory = argmax over the centre of its "
                 "expectation (EM transition densities on a grid); SE = sd(per-trajectory dJ/dc) / "
                 "(sqrt n |d2Jbar/dc2|) (delta method). The linear-response optimum (exact "
@@ -372,14 +411,14 @@ def _guidance_pulses(cfg: ReportConfig, key) -> ExperimentResult:
     # --- diversity (two Gaussian classes) ------------------------------------------------------
     s2 = 0.25
     gdat = two_class_gaussians(1.0, s2)
-    x_g = gdat.forward_sample(proc, k_x, sz["n_div"], st["ts"][0])
+    x_g = gdat.forward_sample(proc, k_x, cfg.n_div, st["ts"][0])
     divs = {}
     for w in (1.0, 3.0):
         est = pulse_alignment(gdat, proc, k_div, x_g, ConstantCFG(w), ts=st["ts"])
         divs[w] = (float(est.diversity), float(est.alignment))
     a_end, b2_end = float(proc.a(T_END)), float(proc.b2(T_END))
     var_th = _truncated_variance(a_end, a_end**2 * s2 + b2_end)
-    n_al = sz["n_div"] * divs[1.0][1]
+    n_al = cfg.n_div * divs[1.0][1]
     rows.append(
         Row(
             "diversity: within-class variance, CFG w=1 (conditional sampling)",
@@ -429,6 +468,7 @@ def _guidance_pulses(cfg: ReportConfig, key) -> ExperimentResult:
         optimum_centre=float(c_opt),
         diversity=divs,
     )
+    info["sizes"] = dataclasses.asdict(cfg)
     return ExperimentResult(rows, {"guidance_pulses.png": fig}, info)
 
 
@@ -436,6 +476,6 @@ EXPERIMENTS: list[Experiment] = [
     Experiment(
         "guidance_pulses",
         "guidance pulses at the critical time (susceptibility, pulses, learned timing)",
-        _guidance_pulses,
+        guidance_pulses_experiment,
     )
 ]

@@ -1,0 +1,228 @@
+r"""Step rules for the reverse-time dynamics, as small equinox modules.
+
+A solver advances a batch of states ``x`` from forward time ``t`` to an earlier time
+``t_next < t`` (generation runs the forward time downwards). With $h = t - t_{\rm next} > 0$,
+reverse-SDE drift $v(x,t) = g^2(t)s(x,t) - f(t)x$ and probability-flow drift
+$u(x,t) = \tfrac12 g^2(t)s(x,t) - f(t)x$:
+
+- :class:`EulerMaruyama`: $x' = x + h\,v(x,t) + g(t)\sqrt h\,\xi$;
+- :class:`StochasticHeun`: $k_1 = h\,v(x,t) + g(t)\sqrt h\,\xi$,
+  $k_2 = h\,v(x+k_1,t') + g(t')\sqrt h\,\xi$, $x' = x + (k_1+k_2)/2$ (for the additive noise
+  of every process here this is the Heun scheme that diffrax's ``Heun`` applies to an SDE);
+- :class:`Heun`: Heun's method on the probability-flow ODE in the time variable $t$;
+- :class:`DDIM`: deterministic DDIM, Euler in $(\bar x = x/a_t,\ \sigma_t = b_t/a_t)$:
+  $x' = \frac{a'}{a}x + \big(b' - \frac{a'}{a}b\big)\hat\epsilon$ with
+  $\hat\epsilon = -b\,s(x,t)$ (Song, Meng and Ermon, 2021);
+- :class:`EDMHeun`: Heun's method on the probability-flow ODE written in $(\bar x, \sigma)$,
+  $d\bar x/d\sigma = (\bar x - D(x,t)/a_t)/\sigma$ with the denoiser
+  $D = (x + b_t^2 s)/a_t$ — the second-order sampler of Karras et al. (2022, Alg. 1).
+
+Every solver exposes :meth:`AbstractSolver.step`; the loops over time live in
+:mod:`gltheory.sampling` (:func:`gltheory.sampling.integrate`, :func:`gltheory.sample`), so a
+new scheme only needs a ``step``. Method strings (``"euler_maruyama"``, ``"heun_sde"``,
+``"heun"``, ``"ddim"``, ``"edm_heun"``) are accepted wherever a solver is, via
+:func:`as_solver`.
+"""
+
+import abc
+from collections.abc import Callable
+from typing import ClassVar
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float, Real
+
+from .processes import AbstractProcess
+
+__all__ = [
+    "AbstractSolver",
+    "EulerMaruyama",
+    "StochasticHeun",
+    "Heun",
+    "DDIM",
+    "EDMHeun",
+    "METHODS",
+    "as_solver",
+]
+
+ScoreFn = Callable[[Array, Array], Array]
+"""``score_fn(x, t)``: the score of a batch of states ``x`` at a scalar time ``t``."""
+
+
+class AbstractSolver(eqx.Module):
+    """One step of a reverse-time integrator.
+
+    Subclasses set the class variables `stochastic` (whether the step uses the Gaussian
+    increment ``z``) and `evaluations` (score evaluations per step), and implement
+    :meth:`step`.
+    """
+
+    stochastic: eqx.AbstractClassVar[bool]
+    evaluations: eqx.AbstractClassVar[int]
+
+    @abc.abstractmethod
+    def step(
+        self,
+        score_fn: ScoreFn,
+        process: AbstractProcess,
+        x: Float[ArrayLike, "*shape"],
+        t: Real[ArrayLike, ""],
+        t_next: Real[ArrayLike, ""],
+        z: Float[ArrayLike, "*shape"] | None,
+    ) -> Float[Array, "*shape"]:
+        r"""Advance ``x`` from forward time ``t`` to ``t_next < t``.
+
+        **Arguments:**
+
+        - `score_fn`: ``score_fn(x, t)``, batched over the leading axes of ``x``.
+        - `process`: the forward process.
+        - `x`: the states at ``t``.
+        - `t`, `t_next`: scalar times, ``t_next < t``.
+        - `z`: standard normals shaped like ``x`` (this step's trajectory noise); ignored
+          (and may be ``None``) for deterministic solvers.
+
+        **Returns:** the states at ``t_next``, shaped like ``x``.
+        """
+
+
+class EulerMaruyama(AbstractSolver):
+    """Euler–Maruyama on the reverse SDE (one score evaluation per step)."""
+
+    stochastic: ClassVar[bool] = True
+    evaluations: ClassVar[int] = 1
+
+    def step(
+        self,
+        score_fn: ScoreFn,
+        process: AbstractProcess,
+        x: Float[ArrayLike, "*shape"],
+        t: Real[ArrayLike, ""],
+        t_next: Real[ArrayLike, ""],
+        z: Float[ArrayLike, "*shape"],
+    ) -> Float[Array, "*shape"]:
+        h = t - t_next
+        drift = process.reverse_drift(x, t, score_fn(x, t))
+        return x + h * drift + (process.g(t) * jnp.sqrt(h)) * z
+
+
+class StochasticHeun(AbstractSolver):
+    """Stochastic Heun on the reverse SDE (two score evaluations, one increment per step)."""
+
+    stochastic: ClassVar[bool] = True
+    evaluations: ClassVar[int] = 2
+
+    def step(
+        self,
+        score_fn: ScoreFn,
+        process: AbstractProcess,
+        x: Float[ArrayLike, "*shape"],
+        t: Real[ArrayLike, ""],
+        t_next: Real[ArrayLike, ""],
+        z: Float[ArrayLike, "*shape"],
+    ) -> Float[Array, "*shape"]:
+        h = t - t_next
+        sq = jnp.sqrt(h)
+        k1 = h * process.reverse_drift(x, t, score_fn(x, t)) + (process.g(t) * sq) * z
+        x1 = x + k1
+        k2 = (
+            h * process.reverse_drift(x1, t_next, score_fn(x1, t_next))
+            + (process.g(t_next) * sq) * z
+        )
+        return x + 0.5 * (k1 + k2)
+
+
+class Heun(AbstractSolver):
+    """Heun's method (second order) on the probability-flow ODE, in the time variable ``t``."""
+
+    stochastic: ClassVar[bool] = False
+    evaluations: ClassVar[int] = 2
+
+    def step(
+        self,
+        score_fn: ScoreFn,
+        process: AbstractProcess,
+        x: Float[ArrayLike, "*shape"],
+        t: Real[ArrayLike, ""],
+        t_next: Real[ArrayLike, ""],
+        z: Float[ArrayLike, "*shape"] | None = None,
+    ) -> Float[Array, "*shape"]:
+        h = t - t_next
+        d1 = process.pf_ode_drift(x, t, score_fn(x, t))
+        x1 = x + h * d1
+        d2 = process.pf_ode_drift(x1, t_next, score_fn(x1, t_next))
+        return x + 0.5 * h * (d1 + d2)
+
+
+class DDIM(AbstractSolver):
+    r"""Deterministic DDIM: Euler in $(x/a_t, \sigma_t)$ (exact for a Gaussian at a point)."""
+
+    stochastic: ClassVar[bool] = False
+    evaluations: ClassVar[int] = 1
+
+    def step(
+        self,
+        score_fn: ScoreFn,
+        process: AbstractProcess,
+        x: Float[ArrayLike, "*shape"],
+        t: Real[ArrayLike, ""],
+        t_next: Real[ArrayLike, ""],
+        z: Float[ArrayLike, "*shape"] | None = None,
+    ) -> Float[Array, "*shape"]:
+        a, a_next = process.a(t), process.a(t_next)
+        b, b_next = process.b(t), process.b(t_next)
+        eps = -b * score_fn(x, t)
+        ratio = a_next / a
+        return ratio * x + (b_next - ratio * b) * eps
+
+
+class EDMHeun(AbstractSolver):
+    r"""Karras et al.'s Heun step: Heun on $d\bar x/d\sigma = -\sigma\,a_t s(x,t)$ in $\bar x = x/a_t$.
+
+    For ``VE("edm")`` ($a_t = 1$, $\sigma_t = t$) this is Algorithm 1 of Karras et al. (2022)
+    and coincides with :class:`Heun`; for other processes it differs from :class:`Heun` by the
+    change of variables.
+    """
+
+    stochastic: ClassVar[bool] = False
+    evaluations: ClassVar[int] = 2
+
+    def step(
+        self,
+        score_fn: ScoreFn,
+        process: AbstractProcess,
+        x: Float[ArrayLike, "*shape"],
+        t: Real[ArrayLike, ""],
+        t_next: Real[ArrayLike, ""],
+        z: Float[ArrayLike, "*shape"] | None = None,
+    ) -> Float[Array, "*shape"]:
+        a, a_next = process.a(t), process.a(t_next)
+        s, s_next = process.sigma(t), process.sigma(t_next)
+        xb = x / a
+        d1 = -s * a * score_fn(x, t)  # (xbar - D/a) / sigma
+        xb1 = xb + (s_next - s) * d1
+        d2 = -s_next * a_next * score_fn(a_next * xb1, t_next)
+        return a_next * (xb + (s_next - s) * 0.5 * (d1 + d2))
+
+
+METHODS: dict[str, AbstractSolver] = {
+    "euler_maruyama": EulerMaruyama(),
+    "heun_sde": StochasticHeun(),
+    "heun": Heun(),
+    "ddim": DDIM(),
+    "edm_heun": EDMHeun(),
+}
+"""The method strings accepted as aliases of the solvers."""
+
+
+def as_solver(solver: AbstractSolver | str) -> AbstractSolver:
+    """The solver named by a method string, or ``solver`` itself.
+
+    **Raises:** ``ValueError`` naming the allowed strings for anything else.
+    """
+    if isinstance(solver, AbstractSolver):
+        return solver
+    if isinstance(solver, str) and solver in METHODS:
+        return METHODS[solver]
+    raise ValueError(
+        f"solver must be an AbstractSolver or one of {tuple(METHODS)}, got {solver!r}."
+    )
