@@ -1,4 +1,4 @@
-"""Speed and memory of the exact patch scores (``gltheory.patch_score``) against naive baselines.
+"""Speed and memory of the exact patch scores (``gltheory.patch.score``) against naive baselines.
 
     python benchmarks/bench_patch.py [--quick] [--out PATH] [--no-torch]
 
@@ -10,7 +10,7 @@ call; the figures that are divided by each other come from one interleaved (roun
 1. ``headline``: periodic ELS on a 32x32 lattice, N = 64 random +-1 images, 5x5 window,
    batch 4 (N*L = 65 536 candidates, batch*L*N*L = 2.7e8 logits). Cases:
 
-   - ``fast``: ``patch_score`` with a prebuilt bank (bank construction outside the timing);
+   - ``fast``: ``patch.score`` with a prebuilt bank (bank construction outside the timing);
      ``fast_jit`` the same call inside an outer ``jax.jit``;
    - ``brute``: unfold all patches of x and of the training images, the full squared-distance
      matrix [batch, L, N*L] in one go, softmax, weighted centre pixels (jitted JAX);

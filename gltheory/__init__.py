@@ -10,25 +10,18 @@ helpers nor matplotlib (``gltheory.report`` and ``gltheory.experiments`` are imp
 explicitly, as the ``gltheory`` command does).
 """
 
+import importlib
 import importlib.metadata
+from typing import TYPE_CHECKING
 
 from . import (
-    bath as bath,
-    criticality as criticality,
     data as data,
-    field as field,
-    guidance as guidance,
-    latestart as latestart,
     meanfield as meanfield,
-    nets as nets,
-    observables as observables,
     patch as patch,
     processes as processes,
     sampling as sampling,
     scores as scores,
     solvers as solvers,
-    spectral as spectral,
-    thermo as thermo,
 )
 from .data import (
     AbstractData as AbstractData,
@@ -68,6 +61,47 @@ from .solvers import (
     Heun as Heun,
     StochasticHeun as StochasticHeun,
 )
+
+# Topic namespaces that no top-level name needs are imported on first access (PEP 562), so
+# that `import gltheory` costs little more than its dependencies (benchmarks/bench_import.py);
+# `gl.thermo`, `from gltheory import thermo` and `import gltheory.thermo` all work as usual.
+_LAZY_TOPICS = (
+    "bath",
+    "criticality",
+    "field",
+    "guidance",
+    "latestart",
+    "nets",
+    "observables",
+    "spectral",
+    "thermo",
+)
+
+if TYPE_CHECKING:  # static tools see the namespaces as ordinary imports
+    from . import (  # noqa: F401
+        bath,
+        criticality,
+        field,
+        guidance,
+        latestart,
+        nets,
+        observables,
+        spectral,
+        thermo,
+    )
+
+
+def __getattr__(name: str):
+    if name in _LAZY_TOPICS:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_TOPICS))
+
 
 __version__ = importlib.metadata.version("gltheory")
 """The installed version (one source: ``pyproject.toml``)."""

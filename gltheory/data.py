@@ -19,6 +19,7 @@ log-sum-exp, so nothing overflows as $t\to0$ or at huge SNR.
 from __future__ import annotations
 
 import abc
+import functools
 import math
 from collections.abc import Sequence
 
@@ -534,7 +535,13 @@ class GaussianMixture(AbstractData):
 # uniform hypersphere
 # ----------------------------------------------------------------------------------------------
 
-_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(160)
+
+@functools.cache
+def _gauss_legendre_160() -> tuple[np.ndarray, np.ndarray]:
+    """160-node Gauss–Legendre rule on [-1, 1], computed on first use (not at import)."""
+    return np.polynomial.legendre.leggauss(160)
+
+
 _SMALL_KAPPA = 1e-3
 
 
@@ -564,8 +571,9 @@ def _sphere_tilt(kappa2: Array, d: int):
     width = 1 / jnp.sqrt(curv)
     lo = jnp.clip(theta_star - 12 * width, 0.0, math.pi)
     hi = jnp.clip(theta_star + 12 * width, 0.0, math.pi)
-    nodes = jnp.asarray(_GL_NODES, dtype=k2.dtype)
-    wts = jnp.asarray(_GL_WEIGHTS, dtype=k2.dtype)
+    gl_nodes, gl_weights = _gauss_legendre_160()
+    nodes = jnp.asarray(gl_nodes, dtype=k2.dtype)
+    wts = jnp.asarray(gl_weights, dtype=k2.dtype)
     half = 0.5 * (hi - lo)[..., None]
     theta = 0.5 * (hi + lo)[..., None] + half * nodes
     one_minus_cos = 2 * jnp.sin(0.5 * theta) ** 2

@@ -1547,25 +1547,3 @@ class BoundaryELS(AbstractPatchMachine):
             merge=merge,
             materialize=materialize,
         )
-
-
-# ----------------------------------------------------------------------------------------------
-# transitional aliases (old names and argument order), removed once every caller has moved
-# ----------------------------------------------------------------------------------------------
-
-patch_bank = bank
-
-
-def patch_score(x, t, images, process, **kwargs) -> Array:
-    """Deprecated: :func:`score` with the old argument order ``(x, t, images, process)``."""
-    return score(images, process, x, t, **kwargs)
-
-
-def patch_denoiser(x, t, images, process, **kwargs) -> Array:
-    """Deprecated: :func:`denoiser` with the old argument order ``(x, t, images, process)``."""
-    return denoiser(images, process, x, t, **kwargs)
-
-
-def patch_posterior_stats(x, t, images, process, **kwargs) -> PatchPosterior:
-    """Deprecated: :func:`posterior_stats` with the old order ``(x, t, images, process)``."""
-    return posterior_stats(images, process, x, t, **kwargs)

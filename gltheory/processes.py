@@ -195,7 +195,7 @@ class OU(AbstractProcess):
         self.T = _positive_param(T, "T")
 
     def log_a(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
-        return -jnp.asarray(t, dtype=jnp.result_type(t, float))
+        return -1.0 * jnp.asarray(t)  # a float for integer t; float t keeps its (weak) dtype
 
     def b2(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         return -jnp.expm1(-2 * jnp.asarray(t))
@@ -380,9 +380,9 @@ class VE(AbstractProcess):
         return jnp.zeros_like(jnp.asarray(t, dtype=jnp.result_type(t, float)))
 
     def g2(self, t: Real[ArrayLike, "*t"]) -> Float[Array, "*t"]:
-        t = jnp.asarray(t, dtype=jnp.result_type(t, float))
+        t = jnp.asarray(t)
         if self.schedule == "edm":
-            return 2 * t
+            return 2.0 * t
         return 2 * self.b2(t) * jnp.log(self.sigma_max / self.sigma_min) / self.T
 
     def t_of_snr(self, snr: Real[ArrayLike, "*snr"]) -> Float[Array, "*snr"]:

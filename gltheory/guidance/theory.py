@@ -156,7 +156,7 @@ def pulse_response_theory(
       Euler–Maruyama sampler;
     - ``kind="linear"``: $\tfrac12 + \varepsilon R_g(t)$.
 
-    All agree to $O(\varepsilon)$ and $dP/d\varepsilon|_0 = R(t)$. The module docstring gives the derivation.
+    All agree to $O(\varepsilon)$ and $dP/d\varepsilon|_0 = R(t)$ (derivation: module docstring).
     The ``"flow"`` map is found by bisection (100 halvings), so autodiff through it in
     $\varepsilon$ returns zero: use finite differences or ``kind="euler"`` for gradients.
     """
