@@ -816,8 +816,7 @@ def patch_critical_point(
     t_min = 1e-6 * float(process.T) if t_min is None else float(t_min)
     cm = float(c_max)
     times = [
-        criterion_time(process, cm, criterion=v, t_min=t_min) if cm > 0 else None
-        for v in _CRITERIA
+        criterion_time(process, cm, criterion=v, t_min=t_min) if cm > 0 else None for v in _CRITERIA
     ]
     return PatchCriticalPoint(c_max, q_star, alpha_bar, *times)
 
