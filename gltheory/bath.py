@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
-from ._checks import as_float_array, check_values, is_concrete
+from ._checks import DATASET, as_float_array, check_instance, check_values, is_concrete
 from .data import AbstractData
 
 __all__ = [
@@ -95,10 +95,7 @@ class BathField(NamedTuple):
 
 
 def _check_data_1d(data) -> None:
-    if not isinstance(data, AbstractData):
-        raise ValueError(
-            f"data must be a gltheory dataset (AbstractData), got {type(data).__name__}."
-        )
+    check_instance(data, AbstractData, "data", DATASET)
     if tuple(data.event_shape) != (1,):
         raise ValueError(
             f"the bath model is implemented for one-dimensional data (event shape (1,)), got "

@@ -33,7 +33,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
 from . import sampling
-from ._checks import as_float_array, check_time, is_concrete
+from ._checks import DATASET, PROCESS, as_float_array, check_instance, check_time, is_concrete
 from .data import AbstractData
 from .processes import AbstractProcess
 from .sampling import Solution
@@ -49,14 +49,8 @@ __all__ = [
 
 
 def _check_data_process(data, process):
-    if not isinstance(data, AbstractData):
-        raise ValueError(
-            f"data must be a gltheory dataset (AbstractData), got {type(data).__name__}."
-        )
-    if not isinstance(process, AbstractProcess):
-        raise ValueError(
-            f"process must be a gltheory process (OU, VP, VE), got {type(process).__name__}."
-        )
+    check_instance(data, AbstractData, "data", DATASET)
+    check_instance(process, AbstractProcess, "process", PROCESS)
 
 
 def _scalar_time(t, process, name):

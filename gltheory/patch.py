@@ -101,7 +101,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from ._checks import as_float_array, batch_time, check_time, is_concrete
+from ._checks import PROCESS, as_float_array, batch_time, check_instance, check_time, is_concrete
 from .data import AbstractData, LatticeImages
 from .processes import AbstractProcess
 
@@ -951,10 +951,7 @@ def _resolve_bank(images, window, equivariant, boundary, lattice_ndim):
 def _prepare(
     images, process, x, t, window, equivariant, boundary, lattice_ndim, chunk_size, memory_budget
 ):
-    if not isinstance(process, AbstractProcess):
-        raise ValueError(
-            f"process must be a gltheory process (OU, VP, VE), got {type(process).__name__}."
-        )
+    check_instance(process, AbstractProcess, "process", PROCESS)
     if isinstance(images, AbstractPatchMachine):  # the machine's own streaming settings
         chunk_size = images.chunk_size if chunk_size is None else chunk_size
         memory_budget = images.memory_budget if memory_budget is None else memory_budget

@@ -39,7 +39,7 @@ import numpy as np
 from jax.typing import DTypeLike
 from jaxtyping import Array, ArrayLike, Float, Int, Key, PRNGKeyArray, PyTree, Real, UInt32
 
-from ._checks import as_float_array, check_values, is_concrete
+from ._checks import PROCESS, as_float_array, check_instance, check_values, is_concrete
 from .processes import VE, AbstractProcess
 from .solvers import METHODS as _SOLVER_METHODS, AbstractSolver, as_solver
 
@@ -538,8 +538,7 @@ def sample(
     **Returns:** a :class:`Solution`.
     """
     solver = _resolve_solver(solver, method)
-    if not isinstance(process, AbstractProcess):
-        raise ValueError(f"process must be a gltheory process, got {type(process).__name__}.")
+    check_instance(process, AbstractProcess, "process", PROCESS)
     if not callable(score_fn):
         raise ValueError("score_fn must be callable as score_fn(x, t).")
     if observe is not None and not callable(observe):

@@ -23,7 +23,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Num, Real
 
-from ._checks import as_float_array, batch_time, check_event_shape, check_time
+from ._checks import (
+    DATASET,
+    PROCESS,
+    as_float_array,
+    batch_time,
+    check_event_shape,
+    check_instance,
+    check_time,
+)
 from .data import AbstractData
 from .lattice import box_sum_periodic
 from .processes import AbstractProcess
@@ -54,14 +62,8 @@ def cast_floats(tree, dtype):
 
 
 def _validate(data: AbstractData, process: AbstractProcess, x, t):
-    if not isinstance(data, AbstractData):
-        raise ValueError(
-            f"data must be a gltheory dataset (AbstractData), got {type(data).__name__}."
-        )
-    if not isinstance(process, AbstractProcess):
-        raise ValueError(
-            f"process must be a gltheory process (OU, VP, VE), got {type(process).__name__}."
-        )
+    check_instance(data, AbstractData, "data", DATASET)
+    check_instance(process, AbstractProcess, "process", PROCESS)
     x = as_float_array(x, "x")
     check_event_shape(x, data.event_shape, "x")
     t = check_time(t, process.T, "t")

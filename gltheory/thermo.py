@@ -1152,13 +1152,14 @@ class DynamicalRegimes(NamedTuple):
     r"""The three regimes of generation on one time axis (Biroli et al., THEORY.md §6).
 
     Noise for $t > t_S$, speciation regime $t_C < t < t_S$, collapse for $t < t_C$.
-    `speciation`: mean-field score critical time $t_c^S$ (:func:`gltheory.critical_times`);
-    `speciation_sde`: $t_c^D$; `collapse`: :func:`collapse_time`.
+    `t_score`: the speciation time, i.e. the mean-field score critical time $t_c^S$
+    (:func:`gltheory.critical_times`); `t_sde`: $t_c^D$; `t_collapse`: :func:`collapse_time`.
+    (Field names as in :class:`gltheory.CriticalTimes`.)
     """
 
-    speciation: float | None
-    speciation_sde: float | None
-    collapse: float
+    t_score: float | None
+    t_sde: float | None
+    t_collapse: float
 
 
 def dynamical_regimes(

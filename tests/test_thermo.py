@@ -363,9 +363,9 @@ def test_franz_parisi_two_clusters_and_critical_time():
     gm, _ = biroli_mixture(64)
     proc = gl.OU(10.0)
     reg = th.dynamical_regimes(gm, proc, 10**6)  # gltheory.critical_times inside
-    t_s = reg.speciation
+    t_s = reg.t_score
     assert abs(t_s - 0.5 * math.log(64)) < 1e-9
-    assert reg.collapse < t_s < reg.speciation_sde  # noise | speciation | collapse
+    assert reg.t_collapse < t_s < reg.t_sde  # noise | speciation | collapse
     q = jnp.linspace(-2.5, 2.5, 251)
     qn = np.asarray(q)
     key = jax.random.key(11)

@@ -21,7 +21,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
 from .. import patch
-from .._checks import as_float_array, check_event_shape, check_values
+from .._checks import PROCESS, as_float_array, check_event_shape, check_instance, check_values
 from ..data import AbstractData, DeltaMixture, GaussianMixture, LatticeImages
 from ..processes import AbstractProcess
 from ..scores import cast_floats, flat_coefficients
@@ -36,16 +36,7 @@ __all__ = [
     "ClassLattice",
     "class_lattice",
     "patch_features",
-    "check_process",
 ]
-
-
-def check_process(process) -> None:
-    """Raise ``ValueError`` unless ``process`` is a gltheory process (OU, VP, VE)."""
-    if not isinstance(process, AbstractProcess):
-        raise ValueError(
-            f"process must be a gltheory process (OU, VP, VE), got {type(process).__name__}."
-        )
 
 
 class ClassConditional(eqx.Module):
@@ -105,7 +96,7 @@ class ClassConditional(eqx.Module):
         return int(np.prod(self.event_shape, dtype=np.int64))
 
     def _prep(self, process, x, t):
-        check_process(process)
+        check_instance(process, AbstractProcess, "process", PROCESS)
         x = as_float_array(x, "x")
         check_event_shape(x, self.event_shape, "x")
         t = jnp.asarray(t, x.dtype)
@@ -186,7 +177,7 @@ class ClassConditional(eqx.Module):
         self, process: AbstractProcess, key: PRNGKeyArray, n: int, t: ArrayLike
     ) -> Array:
         r"""``n`` exact samples of the unconditional marginal $x_t = a_ty + b_tz$."""
-        check_process(process)
+        check_instance(process, AbstractProcess, "process", PROCESS)
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}.")
         return _cc_forward(self, process, key, int(n), jnp.asarray(t))

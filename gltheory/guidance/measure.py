@@ -22,7 +22,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
-from .._checks import as_float_array, check_event_shape
+from .._checks import PROCESS, as_float_array, check_event_shape, check_instance
 from ..processes import AbstractProcess
 from ..sampling import (
     as_trajectory_keys,
@@ -34,7 +34,7 @@ from ..sampling import (
 )
 from ..scores import cast_floats
 from ..solvers import EulerMaruyama
-from .classes import ClassConditional, ClassLattice, ClassScore, check_process
+from .classes import ClassConditional, ClassLattice, ClassScore
 from .schedules import (
     AbstractGuidance,
     GuidedScore,
@@ -445,7 +445,7 @@ def physics_aware_sample(
     """
     if not isinstance(data, ClassConditional):
         raise ValueError("physics_aware_sample needs a ClassConditional dataset (exact posterior).")
-    check_process(process)
+    check_instance(process, AbstractProcess, "process", PROCESS)
     if not (isinstance(target, (int, np.integer)) and 0 <= target < data.n_classes):
         raise ValueError(
             f"target must be a class index in 0..{data.n_classes - 1}, got {target!r}."
@@ -602,7 +602,7 @@ def learn_pulse(
     """
     if not isinstance(data, ClassConditional):
         raise ValueError("learn_pulse needs a ClassConditional dataset (exact posterior).")
-    check_process(process)
+    check_instance(process, AbstractProcess, "process", PROCESS)
     x = as_float_array(x, "x")
     ts = check_time_grid(ts, process.T).astype(x.dtype)
     if width <= width_min:

@@ -36,12 +36,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from .._checks import as_float_array, check_values
+from .._checks import PROCESS, as_float_array, check_instance, check_values
 from ..processes import VE, AbstractProcess
 from ..sampling import integrate
 from ..scores import cast_floats
 from ..solvers import EDMHeun
-from .classes import ClassConditional, ClassScore, check_process
+from .classes import ClassConditional, ClassScore
 
 __all__ = [
     "AbstractGuidance",
@@ -480,7 +480,7 @@ def guidance_displacement(
     the Euler grid ``ts`` ($h_i = t_i - t_{i+1}$; module docstring). ``nu``: $\nu(t)$ as a callable,
     a scalar or the values at ``ts[:-1]``. Shape ``()`` or ``(n,)`` for per-trajectory pulses.
     """
-    check_process(process)
+    check_instance(process, AbstractProcess, "process", PROCESS)
     ts = as_float_array(ts, "ts")
     nu_i = _nu_on_grid(nu, ts)
     h = ts[:-1] - ts[1:]
@@ -517,7 +517,7 @@ def guidance_scale_at_origin(
     """
     if not isinstance(data, ClassConditional):
         raise ValueError(f"data must be a ClassConditional, got {type(data).__name__}.")
-    check_process(process)
+    check_instance(process, AbstractProcess, "process", PROCESS)
     if not (isinstance(target, (int, np.integer)) and 0 <= target < data.n_classes):
         raise ValueError(
             f"target must be a class index in 0..{data.n_classes - 1}, got {target!r}."

@@ -38,12 +38,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from .._checks import as_float_array, check_values
+from .._checks import PROCESS, as_float_array, check_instance, check_values
 from ..observables import normal_quadrature_nodes, two_cluster_params
 from ..processes import AbstractProcess
 from ..sampling import check_time_grid, integrate
 from ..scores import cast_floats
-from .classes import ClassConditional, check_process
+from .classes import ClassConditional
 from .schedules import Pulse, guidance_scale_at_origin, normalise_pulse
 
 __all__ = [
@@ -181,7 +181,7 @@ def pulse_alignment_theory(
     $\tfrac12 + \sum_i h_i\,(w(t_i)-w_{\rm base})\,g^2(t_i)\,\nu(t_i)\,R(t_i)$, exact to $O(\varepsilon)$
     ($\nu$ of :func:`two_cluster_guidance_scale`, $R$ by quadrature). Differentiable in the pulse.
     """
-    check_process(process)
+    check_instance(process, AbstractProcess, "process", PROCESS)
     ts = as_float_array(ts, "ts")
     t = ts[:-1]
     mu, gamma = two_cluster_params(m_norm, sigma2, t, process)
@@ -210,7 +210,7 @@ def optimal_pulse_centre(
 
     **Returns:** ``(centre, dP/deps)``.
     """
-    check_process(process)
+    check_instance(process, AbstractProcess, "process", PROCESS)
     ts = as_float_array(ts, "ts")
     if not (isinstance(n_grid, (int, np.integer)) and n_grid >= 3):
         raise ValueError(f"n_grid must be an integer >= 3, got {n_grid!r}.")
@@ -340,7 +340,7 @@ def pulse_objective_quadrature(
 def _quad_setup(data, process, ts, target, shape, n_x, x_max):
     if not isinstance(data, ClassConditional) or data.dim != 1:
         raise ValueError("the pulse-objective quadrature needs a 1-D ClassConditional dataset.")
-    check_process(process)
+    check_instance(process, AbstractProcess, "process", PROCESS)
     if shape not in ("box", "smooth"):
         raise ValueError(f"shape must be 'box' or 'smooth', got {shape!r}.")
     if isinstance(n_x, bool) or not isinstance(n_x, (int, np.integer)) or n_x < 11:
