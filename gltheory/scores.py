@@ -17,6 +17,8 @@ i.e. $b_t^2\ge2\times10^{-6}$); below it use float64.
 
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -50,15 +52,15 @@ FLOAT32_T_MIN = 1e-6
 within 1e-3 relative of float64 (measured by the test suite)."""
 
 
+def _cast_leaf(leaf, dtype):
+    if isinstance(leaf, jax.Array | np.ndarray) and jnp.issubdtype(leaf.dtype, jnp.floating):
+        return leaf.astype(dtype)
+    return leaf
+
+
 def cast_floats(tree, dtype):
     """Cast every floating array leaf of a dataset/process to ``dtype`` (x's precision wins)."""
-
-    def cast(leaf):
-        if isinstance(leaf, jax.Array | np.ndarray) and jnp.issubdtype(leaf.dtype, jnp.floating):
-            return leaf.astype(dtype)
-        return leaf
-
-    return jax.tree.map(cast, tree)
+    return jax.tree.map(functools.partial(_cast_leaf, dtype=dtype), tree)
 
 
 def _validate(data: AbstractData, process: AbstractProcess, x, t):
