@@ -36,7 +36,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
 from ._checks import DATASET, as_float_array, check_instance, check_values, is_concrete
 from .data import AbstractData
@@ -129,7 +129,9 @@ def _data_scale(data: AbstractData, dtype):
 # ----------------------------------------------------------------------------------------------
 
 
-def action(data: AbstractData, sigma: ArrayLike, x: ArrayLike) -> Array:
+def action(
+    data: AbstractData, sigma: Real[ArrayLike, ""], x: Real[ArrayLike, "*x"]
+) -> Float[Array, "*x"]:
     r"""Action per site of the bath field, the generative potential $-\ln p_\sigma(x)$.
 
     $$-\ln p_\sigma(x) = -\ln\int p_0(y)\,\mathcal N(x; y, \sigma^2)\,dy,$$
@@ -210,13 +212,13 @@ def _default_bounds(data, sigma, dtype):
 
 def field(
     data: AbstractData,
-    sigma: ArrayLike,
-    n_sites: ArrayLike,
+    sigma: Real[ArrayLike, ""],
+    n_sites: Real[ArrayLike, ""],
     *,
     center: ArrayLike | None = None,
     bounds: tuple[ArrayLike, ArrayLike] | None = None,
     n_grid: int = 4097,
-    cutoff: float = 80.0,
+    cutoff: Real[ArrayLike, ""] = 80.0,
 ) -> BathField:
     r"""Exact finite-$N$ law of the bath field, $P_N(x) = p_\sigma(x)^N/\int p_\sigma^N$, by quadrature.
 
@@ -280,12 +282,12 @@ def field(
 
 def saddle_point(
     data: AbstractData,
-    sigma: ArrayLike,
+    sigma: Real[ArrayLike, ""],
     *,
     center: ArrayLike | None = None,
     n_grid: int = 4097,
     newton_steps: int = 30,
-) -> Array:
+) -> Float[Array, ""]:
     r"""The $N\to\infty$ order parameter $|x^\ast - c|$, $x^\ast = \arg\max_x p_\sigma(x)$.
 
     The global maximiser of $p_\sigma$ is the stable solution of the self-consistency
@@ -354,13 +356,13 @@ def _saddle_impl(data, sigma, center, n_grid, newton_steps):
 
 def binder_crossing(
     data: AbstractData,
-    n_small: ArrayLike,
-    n_large: ArrayLike,
-    sigma2_bracket: tuple[float, float],
+    n_small: Real[ArrayLike, ""],
+    n_large: Real[ArrayLike, ""],
+    sigma2_bracket: tuple[Real[ArrayLike, ""], Real[ArrayLike, ""]],
     *,
     iterations: int = 50,
     n_grid: int = 4097,
-) -> Array:
+) -> Float[Array, ""]:
     r"""The noise variance $\sigma^2_\times$ where the Binder cumulants of two bath sizes cross.
 
     Solves $U_4(\sigma^2; N_{\rm small}) = U_4(\sigma^2; N_{\rm large})$ by bisection in
@@ -421,16 +423,16 @@ def binder_crossing(
 
 def langevin(
     data: AbstractData,
-    sigma: ArrayLike,
-    n_sites: ArrayLike,
+    sigma: Real[ArrayLike, ""],
+    n_sites: Real[ArrayLike, ""],
     key: PRNGKeyArray,
     *,
     n_chains: int,
     n_steps: int,
-    step: float = 0.1,
+    step: Real[ArrayLike, ""] = 0.1,
     x0: ArrayLike | None = None,
     metropolis: bool = True,
-) -> Array:
+) -> Float[Array, " n_chains"]:
     r"""Brownian dynamics of the bath field: Langevin in the potential $N\,S(x) = -N\ln p_\sigma(x)$.
 
     With the sites equilibrated at every instant (their law given $x$ is the diffusion
@@ -511,14 +513,14 @@ def _langevin_impl(data, sigma, n_sites, keys, x0, n_steps, step, metropolis):
 
 
 def gibbs(
-    sigma: ArrayLike,
+    sigma: Real[ArrayLike, ""],
     n_sites: int,
     key: PRNGKeyArray,
     *,
     n_chains: int,
     n_sweeps: int,
-    mu: float = 1.0,
-) -> tuple[Array, Array]:
+    mu: Real[ArrayLike, ""] = 1.0,
+) -> tuple[Float[Array, " n_chains"], Float[Array, " n_chains"]]:
     r"""Explicit $N$-site simulation of the two-point bath, $y_j\in\{\pm\mu\}$, by Gibbs sampling.
 
     Alternates the two exact conditionals of the Hubbard–Stratonovich joint law

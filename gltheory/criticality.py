@@ -73,14 +73,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
-from jaxtyping import Array, ArrayLike, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, PRNGKeyArray, Real
 
 from ._checks import (
     PROCESS,
@@ -98,7 +98,16 @@ from .field import correlation_length, structure_factor
 from .meanfield import ExponentFit, fit_exponent
 from .observables import PHI_SPECIATION
 from .processes import AbstractProcess
-from .sampling import METHODS, as_trajectory_keys, branch, check_time_grid, sample, states_at
+from .sampling import (
+    METHODS,
+    Indices,
+    TrajectoryKeys,
+    as_trajectory_keys,
+    branch,
+    check_time_grid,
+    sample,
+    states_at,
+)
 from .spectral import drift_offset, mode_stiffness
 
 __all__ = [
@@ -125,6 +134,8 @@ __all__ = [
 
 ScoreFn = Callable[[Array, Array], Array]
 Criterion = Literal["score", "sde", "ode"]
+# Arrays or plain Python lists of numbers (the finite-size tools take tables of either kind).
+ArrayOrList = ArrayLike | Sequence[Any]
 
 
 # ----------------------------------------------------------------------------------------
@@ -360,11 +371,11 @@ def _identity(x, t):
 def trajectory_states(
     score_fn: ScoreFn,
     process: AbstractProcess,
-    key: PRNGKeyArray,
-    x: ArrayLike | Sequence[int],
+    key: PRNGKeyArray | TrajectoryKeys,
+    x: Real[ArrayLike, " n *event"] | Sequence[int | np.integer],
     *,
-    ts: ArrayLike,
-    save_at: Sequence[int] | None = None,
+    ts: Real[ArrayLike, " n_steps_plus_1"],
+    save_at: Indices | None = None,
     method: str = "euler_maruyama",
 ) -> tuple[Array, Array]:
     r"""States of reverse trajectories at saved grid times, for the detectors.
@@ -390,11 +401,11 @@ class _DenoisedObserver(eqx.Module):
 def denoised_fields(
     score_fn: ScoreFn,
     process: AbstractProcess,
-    key: PRNGKeyArray,
-    x: ArrayLike | Sequence[int],
+    key: PRNGKeyArray | TrajectoryKeys,
+    x: Real[ArrayLike, " n *event"] | Sequence[int | np.integer],
     *,
-    ts: ArrayLike,
-    save_at: Sequence[int] | None = None,
+    ts: Real[ArrayLike, " n_steps_plus_1"],
+    save_at: Indices | None = None,
     method: str = "euler_maruyama",
 ) -> tuple[Array, Array]:
     r"""Denoised fields $\hat x_0(x_t)=(x_t+b_t^2s(x_t,t))/a_t$ (Tweedie) along reverse trajectories.
@@ -529,12 +540,12 @@ def softening_time(
     ts: ArrayLike,
     key: PRNGKeyArray,
     *,
-    criterion: Criterion = "score",
+    criterion: Criterion | str = "score",
     q: ArrayLike | None = None,
     n_bands: int = 8,
     band: int = 0,
     n_probes: int = 4,
-    mode: Literal["crossing", "peak"] = "crossing",
+    mode: Literal["crossing", "peak"] | str = "crossing",
     n_boot: int = 200,
 ) -> CriticalTimeEstimate:
     r"""Critical time from mode softening: first zero of $\hat\mu(q_{\min},t)+o(t)$ in generation order.
@@ -623,7 +634,7 @@ def xi_peak_time(
     *,
     increments: bool = True,
     growth: bool = False,
-    method: Literal["second_moment", "integrated", "one_over_e"] = "second_moment",
+    method: Literal["second_moment", "integrated", "one_over_e"] | str = "second_moment",
     n_boot: int = 200,
 ) -> CriticalTimeEstimate:
     r"""Critical time as the peak of the correlation length $\xi(t)$ of the denoised field (§4.6 step 2).
@@ -706,14 +717,14 @@ def _xi_impl(f, ts, key, n_boot, increments, growth, method):
 def cloning_time(
     score_fn: ScoreFn,
     process: AbstractProcess,
-    key: PRNGKeyArray,
-    x: ArrayLike | Sequence[int],
+    key: PRNGKeyArray | TrajectoryKeys,
+    x: Real[ArrayLike, " n *event"] | Sequence[int | np.integer],
     *,
-    ts: ArrayLike,
-    branch_index: Sequence[int],
-    classify: Callable[[Array], Array],
-    mode: Literal["level", "max_slope"] = "level",
-    level: float = PHI_SPECIATION,
+    ts: Real[ArrayLike, " n_steps_plus_1"],
+    branch_index: Indices | ArrayLike,
+    classify: Callable[[Array], Array] | Any,
+    mode: Literal["level", "max_slope"] | str = "level",
+    level: Real[ArrayLike, ""] = PHI_SPECIATION,
     n_boot: int = 400,
     method: str = "euler_maruyama",
 ) -> CriticalTimeEstimate:
@@ -817,7 +828,7 @@ def reduced_distance(
     t: ArrayLike,
     t_c: ArrayLike,
     *,
-    variable: Literal["temperature", "snr"] = "temperature",
+    variable: Literal["temperature", "snr"] | str = "temperature",
 ) -> Array:
     r"""Reduced distance to the transition in the VE temperature $T=\sigma^2=1/{\rm SNR}$ (§1.2).
 
@@ -841,7 +852,7 @@ def fit_divergence(
     y: ArrayLike,
     *,
     yerr: ArrayLike | None = None,
-    x_range: tuple[float, float] | None = None,
+    x_range: tuple[Real[ArrayLike, ""], Real[ArrayLike, ""]] | None = None,
 ) -> DivergenceFit:
     r"""Exponent $\theta$ of a divergence $y\simeq A\,\epsilon^{-\theta}$ (weighted log-log fit).
 
@@ -864,11 +875,11 @@ def langevin_structure_factor(
     key: PRNGKeyArray,
     x0: ArrayLike,
     *,
-    dt: float,
+    dt: Real[ArrayLike, ""],
     n_burn: int,
     n_samples: int,
     thin: int = 1,
-    temperature: float = 1e-3,
+    temperature: Real[ArrayLike, ""] = 1e-3,
 ) -> Array:
     r"""Per-chain structure factor of the score field frozen at time $t$, by Langevin sampling.
 
@@ -952,7 +963,11 @@ def _langevin_impl(score_fn, t, key, x0, dt, temperature, n_burn, n_samples, thi
 
 
 def binder_crossings(
-    t: ArrayLike, binder: ArrayLike, binder_se: ArrayLike | None = None, *, sizes=None
+    t: ArrayLike,
+    binder: ArrayLike,
+    binder_se: ArrayLike | None = None,
+    *,
+    sizes: ArrayOrList | None = None,
 ) -> BinderCrossings:
     r"""Crossing points of Binder cumulant curves $U_L(t)$ of successive sizes (FSS, §11 style).
 
@@ -1016,7 +1031,15 @@ def _check_fss(sizes, rho, a, da):
     return sizes.astype(dtype), rho.astype(dtype), a.astype(dtype), da.astype(dtype)
 
 
-def scale_collapse(sizes, rho, a, da, rho_c, nu, zeta) -> tuple[Array, Array, Array]:
+def scale_collapse(
+    sizes: ArrayOrList,
+    rho: ArrayOrList,
+    a: ArrayOrList,
+    da: ArrayOrList,
+    rho_c: ArrayLike,
+    nu: ArrayLike,
+    zeta: ArrayLike,
+) -> tuple[Array, Array, Array]:
     r"""Scaled data $x=L^{1/\nu}(\rho-\rho_c)$, $y=L^{-\zeta/\nu}a$, $dy=L^{-\zeta/\nu}da$ (pyfssa's ``scaledata``).
 
     Shapes: `sizes` ``(k,)``, `rho` ``(n,)``, `a`, `da` ``(k, n)``; returns three ``(k, n)``.
@@ -1054,10 +1077,10 @@ def _quality_impl(x, y, dy):
 
 
 def collapse_quality(
-    sizes: ArrayLike,
-    rho: ArrayLike,
-    a: ArrayLike,
-    da: ArrayLike,
+    sizes: ArrayOrList,
+    rho: ArrayOrList,
+    a: ArrayOrList,
+    da: ArrayOrList,
     rho_c: ArrayLike,
     nu: ArrayLike,
     zeta: ArrayLike,
@@ -1079,17 +1102,17 @@ def collapse_quality(
 
 
 def fit_collapse(
-    sizes: ArrayLike,
-    rho: ArrayLike,
-    a: ArrayLike,
-    da: ArrayLike,
+    sizes: ArrayOrList,
+    rho: ArrayOrList,
+    a: ArrayOrList,
+    da: ArrayOrList,
     *,
-    rho_c0: float,
-    nu0: float,
-    zeta0: float = 0.0,
+    rho_c0: Real[ArrayLike, ""],
+    nu0: Real[ArrayLike, ""],
+    zeta0: Real[ArrayLike, ""] = 0.0,
     fix_zeta: bool = False,
-    rtol: float = 1e-7,
-    atol: float = 1e-9,
+    rtol: Real[ArrayLike, ""] = 1e-7,
+    atol: Real[ArrayLike, ""] = 1e-9,
     max_steps: int = 4000,
 ) -> CollapseFit:
     r"""Optimal data collapse $a=L^{\zeta/\nu}f\big((\rho-\rho_c)L^{1/\nu}\big)$ with error estimates.

@@ -24,14 +24,15 @@ Lattice conventions follow :mod:`gltheory.spectral`: wavevectors $q_a=2\pi m_a/L
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array, ArrayLike, PRNGKeyArray, Real
 
 from ._checks import PROCESS, as_float_array, check_instance, is_concrete
 from .data import LatticeImages
@@ -39,7 +40,7 @@ from .lattice import box_sum_periodic
 from .meanfield import fit_exponent
 from .patch import ELS, score as patch_score
 from .processes import AbstractProcess
-from .sampling import sample, trajectory_keys
+from .sampling import Indices, sample, trajectory_keys
 from .spectral import (
     critical_alpha_bar,
     drift_offset,
@@ -157,7 +158,9 @@ def _check_lattice(shape: tuple[int, ...], name: str) -> None:
 # ----------------------------------------------------------------------------------------
 
 
-def structure_factor(field: ArrayLike, *, axes=None) -> Array:
+def structure_factor(
+    field: ArrayLike, *, axes: int | Sequence[int | np.integer] | None = None
+) -> Array:
     r"""Structure factor $S(q)=\langle|\hat y(q)|^2\rangle/n$ of a periodic lattice field (THEORY §4.5).
 
     $\hat y(q)=\sum_ry(r)e^{-iq\cdot r}$ on the lattice grid $q_a=2\pi m_a/L_a$ (``fftn``
@@ -186,7 +189,12 @@ def structure_factor(field: ArrayLike, *, axes=None) -> Array:
     return jnp.mean(s, axis=batch_axes) if batch_axes else s
 
 
-def correlation_function(field_or_S: ArrayLike, *, axes=None, from_structure_factor: bool = False):
+def correlation_function(
+    field_or_S: ArrayLike,
+    *,
+    axes: int | Sequence[int | np.integer] | None = None,
+    from_structure_factor: bool | Any = False,
+) -> Array:
     r"""Periodic correlation function $C(r)=\langle\tfrac1n\sum_iy_iy_{i+r}\rangle$ from $S$ (Wiener–Khinchin).
 
     $C(r)=\tfrac1n\sum_qS(q)e^{iq\cdot r}$ (``ifftn``), indexed by the displacement $r$ in
@@ -205,7 +213,7 @@ def correlation_function(field_or_S: ArrayLike, *, axes=None, from_structure_fac
     return jnp.real(jnp.fft.ifftn(s, axes=ax))
 
 
-def _as_structure_factor(field_or_S, axes, from_structure_factor: bool):
+def _as_structure_factor(field_or_S, axes, from_structure_factor: bool | Any):
     if not isinstance(from_structure_factor, bool):
         raise ValueError(
             f"from_structure_factor must be True or False, got {from_structure_factor!r}."
@@ -231,9 +239,9 @@ def _radii(lattice: tuple[int, ...], space: str) -> np.ndarray:
 def radial_average(
     values: ArrayLike,
     *,
-    space: Literal["fourier", "real"] = "fourier",
-    axes=None,
-    bin_width: float | None = None,
+    space: Literal["fourier", "real"] | str = "fourier",
+    axes: int | Sequence[int | np.integer] | None = None,
+    bin_width: Real[ArrayLike, ""] | None = None,
 ) -> RadialProfile:
     r"""Average a lattice function over shells of $|q|$ (``space="fourier"``) or $|r|$ (``"real"``).
 
@@ -358,10 +366,10 @@ def _xi_lorentzian(s: Array, lattice: tuple[int, ...], q_max: float) -> Array:
 def correlation_length(
     field_or_S: ArrayLike,
     *,
-    method: XiMethod = "second_moment",
-    axes=None,
-    from_structure_factor: bool = False,
-    q_max: float = 0.5 * np.pi,
+    method: XiMethod | str = "second_moment",
+    axes: int | Sequence[int | np.integer] | None = None,
+    from_structure_factor: bool | Any = False,
+    q_max: Real[ArrayLike, ""] = 0.5 * np.pi,
 ) -> Array:
     r"""Correlation length of a lattice field by the estimators of THEORY §4.5.
 
@@ -576,10 +584,10 @@ def _dynamics_factors(process: AbstractProcess, t, dynamics: str):
 
 def gl_coefficients(
     constants: GLConstants,
-    process: AbstractProcess,
+    process: AbstractProcess | Any,
     t: ArrayLike,
     *,
-    dynamics: Dynamics = "score",
+    dynamics: Dynamics | str = "score",
 ) -> GLCoefficients:
     r"""GL coefficients $r(t),\kappa(t),u(t)$ of the score or of a reverse vector field (THEORY §4.4).
 
@@ -619,7 +627,7 @@ def gl_correlation_length(
     process: AbstractProcess,
     t: ArrayLike,
     *,
-    dynamics: Dynamics = "score",
+    dynamics: Dynamics | str = "score",
 ) -> Array:
     r"""Linear-response (Ornstein–Zernike) length $\xi=\sqrt{\kappa_v/r_v}$ (THEORY §4.5).
 
@@ -670,7 +678,7 @@ def patch_mode_spectrum(
     window: int,
     images: LatticeImages | ArrayLike | None = None,
     lattice_shape: tuple[int, ...] | None = None,
-    dynamics: Dynamics = "score",
+    dynamics: Dynamics | str = "score",
 ) -> Array:
     r"""Linear growth rate of Fourier mode $q$ at the symmetric point $x=0$ (THEORY §4.3).
 
@@ -728,10 +736,10 @@ class PatchCriticalPoint(NamedTuple):
 
 def criterion_time(
     process: AbstractProcess,
-    c_max: float,
+    c_max: Real[ArrayLike, ""],
     *,
     criterion: str = "score",
-    t_min: float | None = None,
+    t_min: Real[ArrayLike, ""] | None = None,
 ) -> float | None:
     r"""Time where criterion $v$ fires for a top eigenvalue $c_{\max}$ at the symmetric point.
 
@@ -782,7 +790,7 @@ def patch_critical_point(
     window: int,
     images: LatticeImages | ArrayLike | None = None,
     lattice_ndim: int | None = None,
-    t_min: float | None = None,
+    t_min: Real[ArrayLike, ""] | None = None,
 ) -> PatchCriticalPoint:
     r"""Critical times of the S, D and O criteria of a patch model at $x=0$ (THEORY §1.4, §4.3, §9).
 
@@ -872,7 +880,9 @@ class GLScore(eqx.Module):
         return -r * x + kappa * lap - u * x**3
 
 
-def tweedie_denoiser(score_fn, process: AbstractProcess):
+def tweedie_denoiser(
+    score_fn: Callable[[Array, Array], Array], process: AbstractProcess
+) -> Callable[[Array, Array], Array]:
     r"""The denoiser implied by a score, $\hat x_0(x,t)=(x+b_t^2s(x,t))/a_t$ (Tweedie, THEORY §1.2).
 
     Exact for an exact score; for :class:`GLScore` it defines the GL model's own denoised
@@ -902,7 +912,12 @@ def gl_stable_step(constants: GLConstants, process: AbstractProcess, t: ArrayLik
     return 2.0 / (lam + jnp.abs(process.f(t)))
 
 
-def structure_factor_observer(*, lattice_ndim: int, denoiser=None, keep_denoised: bool = False):
+def structure_factor_observer(
+    *,
+    lattice_ndim: int,
+    denoiser: Callable[[Array, Array], Array] | None = None,
+    keep_denoised: bool = False,
+) -> Callable[[Array, Array], dict[str, Array]]:
     r"""An ``observe(x, t)`` for :func:`gltheory.sample` that streams $S(q,t)$ (THEORY §4.5).
 
     Returns a dict with ``"S"``: :func:`structure_factor` of the batch of states $x_t$
@@ -977,7 +992,9 @@ class DomainStats(NamedTuple):
     per_sample: Array
 
 
-def domain_statistics(samples: ArrayLike, *, axes=None) -> DomainStats:
+def domain_statistics(
+    samples: ArrayLike, *, axes: int | Sequence[int | np.integer] | None = None
+) -> DomainStats:
     r"""Wall density and domain length of sign domains on a periodic lattice (THEORY §4.8).
 
     A bond $(i,i+e_a)$ is a wall when ${\rm sign}\,x_i\ne{\rm sign}\,x_{i+e_a}$ (zeros count
@@ -1010,7 +1027,12 @@ def domain_statistics(samples: ArrayLike, *, axes=None) -> DomainStats:
     return DomainStats(rho, se, ell, ell_se, walls)
 
 
-def peak_wavevector(field_or_S: ArrayLike, *, axes=None, from_structure_factor: bool = False):
+def peak_wavevector(
+    field_or_S: ArrayLike,
+    *,
+    axes: int | Sequence[int | np.integer] | None = None,
+    from_structure_factor: bool | Any = False,
+) -> tuple[Array, Array]:
     r"""Wavevector $q_{\rm peak}=\arg\max_{q\ne0}S(q)$ and its modulus (the emergent pattern, THEORY §4.3, §4.8).
 
     For stripe or checkerboard training data the final samples' structure factor peaks at the
@@ -1100,13 +1122,13 @@ def _exact_score_fn(process, window, lattice_shape, images, dtype):
 
 def compare_gl_exact(
     process: AbstractProcess,
-    key,
+    key: PRNGKeyArray,
     *,
     lattice_shape: tuple[int, ...],
     window: int,
     n: int,
     ts: ArrayLike,
-    save_at=None,
+    save_at: Indices | None = None,
     images: LatticeImages | ArrayLike | None = None,
     method: str = "euler_maruyama",
 ) -> GLComparison:
@@ -1219,9 +1241,9 @@ def _linear_fit(x, y, se):
 
 def domain_length_scaling(
     process: AbstractProcess,
-    key,
+    key: PRNGKeyArray,
     *,
-    windows,
+    windows: Sequence[int | np.integer],
     lattice_shape: tuple[int, ...],
     n: int,
     ts: ArrayLike,

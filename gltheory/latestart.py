@@ -24,13 +24,13 @@ Two exact diagnostics for one-dimensional data [DERIVED]:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
 from . import sampling
 from ._checks import DATASET, PROCESS, as_float_array, check_instance, check_time, is_concrete
@@ -60,7 +60,9 @@ def _scalar_time(t, process, name):
     return t
 
 
-def moments(data: AbstractData, process: AbstractProcess, t: ArrayLike) -> tuple[Array, Array]:
+def moments(
+    data: AbstractData, process: AbstractProcess | Any, t: Real[ArrayLike, ""]
+) -> tuple[Float[Array, " d"], Float[Array, "d d"]]:
     r"""Mean and covariance of the forward marginal $p_t$ (flattened event).
 
     $$\mathbb E[x_t] = a_t\,\mathbb E[y],\qquad \mathrm{Cov}[x_t] = a_t^2\,\mathrm{Cov}[y] + b_t^2 I$$
@@ -91,8 +93,8 @@ def _moments(data, process, t):
 
 
 def gaussian_late_start(
-    data: AbstractData, process: AbstractProcess, key: PRNGKeyArray, n: int, t0: ArrayLike
-) -> Array:
+    data: AbstractData, process: AbstractProcess, key: PRNGKeyArray, n: int, t0: Real[ArrayLike, ""]
+) -> Float[Array, " n *event"]:
     r"""Draw $n$ initial states $x_{t_0}$ from the moment-matched Gaussian (THEORY.md §3.3).
 
     $$x_{t_0}\sim\mathcal N\big(a_{t_0}\,\mathbb E[y],\; a_{t_0}^2\,\mathrm{Cov}[y] + b_{t_0}^2 I\big)$$
@@ -128,9 +130,9 @@ def sample(
     data: AbstractData,
     n: int,
     *,
-    ts: ArrayLike,
+    ts: Real[ArrayLike, " n_steps_plus_1"],
     method: str = "heun",
-    **sample_kwargs,
+    **sample_kwargs: Any,
 ) -> Solution:
     r"""Generate from a Gaussian late start: :func:`gaussian_late_start` at ``ts[0]``, then :func:`gltheory.sample`.
 
@@ -204,12 +206,12 @@ def _log_p(data, process, grid, t):
 def kl(
     data: AbstractData,
     process: AbstractProcess,
-    t: ArrayLike,
+    t: Real[ArrayLike, ""],
     *,
     reverse: bool = False,
     n_grid: int = 8001,
-    width: float = 14.0,
-) -> Array:
+    width: Real[ArrayLike, ""] = 14.0,
+) -> Float[Array, ""]:
     r"""KL divergence between the marginal $p_t$ and its moment-matched Gaussian $q_t$ (1-D data).
 
     $$\mathrm{KL}(p_t\,\|\,q_t) = \int\Big[p_t\ln\frac{p_t}{q_t} - p_t + q_t\Big]dx$$
@@ -277,12 +279,12 @@ class LateStartFraction(NamedTuple):
 def fraction(
     data: AbstractData,
     process: AbstractProcess,
-    t0: ArrayLike,
+    t0: Real[ArrayLike, ""],
     *,
-    t1: ArrayLike,
-    threshold: ArrayLike = 0.0,
+    t1: Real[ArrayLike, ""],
+    threshold: Real[ArrayLike, ""] = 0.0,
     n_grid: int = 8001,
-    width: float = 14.0,
+    width: Real[ArrayLike, ""] = 14.0,
 ) -> LateStartFraction:
     r"""Class-fraction error of a Gaussian late start under the exact probability-flow ODE (1-D).
 

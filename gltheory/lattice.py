@@ -6,12 +6,15 @@ A lattice field has its lattice axes last (``(*batch, *lattice)``), with periodi
 from __future__ import annotations
 
 import jax.numpy as jnp
-from jaxtyping import Array
+import numpy as np
+from jaxtyping import Array, Shaped
 
 __all__ = ["box_sum_periodic"]
 
 
-def box_sum_periodic(x: Array, window: int, axes: tuple[int, ...]) -> Array:
+def box_sum_periodic(
+    x: Shaped[Array, "*x"], window: int | np.integer, axes: tuple[int | np.integer, ...]
+) -> Shaped[Array, "*x"]:
     r"""Periodic box sum $(Kx)_i=\sum_{\delta\in\{-r..r\}^D}x_{i+\delta}$, $r = $ ``window // 2``.
 
     Separable: one pass of $2r$ rolls per lattice axis.

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array, ArrayLike, Float, Real
 
 from ._checks import as_float_array, check_event_shape, is_concrete
 from .data import AbstractData
@@ -111,11 +111,11 @@ def _posterior_top_eigpair(data, process, t, x_ref, n_iter):
 def posterior_top_eigenvalue(
     data: AbstractData,
     process: AbstractProcess,
-    t: ArrayLike,
+    t: Real[ArrayLike, ""],
     *,
     x_ref: ArrayLike | None = None,
     n_iter: int = 200,
-) -> Array:
+) -> Float[Array, ""]:
     r"""Top eigenvalue $\lambda(t)$ of $\mathrm{Cov}[y\mid x_{\rm ref}, t]$.
 
     Dense ``eigh`` for $d\le256$; above, power iteration on the Jacobian-vector product of
@@ -141,8 +141,12 @@ def _nonlinearity(data, process, t, x_ref):
 
 
 def criterion_values(
-    data: AbstractData, process: AbstractProcess, t: ArrayLike, *, x_ref: ArrayLike | None = None
-) -> Array:
+    data: AbstractData,
+    process: AbstractProcess,
+    t: Real[ArrayLike, ""],
+    *,
+    x_ref: ArrayLike | None = None,
+) -> Float[Array, " 3"]:
     r"""$(\phi_S, \phi_D, \phi_O)$ at time ``t`` (module docstring); positive = unstable."""
     t = jnp.asarray(t)
     lam = posterior_top_eigenvalue(data, process, t, x_ref=x_ref)
@@ -202,10 +206,10 @@ def critical_times(
     process: AbstractProcess,
     *,
     x_ref: ArrayLike | None = None,
-    t_min: ArrayLike | None = None,
-    t_max: ArrayLike | None = None,
+    t_min: Real[ArrayLike, ""] | None = None,
+    t_max: Real[ArrayLike, ""] | None = None,
     n_grid: int = 256,
-    rtol: float = 1e-12,
+    rtol: Real[ArrayLike, ""] = 1e-12,
 ) -> CriticalTimes:
     r"""The score, reverse-SDE and probability-flow-ODE critical times of any dataset.
 
@@ -452,7 +456,7 @@ def fixed_points(
 def bifurcation_diagram(
     data: AbstractData,
     process: AbstractProcess,
-    ts: ArrayLike,
+    ts: Real[ArrayLike, " n_ts"],
     *,
     field: str = "score",
     direction: ArrayLike | None = None,
@@ -547,7 +551,7 @@ def fit_exponent(
     y: ArrayLike,
     *,
     yerr: ArrayLike | None = None,
-    x_range: tuple[float, float] | None = None,
+    x_range: tuple[Real[ArrayLike, ""], Real[ArrayLike, ""]] | None = None,
 ) -> ExponentFit:
     r"""Fit $\ln|y| = \text{slope}\cdot\ln x + c$ by (weighted) least squares.
 

@@ -44,7 +44,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
 from ._checks import (
     DATASET,
@@ -66,6 +66,8 @@ from .data import AbstractData
 from .processes import OU, AbstractProcess
 from .sampling import (
     METHODS,
+    Indices,
+    TrajectoryKeys,
     as_trajectory_keys,
     check_time_grid,
     sample,
@@ -235,7 +237,7 @@ def cloning_probability_theory(
     t: ArrayLike,
     *,
     n_copies: int = 2,
-    process: AbstractProcess | None = None,
+    process: AbstractProcess | Any = None,
 ) -> Array:
     r"""Cloning probability of two symmetric clusters by quadrature (Biroli et al.).
 
@@ -272,8 +274,8 @@ def class_susceptibility_theory(
     sigma2: ArrayLike,
     t: ArrayLike,
     *,
-    delta: float = 0.0,
-    process: AbstractProcess | None = None,
+    delta: Real[ArrayLike, ""] = 0.0,
+    process: AbstractProcess | Any = None,
 ) -> Array:
     r"""Class susceptibility $R(t)$ of two symmetric clusters by quadrature.
 
@@ -310,12 +312,12 @@ def class_susceptibility_peak(
     m_norm: ArrayLike,
     sigma2: ArrayLike,
     *,
-    process: AbstractProcess | None = None,
-    t_min: float = 1e-3,
-    t_max: float | None = None,
+    process: AbstractProcess | Any = None,
+    t_min: Real[ArrayLike, ""] = 1e-3,
+    t_max: Real[ArrayLike, ""] | None = None,
     n_grid: int = 2001,
     n_refine: int = 60,
-) -> tuple[Array, Array]:
+) -> tuple[Float[Array, ""], Float[Array, ""]]:
     r"""Time $t^\star = \arg\max_t R(t)$ of the class susceptibility and $R_{\max} = R(t^\star)$.
 
     Maximises :func:`class_susceptibility_theory` over $t\in[t_{\min}, t_{\max}]$: a uniform grid
@@ -395,15 +397,15 @@ def _check_common(score_fn, process, classify, method):
 def cloning_probability(
     score_fn: Callable[[Array, Array], Array],
     process: AbstractProcess,
-    key: PRNGKeyArray,
-    x: ArrayLike | Sequence[int],
+    key: PRNGKeyArray | TrajectoryKeys,
+    x: Real[ArrayLike, " n *event"] | Sequence[int | np.integer],
     *,
-    ts: ArrayLike,
-    branch_index: int | Sequence[int],
-    classify: Callable[[Array], Array],
+    ts: Real[ArrayLike, " n_steps_plus_1"],
+    branch_index: Indices | ArrayLike,
+    classify: Callable[[Array], Array] | Any,
     n_copies: int = 2,
     method: str = "euler_maruyama",
-    noise_block: int | None = None,
+    noise_block: int | np.integer | None = None,
 ) -> CloningEstimate:
     r"""Monte Carlo cloning probability: the fraction of trajectories whose copies, branched at
     $t = $ ``ts[branch_index]`` and continued with independent noise, end in the same class.
@@ -496,17 +498,17 @@ def _unit(direction, event_shape, name="direction") -> Array:
 def kick_response(
     score_fn: Callable[[Array, Array], Array],
     process: AbstractProcess,
-    key: PRNGKeyArray,
-    x: ArrayLike | Sequence[int],
+    key: PRNGKeyArray | TrajectoryKeys,
+    x: Real[ArrayLike, " n *event"] | Sequence[int | np.integer],
     *,
-    ts: ArrayLike,
-    kick_index: int | Sequence[int],
+    ts: Real[ArrayLike, " n_steps_plus_1"],
+    kick_index: Indices | ArrayLike,
     direction: ArrayLike,
-    delta: float,
-    classify: Callable[[Array], Array],
+    delta: Real[ArrayLike, ""],
+    classify: Callable[[Array], Array] | Any,
     target: int = 1,
     method: str = "euler_maruyama",
-    noise_block: int | None = None,
+    noise_block: int | np.integer | None = None,
 ) -> ResponseEstimate:
     r"""Measured class susceptibility: response of the final class fraction to a kick at time $t$.
 
@@ -584,16 +586,16 @@ def kick_response(
 def class_fraction_response(
     score_family: Callable[[float], Callable[[Array, Array], Array]],
     process: AbstractProcess,
-    key: PRNGKeyArray,
-    x: ArrayLike | Sequence[int],
+    key: PRNGKeyArray | TrajectoryKeys,
+    x: Real[ArrayLike, " n *event"] | Sequence[int | np.integer],
     *,
-    ts: ArrayLike,
-    classify: Callable[[Array], Array],
-    h: float = 0.0,
-    dh: float = 0.05,
+    ts: Real[ArrayLike, " n_steps_plus_1"],
+    classify: Callable[[Array], Array] | Any,
+    h: Real[ArrayLike, ""] = 0.0,
+    dh: Real[ArrayLike, ""] = 0.05,
     target: int = 1,
     method: str = "euler_maruyama",
-    noise_block: int | None = None,
+    noise_block: int | np.integer | None = None,
 ) -> ResponseEstimate:
     r"""Response $dF/dh$ of the final class fraction to a parameter $h$ of the score.
 

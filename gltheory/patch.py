@@ -93,13 +93,13 @@ reaches $O(1)$, so the weights (not the finiteness) degrade: use float64 there.
 from __future__ import annotations
 
 import math
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array, ArrayLike, Float, Shaped
 
 from ._checks import PROCESS, as_float_array, batch_time, check_instance, check_time, is_concrete
 from .data import AbstractData, LatticeImages
@@ -331,11 +331,11 @@ def bank(
     *,
     window: int | tuple[int, ...] | None,
     equivariant: bool = True,
-    boundary: Boundary = "periodic",
+    boundary: Boundary | str = "periodic",
     lattice_ndim: int | None = None,
     merge: bool = True,
-    training_padding: Literal["circular", "valid"] = "circular",
-    materialize: bool | None = None,
+    training_padding: Literal["circular", "valid"] | str = "circular",
+    materialize: bool | None | Any = None,
 ) -> PatchBank:
     r"""Precompute the candidate patches of ``images`` for one patch machine (once per dataset).
 
@@ -994,12 +994,12 @@ def _stats_jit(pbank, process, x, t, chunk, field: str | None = None):
 def posterior_stats(
     images: AbstractPatchMachine | PatchBank | LatticeImages | ArrayLike,
     process: AbstractProcess,
-    x: ArrayLike,
+    x: Shaped[ArrayLike, "*x"],
     t: ArrayLike,
     *,
     window: int | tuple[int, ...] | None | str = "bank",
     equivariant: bool | None = None,
-    boundary: Boundary | None = None,
+    boundary: Boundary | str | None = None,
     lattice_ndim: int | None = None,
     chunk_size: int | None = None,
     memory_budget: int | None = None,
@@ -1093,16 +1093,16 @@ def _stats_ab(pbank: PatchBank, x: Array, a: Array, b2: Array, chunk: int, momen
 def score(
     images: AbstractPatchMachine | PatchBank | LatticeImages | ArrayLike,
     process: AbstractProcess,
-    x: ArrayLike,
+    x: Shaped[ArrayLike, "*x"],
     t: ArrayLike,
     *,
     window: int | tuple[int, ...] | None | str = "bank",
     equivariant: bool | None = None,
-    boundary: Boundary | None = None,
+    boundary: Boundary | str | None = None,
     lattice_ndim: int | None = None,
     chunk_size: int | None = None,
     memory_budget: int | None = None,
-) -> Array:
+) -> Float[Array, "*x"]:
     r"""Patch-machine score $s_i=(a_t\langle\phi(0)\rangle_{w_i}-x_i)/b_t^2$ (THEORY.md §4.2, §7.2).
 
     LS, ELS, bbELS, ES or IS depending on the machine (or on ``window``/``equivariant``/
@@ -1132,16 +1132,16 @@ def score(
 def denoiser(
     images: AbstractPatchMachine | PatchBank | LatticeImages | ArrayLike,
     process: AbstractProcess,
-    x: ArrayLike,
+    x: Shaped[ArrayLike, "*x"],
     t: ArrayLike,
     *,
     window: int | tuple[int, ...] | None | str = "bank",
     equivariant: bool | None = None,
-    boundary: Boundary | None = None,
+    boundary: Boundary | str | None = None,
     lattice_ndim: int | None = None,
     chunk_size: int | None = None,
     memory_budget: int | None = None,
-) -> Array:
+) -> Float[Array, "*x"]:
     r"""Patch-machine denoiser $m_i=\langle\phi(0)\rangle_{w_i}$ (posterior mean of the centre pixel).
 
     Same arguments as :func:`posterior_stats`; returns an array shaped like ``x``. For a
@@ -1475,8 +1475,8 @@ class ELS(AbstractPatchMachine):
         *,
         lattice_ndim: int | None = None,
         merge: bool = True,
-        training_padding: Literal["circular", "valid"] = "circular",
-        materialize: bool | None = None,
+        training_padding: Literal["circular", "valid"] | str = "circular",
+        materialize: bool | None | Any = None,
         chunk_size: int | None = None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ):
@@ -1528,7 +1528,7 @@ class BoundaryELS(AbstractPatchMachine):
         *,
         lattice_ndim: int | None = None,
         merge: bool = True,
-        materialize: bool | None = None,
+        materialize: bool | None | Any = None,
         chunk_size: int | None = None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ):

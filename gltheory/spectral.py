@@ -25,13 +25,13 @@ All results are **[DERIVED]** (THEORY §4, the paper's own formulas could not be
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
 from ._checks import as_float_array
 from .data import LatticeImages
@@ -98,7 +98,9 @@ def _jvp(score_fn: ScoreFn, x: Array, t, v: Array) -> Array:
     return jax.jvp(lambda y: score_fn(y, t), (x,), (v.astype(x.dtype),))[1]
 
 
-def score_jacobian(score_fn: ScoreFn, x: ArrayLike, t: ArrayLike) -> Array:
+def score_jacobian(
+    score_fn: ScoreFn, x: Real[ArrayLike, "*lattice"], t: Real[ArrayLike, ""]
+) -> Float[Array, "n n"]:
     r"""Dense Jacobian $J_{ij}=\partial s_i(x,t)/\partial x_j$ of any score, by JVPs.
 
     One forward-mode JVP per lattice site (``jax.jacfwd``), so use it for small lattices
@@ -121,8 +123,8 @@ def score_jacobian(score_fn: ScoreFn, x: ArrayLike, t: ArrayLike) -> Array:
 
 def jacobian_top_eigenvalue(
     score_fn: ScoreFn,
-    x: ArrayLike,
-    t: ArrayLike,
+    x: Real[ArrayLike, "*lattice"],
+    t: Real[ArrayLike, ""],
     *,
     num_iters: int = 300,
     key: PRNGKeyArray | None = None,
@@ -197,7 +199,7 @@ def _lattice_shape(shape) -> tuple[int, ...]:
     return shape
 
 
-def lattice_wavevectors(shape) -> Array:
+def lattice_wavevectors(shape: Sequence[int | np.integer]) -> Float[Array, "*lattice D"]:
     r"""The periodic lattice's wavevector grid $q_a = 2\pi m_a/L_a$ (``fftfreq`` order).
 
     **Returns:** shape ``(*shape, D)``; entry ``[m_1, .., m_D]`` is the wavevector of the
@@ -226,7 +228,9 @@ def _as_wavevectors(q, D: int) -> Array:
     return q
 
 
-def plane_wave(shape, q: ArrayLike, phase: ArrayLike = 0.0) -> Array:
+def plane_wave(
+    shape: Sequence[int | np.integer], q: ArrayLike, phase: ArrayLike = 0.0
+) -> Float[Array, "*lattice"]:
     r"""Real plane wave $e_q(r) = \cos(q\cdot r + \varphi)$ on the lattice sites $r$.
 
     For $q$ on the grid of :func:`lattice_wavevectors` it is periodic, and together with its
@@ -249,7 +253,9 @@ def plane_wave(shape, q: ArrayLike, phase: ArrayLike = 0.0) -> Array:
     return jnp.cos(r @ q + phase)
 
 
-def mode_stiffness(score_fn: ScoreFn, x: ArrayLike, t: ArrayLike, qs: ArrayLike) -> Array:
+def mode_stiffness(
+    score_fn: ScoreFn, x: Real[ArrayLike, "*lattice"], t: Real[ArrayLike, ""], qs: ArrayLike
+) -> Float[Array, " n_q"]:
     r"""Plane-wave Rayleigh quotients $\mu(q,t)={\rm Re}\langle e_q,Je_q\rangle/\|e_q\|^2$ (THEORY §4.3, §4.6).
 
     With the complex probe $e_q=e^{iq\cdot r}=c+is$ ($c=\cos q\cdot r$, $s=\sin q\cdot r$),
@@ -286,8 +292,8 @@ def mode_stiffness(score_fn: ScoreFn, x: ArrayLike, t: ArrayLike, qs: ArrayLike)
 
 def band_stiffness(
     score_fn: ScoreFn,
-    x: ArrayLike,
-    t: ArrayLike,
+    x: Real[ArrayLike, "*lattice"],
+    t: Real[ArrayLike, ""],
     key: PRNGKeyArray,
     *,
     n_bands: int = 8,
@@ -516,7 +522,9 @@ def critical_alpha_bar(
 Criterion = Literal["score", "sde", "ode"]
 
 
-def drift_offset(process: AbstractProcess, t: ArrayLike, criterion: Criterion = "score") -> Array:
+def drift_offset(
+    process: AbstractProcess, t: ArrayLike, criterion: Criterion | str = "score"
+) -> Array:
     r"""Offset $o$ such that mode $q$ of the chosen vector field grows iff $\mu(q,t)+o>0$.
 
     Reverse-SDE drift $g^2s-fx$ has rate $g^2(\mu+o)$ with $o=-f/g^2$; PF-ODE drift
@@ -534,12 +542,12 @@ def drift_offset(process: AbstractProcess, t: ArrayLike, criterion: Criterion = 
 
 def linear_response_length(
     score_fn: ScoreFn,
-    x: ArrayLike,
-    t: ArrayLike,
+    x: Real[ArrayLike, "*lattice"],
+    t: Real[ArrayLike, ""],
     *,
-    offset: ArrayLike = 0.0,
+    offset: Real[ArrayLike, ""] = 0.0,
     site: tuple[int, ...] | None = None,
-) -> Array:
+) -> Float[Array, ""]:
     r"""Ornstein–Zernike length $\xi^2=\partial_{q^2}[-\mu]/(-\mu(0))$ from the point response (THEORY §4.5).
 
     For a translation-invariant Jacobian $J_{ij}=g(j-i)$ the mode function is
@@ -581,13 +589,13 @@ def linear_response_length(
 
 def jacobian_critical_time(
     score_fn: ScoreFn,
-    x: ArrayLike,
+    x: Real[ArrayLike, "*lattice"],
     process: AbstractProcess,
-    t_min: float,
-    t_max: float,
+    t_min: Real[ArrayLike, ""],
+    t_max: Real[ArrayLike, ""],
     *,
-    criterion: Criterion = "score",
-    tol: float = 1e-12,
+    criterion: Criterion | str = "score",
+    tol: Real[ArrayLike, ""] = 1e-12,
     max_iter: int = 200,
 ) -> float:
     r"""Time where the top eigenvalue of the (symmetrised) Jacobian at ``x`` crosses $-o$, by bisection.

@@ -49,21 +49,27 @@ a time close to the collapse time).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Literal, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, PRNGKeyArray, Real
 
 from ._checks import DATASET, PROCESS, as_float_array, check_instance, check_time, is_concrete
 from .data import AbstractData, AbstractFiniteSet, DeltaMixture, Gaussian, GaussianMixture, TwoPoint
 from .latestart import moments as late_start_moments
 from .meanfield import critical_times
 from .processes import OU, AbstractProcess
-from .sampling import as_trajectory_keys, default_noise_block, integrate, split_trajectory_keys
+from .sampling import (
+    TrajectoryKeys,
+    as_trajectory_keys,
+    default_noise_block,
+    integrate,
+    split_trajectory_keys,
+)
 from .scores import log_prob, score
 from .solvers import EulerMaruyama
 
@@ -613,12 +619,12 @@ def trajectory_entropy(
     score_fn: Callable[[Array, Array], Array],
     log_prob_fn: Callable[[Array, Array], Array],
     process: AbstractProcess,
-    key: PRNGKeyArray,
-    x: ArrayLike,
+    key: PRNGKeyArray | TrajectoryKeys,
+    x: Real[ArrayLike, " n *event"],
     *,
-    ts: ArrayLike,
-    direction: Direction = "reverse",
-    noise_block: int | None = None,
+    ts: Real[ArrayLike, " n_steps_plus_1"],
+    direction: Direction | str = "reverse",
+    noise_block: int | np.integer | None = None,
 ) -> EntropyProduction:
     r"""Stochastic thermodynamics of each trajectory, accumulated inside a ``lax.scan``.
 
@@ -720,7 +726,7 @@ def detailed_fluctuation_theorem(
     total_backward: ArrayLike,
     *,
     bins: int = 12,
-    s_range: tuple[float, float] | None = None,
+    s_range: tuple[Real[ArrayLike, ""], Real[ArrayLike, ""]] | None = None,
     min_count: int = 20,
 ) -> DetailedFT:
     r"""Detailed FT $P_F(\Delta s_{\rm tot}=s)/P_B(\Delta s_{\rm tot}=-s) = e^{s}$ by histograms.
@@ -810,7 +816,7 @@ def _fp_impl(data, process, key, n, t, q):
 
 
 def franz_parisi_potential(
-    data: GaussianMixture,
+    data: GaussianMixture | AbstractData,
     process: AbstractProcess,
     t: ArrayLike,
     q: ArrayLike,
@@ -889,14 +895,14 @@ class FranzParisiScan(NamedTuple):
 
 
 def franz_parisi_scan(
-    data: GaussianMixture,
+    data: GaussianMixture | AbstractData,
     process: AbstractProcess,
-    ts: ArrayLike,
+    ts: ArrayLike | Sequence[Any],
     q: ArrayLike,
     *,
     key: PRNGKeyArray,
     n: int = 2000,
-    min_depth: float = 0.0,
+    min_depth: Real[ArrayLike, ""] = 0.0,
 ) -> FranzParisiScan:
     r"""Count the minima of the Franz–Parisi potential along a time grid and bracket the time
     at which the shape changes (same samples at every time).
@@ -973,7 +979,7 @@ def _fp_emp_impl(points, log_w, process, key, n, ts):
 def franz_parisi_empirical(
     data: AbstractFiniteSet | DeltaMixture,
     process: AbstractProcess,
-    ts: ArrayLike,
+    ts: ArrayLike | Sequence[Any],
     *,
     key: PRNGKeyArray,
     n: int = 2000,
@@ -1008,7 +1014,7 @@ def franz_parisi_empirical(
     return FranzParisiEmpirical(ts, vs, vo, ss, so, vs < vo, n)
 
 
-def local_minima(V: ArrayLike, *, min_depth: float = 0.0) -> np.ndarray:
+def local_minima(V: ArrayLike, *, min_depth: Real[ArrayLike, ""] = 0.0) -> np.ndarray:
     """Indices of the interior local minima of a sampled curve ``V`` whose depth (height of the
     lower of the two neighbouring maxima above the minimum) exceeds ``min_depth``."""
     v = np.asarray(V, dtype=np.float64)
@@ -1091,7 +1097,7 @@ def _excess_impl(points, process, key, n, ts, test):
 def excess_entropy(
     points: ArrayLike,
     process: AbstractProcess,
-    ts: ArrayLike,
+    ts: ArrayLike | Sequence[Any],
     *,
     key: PRNGKeyArray,
     n: int = 1000,
@@ -1131,7 +1137,9 @@ def excess_entropy(
     return MCEstimate(m, se, n)
 
 
-def collapse_time_estimate(ts: ArrayLike, f: ArrayLike) -> float | None:
+def collapse_time_estimate(
+    ts: ArrayLike | Sequence[Any], f: ArrayLike | Sequence[Any]
+) -> float | None:
     r"""First zero crossing of $f(t)$ coming from large $t$ (linear interpolation), or ``None``.
 
     Use with the held-out version of :func:`excess_entropy`.
@@ -1163,7 +1171,7 @@ class DynamicalRegimes(NamedTuple):
 
 
 def dynamical_regimes(
-    data: GaussianMixture, process: AbstractProcess, n_points: int
+    data: GaussianMixture | AbstractData, process: AbstractProcess, n_points: int
 ) -> DynamicalRegimes:
     r"""Speciation and collapse times of a Gaussian mixture with $P$ training points.
 

@@ -2,6 +2,7 @@
 explicitly (weakly typed Python scalars follow the array dtype)."""
 
 import gc
+import importlib
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -14,17 +15,32 @@ import jax.numpy as jnp  # noqa: E402
 import pytest  # noqa: E402
 from jaxtyping import install_import_hook  # noqa: E402
 
-# The core modules' jaxtyping annotations are checked at run time (beartype) on every call
-# made by the suite, as diffrax's tests do; the hook must wrap the first import of gltheory.
+# The core and topic modules' jaxtyping annotations are checked at run time (beartype) on every
+# call made by the suite, as diffrax's tests do; the hook must wrap the first import of each
+# module. gltheory imports most topic namespaces lazily (on first attribute access), so each
+# checked module is imported here explicitly, under the hook.
 CHECKED_MODULES = (
     "gltheory.processes",
     "gltheory.data",
     "gltheory.scores",
     "gltheory.solvers",
     "gltheory.sampling",
+    "gltheory.meanfield",
+    "gltheory.bath",
+    "gltheory.observables",
+    "gltheory.spectral",
+    "gltheory.latestart",
+    "gltheory.lattice",
+    "gltheory.patch",
+    "gltheory.field",
+    "gltheory.criticality",
+    "gltheory.thermo",
 )
 with install_import_hook(CHECKED_MODULES, "beartype.beartype"):
     import gltheory as gl  # noqa: E402
+
+    for _name in CHECKED_MODULES:
+        importlib.import_module(_name)
 
 
 @pytest.fixture(autouse=True, scope="module")

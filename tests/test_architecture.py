@@ -259,7 +259,9 @@ def test_registry_lists_every_experiment_module():
         names = {e.name for e in mod.EXPERIMENTS}
         assert names, f"experiments/{m}.py exports no experiment"
         assert names <= registry, f"experiments/{m}.py: {sorted(names - registry)} not registered"
-        assert callable(getattr(mod, "quick", None)) or hasattr(mod, "CONFIG"), m
+        cfg = getattr(mod, "CONFIG", None)
+        assert cfg is not None, f"experiments/{m}.py has no size configuration CONFIG"
+        assert isinstance(cfg.quick(), cfg) and isinstance(cfg.default(), cfg), m
 
 
 @pytest.mark.parametrize("name", ["report", "plotting", "cli"])

@@ -1,9 +1,10 @@
-"""The core modules' jaxtyping annotations are present, resolvable and checked at run time.
+"""The core and topic modules' jaxtyping annotations are present, resolvable and run-time checked.
 
 ``tests/conftest.py`` imports gltheory under jaxtyping's import hook with beartype, so every
-call the suite makes into processes, data, scores, solvers and sampling checks the shapes and
-dtypes its signature promises. Without the hook (what users run) the functions are the plain
-functions and the library's own checks raise ``ValueError`` naming the argument.
+call the suite makes into processes, data, scores, solvers, sampling and the topic modules
+(``TOPICS``) checks the shapes and dtypes its signature promises. Without the hook (what users
+run) the functions are the plain functions and the library's own checks raise ``ValueError``
+naming the argument.
 """
 
 import inspect
@@ -17,6 +18,19 @@ import pytest
 import gltheory as gl
 
 CORE = (gl.processes, gl.data, gl.scores, gl.solvers, gl.sampling)
+# Topic modules whose public functions are also checked (each is in conftest's CHECKED_MODULES).
+TOPICS = (
+    gl.meanfield,
+    gl.bath,
+    gl.observables,
+    gl.spectral,
+    gl.latestart,
+    gl.lattice,
+    gl.patch,
+    gl.field,
+    gl.criticality,
+    gl.thermo,
+)
 
 
 def _defined_here(module, obj) -> bool:
@@ -31,7 +45,7 @@ def _public_callables():
     methods of :class:`gltheory.data.AbstractData` (the dataset protocol).
     """
     out = []
-    for module in CORE:
+    for module in CORE + TOPICS:
         for name in module.__all__:
             obj = getattr(module, name)
             if inspect.isfunction(obj) and _defined_here(module, obj):
@@ -73,6 +87,17 @@ def test_the_contract_list_covers_the_core():
         "gltheory.sampling.sample",
         "gltheory.sampling.branch",
         "gltheory.sampling.trajectory_keys",
+        "gltheory.meanfield.critical_times",
+        "gltheory.bath.gibbs",
+        "gltheory.observables.cloning_probability",
+        "gltheory.spectral.mode_stiffness",
+        "gltheory.latestart.kl",
+        "gltheory.lattice.box_sum_periodic",
+        "gltheory.patch.score",
+        "gltheory.patch.ELS.__init__",
+        "gltheory.field.structure_factor",
+        "gltheory.criticality.softening_time",
+        "gltheory.thermo.trajectory_entropy",
     ):
         assert expected in names
     assert len(PUBLIC) > 80
