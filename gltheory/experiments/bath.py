@@ -1,4 +1,4 @@
-r"""Generative-bath experiment of the report (THEORY.md §2.6).
+r"""Generative-bath experiment of the report (Ambrogioni, arXiv:2310.17467).
 
 ``bath_exponents``: β and γ from Gibbs sampling of the $N=10^8$-site generative bath with fit
 standard errors, against the same fits of the exact :func:`gltheory.bath.field` quadrature
@@ -29,7 +29,7 @@ class BathConfig(Sizes):
     """Sizes of the bath experiment (:meth:`default`, :meth:`quick` for ``--quick``)."""
 
     n_sites: int = 10**8
-    """Sites N of the two-point generative bath simulated by Gibbs sampling (THEORY.md §2.6)."""
+    """Sites N of the two-point generative bath simulated by Gibbs sampling (Ambrogioni, arXiv:2310.17467)."""
     eps_beta: tuple[float, float] = (0.002, 0.02)
     r"""Range of $\epsilon = 1/\sigma^2 - 1$ below $\sigma_c$ for the exponent β (N ε² ≥ 400)."""
     eps_gamma: tuple[float, float] = (0.01, 0.1)

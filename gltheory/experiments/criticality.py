@@ -1,6 +1,6 @@
 r"""Report experiment ``criticality``: t_c detectors on the patch model and the exponent nu.
 
-THEORY.md §4.3, §4.5, §4.6. Two uniform images $\pm\mathbf1$, 1-D periodic lattice, window
+Ambrogioni, arXiv:2603.20092. Two uniform images $\pm\mathbf1$, 1-D periodic lattice, window
 $k=5$, OU: $t_c^S=\tfrac12\ln(1+k)=0.895880$, $t_c^D=\tfrac12{\rm arcsinh}\,k=1.156219$.
 
 Rows (what each detector is calibrated to recover, see :mod:`gltheory.criticality`):
@@ -13,7 +13,7 @@ Rows (what each detector is calibrated to recover, see :mod:`gltheory.criticalit
    SE are in the note and ``info``. The softest moment (peak of $\hat\mu(0,t)$; the average
    never turns positive) has no theory value of its own and is only reported in ``info``;
 3. the $\xi$ peak of the denoised-field increments: for $k=5$ the increment $\xi(t)$ has no
-   resolved interior peak (THEORY §4.8: smooth for small $k$), so the row is "none" vs
+   resolved interior peak (Ambrogioni, arXiv:2603.20092: smooth for small $k$), so the row is "none" vs
    "none" (a peak counts when it exceeds both ends of the curve by 3 bootstrap SE);
 4. $\nu$: exact JVP linear-response $\xi$ (:func:`gltheory.linear_response_length`) against
    the reduced distance (deterministic, tol 0.01), and measured from Langevin sampling of
@@ -168,7 +168,7 @@ def run_criticality(
     resolved = 0 < ip < len(curve) - 1 and min(excess) > 0
     rows.append(
         Row(
-            "resolved interior peak of xi(t) of denoised increments (k=5: none, THEORY 4.8)",
+            "resolved interior peak of xi(t) of denoised increments (k=5: none, Ambrogioni, arXiv:2603.20092)",
             None,
             float(ex.t_c) if resolved else None,
             group=group,

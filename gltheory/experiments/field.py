@@ -1,4 +1,4 @@
-r"""Report experiments for the Ginzburg–Landau field theory of the patch model (THEORY.md §4).
+r"""Report experiments for the Ginzburg–Landau field theory of the patch model (Ambrogioni, arXiv:2603.20092).
 
 ``field_gl``: rows
 

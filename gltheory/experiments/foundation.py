@@ -1,5 +1,5 @@
 r"""Foundation experiments of the report: critical times by root finding, the two-point
-reverse SDE, and a Gaussian in 2-D (THEORY.md §1.4 and §11 items 1, 2, 4, 5).
+reverse SDE, and a Gaussian in 2-D (Raya & Ambrogioni, arXiv:2305.19693; Ambrogioni, arXiv:2310.17467).
 
 1. ``critical_times``: zeros of the slopes at $x=0$ of the score $s$ (criterion S), the
    reverse-SDE drift $g^2s-fx$ (D; for OU $1+2\partial_xs$) and the probability-flow drift
@@ -80,7 +80,7 @@ class FoundationConfig(Sizes):
     n_grid: int = 400
     """Grid size for sign-change detection of the critical-time fields."""
     root_tol: float = 1e-9
-    """Tolerance of critical-time rows (THEORY.md §11 items 1, 2, 4)."""
+    """Tolerance of critical-time rows (closed forms of the three criteria)."""
     gaussian_mean: tuple[float, ...] = (0.5, -1.0)
     gaussian_cov: tuple[tuple[float, ...], ...] = ((1.0, 0.6), (0.6, 0.5))
 
@@ -108,7 +108,7 @@ _CRITERION_FIELD = {
 
 
 def linear_fields_at_origin(data: AbstractData, process: AbstractProcess, t) -> jax.Array:
-    r"""Slopes at $x=0$ of the three fields of THEORY.md §1.4 for one-dimensional data.
+    r"""Slopes at $x=0$ of the three fields of Raya & Ambrogioni, arXiv:2305.19693; Ambrogioni, arXiv:2310.17467 for one-dimensional data.
 
     Returns ``[ds/dx, d/dx(g^2 s - f x), d/dx(g^2 s/2 - f x)]`` at $(0, t)$, each by
     ``jax.grad`` through :func:`gltheory.score` (for OU: $s'$, $1+2s'$, $1+s'$).
@@ -212,7 +212,7 @@ def find_critical_time(
 def _critical_theory(
     process_name: str, process: AbstractProcess, lam: float
 ) -> dict[str, float | None]:
-    """Closed forms of THEORY.md §1.4 for the three criteria."""
+    """Closed forms of Raya & Ambrogioni, arXiv:2305.19693; Ambrogioni, arXiv:2310.17467 for the three criteria."""
     if process_name == "OU":
         return {
             "S": 0.5 * math.log1p(lam),

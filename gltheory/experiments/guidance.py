@@ -1,5 +1,4 @@
-r"""Report experiment ``guidance_pulses``: guidance pulses at the critical time (THEORY.md §4.7,
-§8.4, §11 items 17-18), for the ``gltheory report`` job.
+r"""Report experiment ``guidance_pulses``: guidance pulses at the critical time (Ambrogioni, arXiv:2603.20092; Kynkäänniemi et al., arXiv:2404.07724), for the ``gltheory report`` job.
 
 Setting: two delta classes $\pm1$ in 1-D ($\Lambda=1$), OU from $T=2$ (exact forward samples at
 $T$), Euler–Maruyama on a uniform grid of 128 steps down to $t=0.02$; class alignment with the

@@ -1,4 +1,4 @@
-r"""Mean-field experiments of the report (THEORY.md §1.4, §2.3, §3.1, §11 item 3).
+r"""Mean-field experiments of the report (Raya & Ambrogioni, arXiv:2305.19693; Ambrogioni, arXiv:2310.17467).
 
 1. ``meanfield_critical``: :func:`gltheory.critical_times` for $\pm1$ (OU) and for
    $\tfrac12\mathcal N(\pm m, I)$ in $d=64$ ($\|m\|^2=d$): $t_c^S=\tfrac12\ln(1+\|m\|^2-1)$,
@@ -86,7 +86,7 @@ def _top_jacobian_eig(data, process, t, field_index):
 
 def _ra_fixed_point(theta: float) -> float:
     """Positive root of Raya & Ambrogioni's $(\\theta^2+1)x = -2\\theta\\tanh(\\theta x/(\\theta^2-1))$
-    by NumPy bisection (THEORY.md §3.1), independent of :func:`gltheory.fixed_points`."""
+    by NumPy bisection (Raya & Ambrogioni, arXiv:2305.19693), independent of :func:`gltheory.fixed_points`."""
     g = lambda x: (theta**2 + 1) * x + 2 * theta * math.tanh(theta * x / (theta**2 - 1))
     lo, hi = 1e-6, 2.0
     for _ in range(200):
@@ -120,7 +120,7 @@ def meanfield_critical_experiment(
     ou = OU()
     tol = cfg.root_tol
 
-    # two deltas +-1 under OU: closed forms of THEORY.md §1.4
+    # two deltas +-1 under OU: closed forms of Raya & Ambrogioni, arXiv:2305.19693; Ambrogioni, arXiv:2310.17467
     two = TwoPoint(1.0)
     ct = critical_times(two, ou)
     theory = {"score": 0.5 * math.log(2.0), "sde": 0.5 * math.asinh(1.0), "ode": None}
@@ -143,14 +143,14 @@ def meanfield_critical_experiment(
     mix, m = two_cluster_mixture(d)
     m2, var0 = float(m @ m), 1.0
     ctm = critical_times(mix, ou)
-    # score: SNR_c (|m|^2 - s0^2) = 1 (THEORY.md §2.3). SDE/ODE: with s0^2 = 1 under OU the
+    # score: SNR_c (|m|^2 - s0^2) = 1 (Ambrogioni, arXiv:2310.17467). SDE/ODE: with s0^2 = 1 under OU the
     # marginal is 1/2 N(+-m e^{-t}, I) exactly (Gamma_t = 1), so at x = 0 the Jacobians are
     # mu mu^T - I (score), 2 mu mu^T - I (SDE drift x + 2s) and mu mu^T (ODE drift x + s),
     # mu = m e^{-t}: t_c^D = 1/2 ln(2|m|^2), and the ODE field is never stable along m.
     th_m = {"score": 0.5 * math.log1p(m2 - var0), "sde": 0.5 * math.log(2 * m2), "ode": None}
     lam_eff = m2 - var0
     notes = {
-        "score": "theory 1/2 ln(1 + |m|^2 - s0^2) (THEORY.md §2.3)",
+        "score": "theory 1/2 ln(1 + |m|^2 - s0^2) (Ambrogioni, arXiv:2310.17467)",
         "sde": (
             "theory 1/2 ln(2|m|^2) [DERIVED: s0^2 = 1 under OU gives Gamma_t = 1, SDE-drift "
             f"Jacobian 2 mu mu^T - I at 0]; the §1.4 form 1/2 arcsinh(|m|^2 - s0^2) = "
@@ -190,7 +190,7 @@ def meanfield_critical_experiment(
                 )
             )
 
-    # Raya-Ambrogioni Eq. 8 (THEORY.md §11 item 3) and their pitchfork branch at theta = 0.8
+    # Raya & Ambrogioni (arXiv:2305.19693) Eq. 8 and their pitchfork branch at theta = 0.8
     vp = VP("linear")
     for s_ in (0.2, 0.4):
         th = float(vp.a(s_))
@@ -230,7 +230,7 @@ def meanfield_critical_experiment(
                     tol=1e-9,
                     group=group,
                     note="gltheory.bifurcation_diagram(field='sde') at OU t = -ln 0.8 vs NumPy "
-                    "bisection of (theta^2+1)x = -2 theta tanh(theta x/(theta^2-1)) (THEORY.md §3.1)",
+                    "bisection of (theta^2+1)x = -2 theta tanh(theta x/(theta^2-1)) (Raya & Ambrogioni, arXiv:2305.19693)",
                 )
             )
         else:
@@ -243,7 +243,7 @@ def meanfield_critical_experiment(
                     tol=1e-9,
                     group=group,
                     note="gltheory.bifurcation_diagram(field='score') vs a_t M*, M* = tanh(SNR M*) "
-                    "(curie_weiss_magnetization, THEORY.md §2.3)",
+                    "(curie_weiss_magnetization, Ambrogioni, arXiv:2310.17467)",
                 )
             )
         curves = {"±a_t (data centres)": (np.r_[tt, np.nan, tt], np.r_[a_t, np.nan, -a_t])}

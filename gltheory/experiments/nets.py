@@ -1,6 +1,6 @@
 r"""Report experiment ``trained_network``: a tiny trained CNN measured against the patch theory.
 
-THEORY.md §4.3, §4.6, §7.2. The canonical patch model of §4.3 (two uniform images
+Ambrogioni, arXiv:2603.20092; Kamb & Ganguli, arXiv:2412.20292. The canonical two-image patch model (two uniform images
 $\pm\mathbf 1$ on a periodic 1-D lattice of 32 sites) is learned by a purely convolutional
 denoiser (:class:`gltheory.nets.ConvDenoiser`, receptive field $k=5$: one 5-tap patch layer
 then two pointwise layers, FiLM on the log-SNR, circular padding) trained for 1500 steps
@@ -53,7 +53,7 @@ __all__ = ["NetsConfig", "CONFIG", "EXPERIMENTS", "trained_network_experiment"]
 
 @dataclasses.dataclass(frozen=True)
 class NetsConfig(Sizes):
-    """The pre-configured run (CPU, float32): the two-image patch model of THEORY §4.3 in 1-D.
+    """The pre-configured run (CPU, float32): the two-image patch model of Ambrogioni, arXiv:2603.20092 in 1-D.
 
     The quick and the normal report use the same sizes (:meth:`quick` is :meth:`default`).
     """
@@ -224,7 +224,7 @@ def trained_network_experiment(
                 note=(
                     f"JVP plane-wave probe of the CNN's score at x=0 on {cfg.n_steps_crit} "
                     f"log-SNR steps (interpolation error {float(interp):.1g}); theory "
-                    f"{'1/2 ln(1+k)' if crit == 'score' else '1/2 arcsinh(k)'} (THEORY §4.3); "
+                    f"{'1/2 ln(1+k)' if crit == 'score' else '1/2 arcsinh(k)'} (Ambrogioni, arXiv:2603.20092); "
                     f"tolerance {cfg.tc_tol} for an approximately trained network; the ideal "
                     f"score of the same data fires at {t_ideal[crit]:.3f}"
                 ),

@@ -1,4 +1,4 @@
-r"""Report experiment ``thermodynamics`` (THEORY.md §5, §6.3): rows and figures.
+r"""Report experiment ``thermodynamics`` (Yu & Huang, arXiv:2405.11932; Biroli et al., arXiv:2402.18491): rows and figures.
 
 Rows:
 
@@ -151,7 +151,7 @@ def thermodynamics_experiment(
     gm = _two_gaussians()
     T, t_min = 4.0, 0.02
     ou = OU(T)
-    # critical times of 1/2 N(+-mu, s2) under OU (THEORY.md §2.3; the D one from
+    # critical times of 1/2 N(+-mu, s2) under OU (Ambrogioni, arXiv:2310.17467; the D one from
     # 1 + 2 ds/dx(0) = 0, i.e. A^2 (1-s2)^2 + 2 A mu^2 - 1 = 0 for A = a_t^2)
     mu2, s2 = 1.5**2, 0.5
     t_cs = 0.5 * math.log(1 + mu2 - s2)

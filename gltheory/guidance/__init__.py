@@ -1,7 +1,7 @@
 r"""Classifier-free guidance: class-conditional data, guidance forms, pulses at the critical time,
 the class susceptibility of a pulse, a physics-aware sampler and learned pulse timing.
 
-THEORY.md §4.7, §8.3, §8.4, §11 items 17-18. All results tagged **[DERIVED]** in THEORY.md.
+Ambrogioni, arXiv:2603.20092; Lehman Pavasovic et al., arXiv:2502.07849; Kynkäänniemi et al., arXiv:2404.07724. The susceptibility and pulse-response results are derived in this package, not taken from a paper.
 
 The package has four layers, each importing only the ones above it in this list:
 

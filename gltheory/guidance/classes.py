@@ -1,6 +1,6 @@
 r"""Class-conditional data with exact scores: labelled mixtures and labelled lattice images.
 
-THEORY.md §4.7. A labelled law $p_0(y) = \sum_c\pi_c\,p_0(y\mid c)$ gives the class
+Ambrogioni, arXiv:2603.20092. A labelled law $p_0(y) = \sum_c\pi_c\,p_0(y\mid c)$ gives the class
 posterior $P(c\mid x_t)$, the class denoisers $D_c$ and the unconditional denoiser
 $D_u = \sum_cP(c\mid x_t)D_c$ in closed form (:class:`ClassConditional`, built by
 :func:`two_class_deltas`, :func:`two_class_gaussians`, :func:`class_deltas`,
@@ -44,7 +44,7 @@ class ClassConditional(eqx.Module):
 
     Each class is a gltheory dataset with an exact posterior (deltas, Gaussians, mixtures, ...).
     With $p_t(x\mid c)$ the class marginals, the exact class posterior and unconditional denoiser
-    are (THEORY.md §1.2, §4.7)
+    are (Tweedie's formula (Efron, JASA 2011); Ambrogioni, arXiv:2603.20092)
     $$P(c\mid x_t) = \mathrm{softmax}_c\big(\ln\pi_c + \ln p_t(x\mid c)\big),\qquad
     D_u(x,t) = \sum_c P(c\mid x_t)\,D_c(x,t),$$
     all in log-sum-exp form. Class ``c`` of the labels is ``classes[c]``.
@@ -298,7 +298,7 @@ def patch_features(x: ArrayLike, lattice_ndim: int) -> Array:
 
 
 class ClassLattice(eqx.Module):
-    r"""Class-labelled lattice images with class-conditional patch scores (THEORY.md §4.2, §7.2).
+    r"""Class-labelled lattice images with class-conditional patch scores (Ambrogioni, arXiv:2603.20092; Kamb & Ganguli, arXiv:2412.20292).
 
     Class $c$ is the patch machine (ELS by default) of the images of class $c$; the unconditional
     model is the same machine trained on all images (the union bank), as a network trained on

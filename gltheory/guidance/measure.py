@@ -2,7 +2,7 @@ r"""Pulse measurements (Monte Carlo): class alignment of guided samplers, paired
 peak of an alignment curve, a physics-aware sampler that fires a pulse online, and learned
 pulse timing.
 
-THEORY.md §4.7, §11 item 18. Every estimator runs the reverse-time dynamics through
+Ambrogioni, arXiv:2603.20092. Every estimator runs the reverse-time dynamics through
 :mod:`gltheory.sampling` with explicit keys; rows of a scan share keys and initial states
 (common random numbers), so gains are paired differences. The theory each measurement is
 compared with lives in :mod:`gltheory.guidance.theory`.

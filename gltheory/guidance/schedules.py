@@ -1,6 +1,6 @@
 r"""Guidance forms, the guided score, an EDM sampler with guidance, and the perturbation size.
 
-THEORY.md §4.7, §8.3, §8.4, §11 item 17.
+Ambrogioni, arXiv:2603.20092; Lehman Pavasovic et al., arXiv:2502.07849; Kynkäänniemi et al., arXiv:2404.07724.
 
 **Guided denoiser.** With a conditional denoiser $D_c$ and an unconditional one $D_u$,
 $$D_w = D_u + w\,(D_c - D_u),\qquad s_w = \frac{a_tD_w - x}{b_t^2} = s_u + w\,(s_c - s_u),$$
@@ -63,7 +63,7 @@ __all__ = [
 
 
 def guided_denoiser(d_u: ArrayLike, d_c: ArrayLike, w: ArrayLike) -> Array:
-    r"""$D_w = D_u + w\,(D_c - D_u)$ (``uncond.lerp(cond, w)``; THEORY.md §4.7, §8.4)."""
+    r"""$D_w = D_u + w\,(D_c - D_u)$ (``uncond.lerp(cond, w)``; Ambrogioni, arXiv:2603.20092; Kynkäänniemi et al., arXiv:2404.07724)."""
     d_u = jnp.asarray(d_u)
     w = jnp.asarray(w)
     if w.ndim == 1 and d_u.ndim > 1:
@@ -106,7 +106,7 @@ class IntervalCFG(AbstractGuidance):
     r"""Guidance $w$ on the time window $t_{\rm lo}\le t\le t_{\rm hi}$, $w_{\rm out}$ outside.
 
     $w_{\rm out}=1$ (default) is Kynkäänniemi et al.'s limited-interval guidance (plain
-    conditional outside, THEORY.md §8.4); $w_{\rm out}=0$ guides an unconditional sampler.
+    conditional outside, Kynkäänniemi et al., arXiv:2404.07724); $w_{\rm out}=0$ guides an unconditional sampler.
     """
 
     w: Array
@@ -134,7 +134,7 @@ class StepIntervalCFG(AbstractGuidance):
     r"""Guidance $w$ for EDM step indices $i_{\rm lo}\le i\le i_{\rm hi}$ (inclusive, both Heun
     evaluations of those steps), $w_{\rm out}$ (default 1: plain $D_c$) elsewhere.
 
-    Kynkäänniemi et al.'s sampler (THEORY.md §8.4, §11 item 17); needs the step index, which
+    Kynkäänniemi et al.'s sampler (Kynkäänniemi et al., arXiv:2404.07724); needs the step index, which
     :func:`edm_guided_sample` passes.
     """
 
@@ -168,7 +168,7 @@ _SQRT12 = math.sqrt(12.0)
 
 
 class Pulse(AbstractGuidance):
-    r"""A guidance pulse $w(t) = w_{\rm base} + A\,\chi\big((t-t_p)/\Delta\big)$ (THEORY.md §4.7).
+    r"""A guidance pulse $w(t) = w_{\rm base} + A\,\chi\big((t-t_p)/\Delta\big)$ (Ambrogioni, arXiv:2603.20092).
 
     - ``shape="box"``: $\chi = \mathbf 1[-\tfrac12\le u<\tfrac12]$ (full width $\Delta$);
     - ``shape="smooth"``: a Gaussian with the box's standard deviation,
@@ -226,7 +226,7 @@ class Pulse(AbstractGuidance):
 
 
 class PowerLawCFG(AbstractGuidance):
-    r"""Power-law CFG (THEORY.md §8.3): $w = \max(\omega\,\|s_c-s_u\|^\alpha,\ w_{\min})$ per sample.
+    r"""Power-law CFG (Lehman Pavasovic et al., arXiv:2502.07849): $w = \max(\omega\,\|s_c-s_u\|^\alpha,\ w_{\min})$ per sample.
 
     $\alpha=0$ is plain CFG with $w=\max(\omega,w_{\min})$. Since $\|s_c-s_u\|$ is exponentially
     small on committed trajectories (§11 item 18), $\alpha>0$ switches guidance off after
@@ -345,7 +345,7 @@ def edm_sigmas(
     r"""Karras et al.'s $\rho$-schedule $\sigma_i = (\sigma_{\max}^{1/\rho} + \tfrac{i}{N-1}
     (\sigma_{\min}^{1/\rho}-\sigma_{\max}^{1/\rho}))^\rho$, $i=0..N-1$, followed by $\sigma_N = 0$.
 
-    **Returns:** shape ``(n_steps + 1,)`` (THEORY.md §8.4: $N=32$, $\rho=7$ gives
+    **Returns:** shape ``(n_steps + 1,)`` (Kynkäänniemi et al., arXiv:2404.07724: $N=32$, $\rho=7$ gives
     $\sigma_{13}=4.9991$, $\sigma_{17}=1.6086$, $\sigma_{19}=0.8446$, $\sigma_{22}=0.2830$).
     """
     if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 2:
@@ -409,7 +409,7 @@ def edm_guided_sample(
     sigmas: ArrayLike,
 ) -> tuple[Array, Array]:
     r"""Deterministic EDM Heun sampler with guidance (Karras et al. Alg. 1 without churn; the
-    sampler of Kynkäänniemi et al., THEORY.md §8.4).
+    sampler of Kynkäänniemi et al., arXiv:2404.07724).
 
     For $i = 0..N-1$: $d = (x - D(x,\sigma_i))/\sigma_i$, $x' = x + (\sigma_{i+1}-\sigma_i)d$ and,
     for $i<N-1$, the Heun correction with $D(x',\sigma_{i+1})$; both evaluations of step $i$

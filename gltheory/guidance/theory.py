@@ -1,7 +1,7 @@
 r"""Pulse theory for two clusters: the guidance susceptibility, the response to a pulse, the
 linear-response optimum, and the exact mean of the learned-pulse objective.
 
-THEORY.md §4.7, §11 item 18. Two clusters $\pm m$ with within-class variance $\sigma^2$:
+Ambrogioni, arXiv:2603.20092. Two clusters $\pm m$ with within-class variance $\sigma^2$:
 $\mu_t = a_t\|m\|$, $\Gamma_t = b_t^2 + a_t^2\sigma^2$, and the guidance field at the symmetric
 point is $\nu = \mu_t/\Gamma_t$ (:func:`two_cluster_guidance_scale`).
 

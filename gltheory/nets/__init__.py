@@ -1,6 +1,6 @@
 r"""Trained score networks (equinox + optax) measured with the tools of the exact theory.
 
-THEORY.md §4.6 (detecting $t_c$ in a trained model) and §7 (Kamb & Ganguli's patch machines).
+Ambrogioni, arXiv:2603.20092 (detecting $t_c$ in a trained model) and Kamb & Ganguli, arXiv:2412.20292 (the patch machines).
 Three layers, each importing only the ones before it:
 
 1. :mod:`gltheory.nets.models`: denoiser networks $F_\theta(\tilde x,\lambda)$ of one lattice

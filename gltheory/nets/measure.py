@@ -1,12 +1,12 @@
 r"""Trained networks measured with the tools of the exact theory.
 
 :func:`compare_with_machines` calibrates the patch size $k$ per step along the network's own
-DDIM trajectory (L2 and cosine, Kamb & Ganguli's ``scales_calibration``, THEORY §7.2 item 6)
+DDIM trajectory (L2 and cosine, Kamb & Ganguli's ``scales_calibration``, Kamb & Ganguli, arXiv:2412.20292)
 and gives $r^2$ between network and machine denoisers, and side-by-side samples;
 :func:`score_criticality` measures the network's $t_c$ with the black-box detectors of
 :mod:`gltheory.criticality` (mode softening by JVP probes at $x=0$ and along trajectories, the
-$\xi$ peak; THEORY §4.6), to be compared with the patch theory for the calibrated window
-(:func:`gltheory.field.patch_critical_point`, THEORY §4.3) and with the ideal score of the data
+$\xi$ peak; Ambrogioni, arXiv:2603.20092), to be compared with the patch theory for the calibrated window
+(:func:`gltheory.field.patch_critical_point`, Ambrogioni, arXiv:2603.20092) and with the ideal score of the data
 spectrum (:func:`data_critical_time`, §1.4).
 """
 
@@ -162,7 +162,7 @@ def compare_with_machines(
     equivariant: bool = True,
     boundary: Literal["periodic", "zero"] = "periodic",
 ) -> MachineComparison:
-    r"""Calibrate the patch size per step along the network's DDIM trajectories (THEORY §7.2 item 6).
+    r"""Calibrate the patch size per step along the network's DDIM trajectories (Kamb & Ganguli, arXiv:2412.20292).
 
     From $x_T\sim\mathcal N(0,b_{t_0}^2I)$ (``key``) the network's deterministic DDIM
     trajectory is run (:class:`gltheory.solvers.DDIM` steps with the score
@@ -230,7 +230,7 @@ def _default_grid(process: AbstractProcess, n_steps: int, dtype, lo=-6.0, hi=8.0
 
 
 # ----------------------------------------------------------------------------------------------
-# criticality of a trained network (THEORY §4.6) vs the patch theory (§4.3) and the data (§1.4)
+# criticality of a trained network (Ambrogioni, arXiv:2603.20092) vs the patch theory and the data's ideal score
 # ----------------------------------------------------------------------------------------------
 
 
@@ -239,7 +239,7 @@ class NetworkCriticality(NamedTuple):
 
     - `origin`: mode softening of the plane wave $q^\star$ at the symmetric point $x=0$
       (:func:`gltheory.criticality.softening_time` with zero states; the linear criterion of
-      THEORY §4.3, exact for the patch model up to interpolation).
+      Ambrogioni, arXiv:2603.20092, exact for the patch model up to interpolation).
     - `trajectory`: the same stiffness averaged along reverse trajectories, read at its
       maximum (``mode="peak"``, the softest moment; along trajectories the patch model's
       curve need not cross zero, see :mod:`gltheory.criticality`).
@@ -268,11 +268,11 @@ def data_critical_time(
     *,
     criterion: Literal["score", "sde", "ode"] = "score",
 ) -> float | None:
-    r"""Critical time of the ideal (memorising) score at $x=0$ from the data spectrum (THEORY §1.4).
+    r"""Critical time of the ideal (memorising) score at $x=0$ from the data spectrum (Raya & Ambrogioni, arXiv:2305.19693; Ambrogioni, arXiv:2310.17467).
 
     $\Lambda$ = top eigenvalue of the (weighted) data covariance; for centred equal-norm data
     the posterior covariance at $x=0$ is the data covariance, so criterion $v$ fires where
-    ${\rm SNR}\,\Lambda-1+o_v b_t^2=0$ (the patch formula with $\hat C_k\to\Lambda$, THEORY §9).
+    ${\rm SNR}\,\Lambda-1+o_v b_t^2=0$ (the patch formula with $\hat C_k\to\Lambda$).
     Solved by :func:`gltheory.field.patch_critical_point`'s bisection. ``None`` if no root.
     """
     if criterion not in ("score", "sde", "ode"):
@@ -309,7 +309,7 @@ def score_criticality(
 ) -> NetworkCriticality:
     r"""Measure $t_c$ of any batched score (a trained network or an exact machine) three ways.
 
-    THEORY §4.6 with the detectors of :mod:`gltheory.criticality`: (1) softening of mode
+    Ambrogioni, arXiv:2603.20092 with the detectors of :mod:`gltheory.criticality`: (1) softening of mode
     $q^\star$ at $x=0$, (2) the same along ``n`` reverse trajectories (``method``, from
     $\mathcal N(0,b_{t_0}^2I)$), (3) the $\xi$ peak of the denoised-field increments; and the
     theory: the patch model with ``window`` (§4.3; $q^\star=\arg\max_q\hat C_k(q)$ of the

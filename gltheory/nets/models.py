@@ -12,7 +12,7 @@ D(x,t)=\begin{cases}F_\theta(\tilde x,\lambda)&\text{"denoiser" (default)}\\
 \sigma_{\rm d}^2a_tc_{\rm in}^2\,x+\sigma_{\rm d}b_tc_{\rm in}F_\theta(\tilde x,\lambda)
 &\text{"edm" (Karras et al.'s skip form)}\end{cases},\qquad
 s(x,t)=\frac{a_tD(x,t)-x}{b_t^2}$$
-(THEORY §1.2). Since $c_{\rm in}x=(y+\sigma z)/\sqrt{\sigma_{\rm d}^2+\sigma^2}$ with
+(Tweedie's formula (Efron, JASA 2011)). Since $c_{\rm in}x=(y+\sigma z)/\sqrt{\sigma_{\rm d}^2+\sigma^2}$ with
 $\sigma=b_t/a_t$, a network trained under one process serves every process (OU, VP, VE)
 with the same log-SNR range. :func:`linear_denoiser` is the best linear (Wiener) denoiser of a
 training set, the baseline a trained network must beat.
@@ -20,6 +20,7 @@ training set, the baseline a trained network must beat.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from typing import Literal
 
@@ -94,8 +95,9 @@ class AbstractDenoiserNet(eqx.Module):
 
     lattice_ndim: eqx.AbstractVar[int]
 
+    @abc.abstractmethod
     def __call__(self, x: Array, log_snr: Array) -> Array:
-        raise NotImplementedError
+        """The network's output for one image ``x`` at log-SNR ``log_snr``."""
 
 
 def _conv(D, cin, cout, k, padding, key, dtype):
@@ -110,7 +112,7 @@ def _radii(window: int, depth: int) -> tuple[int, ...]:
 
 
 class ConvDenoiser(AbstractDenoiserNet):
-    r"""Purely convolutional denoiser with receptive field exactly ``window`` (THEORY §7).
+    r"""Purely convolutional denoiser with receptive field exactly ``window`` (Kamb & Ganguli, arXiv:2412.20292).
 
     ``depth`` convolutions whose radii $r_l$ add up to $r=$ ``window // 2`` (kernel
     $2r_l+1$, spread as evenly as possible), SiLU between them, and FiLM time conditioning:
@@ -353,7 +355,7 @@ class MLPDenoiser(AbstractDenoiserNet):
 
 
 class ScoreNetwork(eqx.Module):
-    r"""A denoiser network as a score function of a process (module docstring, THEORY §1.2).
+    r"""A denoiser network as a score function of a process (module docstring, Tweedie's formula (Efron, JASA 2011)).
 
     $D(x,t)$ from the network output (``"denoiser"``: $F$; ``"epsilon"``:
     $(x-b_tF)/a_t$; ``"edm"``: $c_{\rm skip}x+c_{\rm out}F$ with Karras et al.'s

@@ -176,7 +176,7 @@ def dsm_loss(
     r"""Denoising score-matching loss $\frac1B\sum_n w(t_n)\frac1d\|D(a_ny_n+b_nz_n,t_n)-y_n\|^2$.
 
     ``y``, ``z``: shape ``(B, *lattice)``; ``t``: shape ``(B,)``. Minimising it over all
-    functions gives the exact denoiser $\mathbb E[y\mid x_t]$ (THEORY §1.2), hence the score.
+    functions gives the exact denoiser $\mathbb E[y\mid x_t]$ (Tweedie's formula (Efron, JASA 2011)), hence the score.
     """
     p = model.process
     D = model.net.lattice_ndim
