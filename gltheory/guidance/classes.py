@@ -12,13 +12,12 @@ scores each class with its own patch machine, classifying in :func:`patch_featur
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Int, Num, PRNGKeyArray, Real
 
 from .. import patch
 from .._checks import PROCESS, as_float_array, check_event_shape, check_instance, check_values
@@ -56,10 +55,12 @@ class ClassConditional(eqx.Module):
     """
 
     classes: tuple[AbstractData, ...]
-    weights: Array
+    weights: Float[Array, " k"]
     event_shape: tuple[int, ...] = eqx.field(static=True)
 
-    def __init__(self, classes: Sequence[AbstractData], weights: ArrayLike | None = None):
+    def __init__(
+        self, classes: Sequence[AbstractData], weights: Real[ArrayLike, " k"] | None = None
+    ):
         classes = tuple(classes)
         if len(classes) < 2:
             raise ValueError(f"ClassConditional needs at least 2 classes, got {len(classes)}.")
@@ -111,34 +112,50 @@ class ClassConditional(eqx.Module):
         lj = [c.log_marginal(xf, a, b2) for c in self.classes]
         return jnp.stack(lj, axis=-1) + jnp.log(self.weights), xf, a, b2
 
-    def class_log_posterior(self, process: AbstractProcess, x: ArrayLike, t: ArrayLike) -> Array:
+    def class_log_posterior(
+        self, process: AbstractProcess, x: Num[ArrayLike, "*x"], t: Real[ArrayLike, "*t"]
+    ) -> Float[Array, "*batch k"]:
         r"""$\ln P(c\mid x_t)$, shape ``(*batch, K)``."""
         me, proc, x, t = self._prep(process, x, t)
         return _cc_call(me, proc, x, t, None, "log_post")
 
-    def class_posterior(self, process: AbstractProcess, x: ArrayLike, t: ArrayLike) -> Array:
+    def class_posterior(
+        self, process: AbstractProcess, x: Num[ArrayLike, "*x"], t: Real[ArrayLike, "*t"]
+    ) -> Float[Array, "*batch k"]:
         r"""$P(c\mid x_t)$, shape ``(*batch, K)`` (the exact posterior classifier's probabilities)."""
         return jnp.exp(self.class_log_posterior(process, x, t))
 
-    def log_prob(self, process: AbstractProcess, x: ArrayLike, t: ArrayLike) -> Array:
+    def log_prob(
+        self, process: AbstractProcess, x: Num[ArrayLike, "*x"], t: Real[ArrayLike, "*t"]
+    ) -> Float[Array, "*batch"]:
         r"""$\ln p_t(x) = \ln\sum_c\pi_c\,p_t(x\mid c)$, the unconditional marginal, shape ``batch``."""
         me, proc, x, t = self._prep(process, x, t)
         return _cc_call(me, proc, x, t, None, "log_prob")
 
-    def classify(self, process: AbstractProcess, x: ArrayLike, t: ArrayLike) -> Array:
+    def classify(
+        self, process: AbstractProcess, x: Num[ArrayLike, "*x"], t: Real[ArrayLike, "*t"]
+    ) -> Int[Array, "*batch"]:
         r"""Exact posterior classifier $\arg\max_cP(c\mid x_t)$, int32 of shape ``batch``."""
         return jnp.argmax(self.class_log_posterior(process, x, t), axis=-1).astype(jnp.int32)
 
     def denoiser(
-        self, process: AbstractProcess, x: ArrayLike, t: ArrayLike, label: int | None = None
-    ) -> Array:
+        self,
+        process: AbstractProcess,
+        x: Num[ArrayLike, "*x"],
+        t: Real[ArrayLike, "*t"],
+        label: int | np.integer | None = None,
+    ) -> Float[Array, "*x"]:
         r"""$D_c = \mathbb E[y\mid x_t, c]$ for ``label`` $=c$, or $D_u$ for ``label=None``."""
         me, proc, x, t = self._prep(process, x, t)
         return _cc_call(me, proc, x, t, me._label(label), "denoise")
 
     def score(
-        self, process: AbstractProcess, x: ArrayLike, t: ArrayLike, label: int | None = None
-    ) -> Array:
+        self,
+        process: AbstractProcess,
+        x: Num[ArrayLike, "*x"],
+        t: Real[ArrayLike, "*t"],
+        label: int | np.integer | None = None,
+    ) -> Float[Array, "*x"]:
         r"""$s_c = (a_tD_c - x)/b_t^2$ for ``label`` $=c$, or $s_u$ for ``label=None``."""
         me, proc, x, t = self._prep(process, x, t)
         return _cc_call(me, proc, x, t, me._label(label), "score")
@@ -166,7 +183,9 @@ class ClassConditional(eqx.Module):
         m = self._denoise(process, x, t, label).reshape(xf.shape)
         return ((a * m - xf) / b2).reshape(x.shape)
 
-    def sample(self, key: PRNGKeyArray, n: int) -> tuple[Array, Array]:
+    def sample(
+        self, key: PRNGKeyArray, n: int | np.integer
+    ) -> tuple[Float[Array, " n *event"], Int[Array, " n"]]:
         """``n`` labelled samples: ``(y, labels)`` with ``y`` of shape ``(n, *event_shape)``."""
         k1, k2 = jax.random.split(key)
         labels = jax.random.choice(k1, self.n_classes, (n,), p=self.weights)
@@ -174,8 +193,12 @@ class ClassConditional(eqx.Module):
         return ys[labels, jnp.arange(n)], labels.astype(jnp.int32)
 
     def forward_sample(
-        self, process: AbstractProcess, key: PRNGKeyArray, n: int, t: ArrayLike
-    ) -> Array:
+        self,
+        process: AbstractProcess,
+        key: PRNGKeyArray,
+        n: int | np.integer,
+        t: Real[ArrayLike, ""],
+    ) -> Float[Array, " n *event"]:
         r"""``n`` exact samples of the unconditional marginal $x_t = a_ty + b_tz$."""
         check_instance(process, AbstractProcess, "process", PROCESS)
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -212,9 +235,9 @@ class ClassScore(eqx.Module):
 
     data: ClassConditional | ClassLattice
     process: AbstractProcess
-    label: int | None = eqx.field(static=True)
+    label: int | np.integer | None = eqx.field(static=True)
 
-    def __call__(self, x, t):
+    def __call__(self, x: Num[ArrayLike, "*x"], t: Real[ArrayLike, "*t"]) -> Float[Array, "*x"]:
         return self.data.score(self.process, x, t, self.label)
 
 
@@ -230,7 +253,9 @@ def _vec(mu, dim):
     return m
 
 
-def two_class_deltas(mu: ArrayLike, dim: int | None = None) -> ClassConditional:
+def two_class_deltas(
+    mu: Real[ArrayLike, ""] | Real[ArrayLike, " d"], dim: int | np.integer | None = None
+) -> ClassConditional:
     r"""Two delta classes: class 0 $=\delta(y-\mu)$, class 1 $=\delta(y+\mu)$ (equal weights).
 
     `mu` is a vector or a scalar (then $\mu\mathbf 1_d$); $\Lambda = \|\mu\|^2$.
@@ -240,7 +265,9 @@ def two_class_deltas(mu: ArrayLike, dim: int | None = None) -> ClassConditional:
 
 
 def two_class_gaussians(
-    mu: ArrayLike, sigma2: ArrayLike, dim: int | None = None
+    mu: Real[ArrayLike, ""] | Real[ArrayLike, " d"],
+    sigma2: Real[ArrayLike, ""],
+    dim: int | np.integer | None = None,
 ) -> ClassConditional:
     r"""Two Gaussian classes $\mathcal N(\pm\mu,\sigma^2I)$ (class 0 is $+\mu$; equal weights)."""
     m = _vec(mu, dim)
@@ -253,7 +280,9 @@ def two_class_gaussians(
     )
 
 
-def class_deltas(points: ArrayLike, weights: ArrayLike | None = None) -> ClassConditional:
+def class_deltas(
+    points: Real[ArrayLike, " k *event"], weights: Real[ArrayLike, " k"] | None = None
+) -> ClassConditional:
     r"""$K$ delta classes $\delta(y-y_c)$, ``points`` of shape ``(K, *event_shape)``."""
     p = as_float_array(points, "points")
     if p.ndim < 2 or p.shape[0] < 2:
@@ -262,7 +291,9 @@ def class_deltas(points: ArrayLike, weights: ArrayLike | None = None) -> ClassCo
 
 
 def class_gaussians(
-    means: ArrayLike, variances: ArrayLike, weights: ArrayLike | None = None
+    means: Real[ArrayLike, "k d"],
+    variances: Real[ArrayLike, ""] | Real[ArrayLike, " k"],
+    weights: Real[ArrayLike, " k"] | None = None,
 ) -> ClassConditional:
     r"""$K$ isotropic Gaussian classes $\mathcal N(\mu_c, v_c I)$: ``means`` (K, d), ``variances`` (K,)."""
     mu = as_float_array(means, "means")
@@ -280,7 +311,9 @@ _FEATURE_SHIFTS_2D = ((1, 0), (0, 1), (1, 1), (1, -1), (2, 0), (0, 2))
 _FEATURE_SHIFTS_1D = ((1,), (2,), (3,))
 
 
-def patch_features(x: ArrayLike, lattice_ndim: int) -> Array:
+def patch_features(
+    x: Real[ArrayLike, "*x"], lattice_ndim: int | np.integer
+) -> Float[Array, "*batch n_features"]:
     r"""Patch statistics of lattice configurations: normalised periodic correlations
     $f_\delta = \langle x_ix_{i+\delta}\rangle/\langle x_i^2\rangle$ for the shifts
     $\delta\in\{(1,0),(0,1),(1,1),(1,-1),(2,0),(0,2)\}$ (2-D) or $\{1,2,3\}$ (1-D).
@@ -310,7 +343,7 @@ class ClassLattice(eqx.Module):
 
     banks: tuple[patch.PatchBank, ...]
     union: patch.PatchBank
-    centroids: Array
+    centroids: Float[Array, "k n_features"]
     lattice_ndim: int = eqx.field(static=True)
     event_shape: tuple[int, ...] = eqx.field(static=True)
 
@@ -319,8 +352,12 @@ class ClassLattice(eqx.Module):
         return len(self.banks)
 
     def score(
-        self, process: AbstractProcess, x: ArrayLike, t: ArrayLike, label: int | None = None
-    ) -> Array:
+        self,
+        process: AbstractProcess,
+        x: Num[ArrayLike, "*x"],
+        t: Real[ArrayLike, "*t"],
+        label: int | np.integer | None = None,
+    ) -> Float[Array, "*x"]:
         r"""Patch score of class ``label`` (or of the union bank for ``label=None``)."""
         if label is not None and not (
             isinstance(label, (int, np.integer)) and 0 <= label < self.n_classes
@@ -332,8 +369,11 @@ class ClassLattice(eqx.Module):
         return patch.score(bank, process, x, t)
 
     def classify(
-        self, process: AbstractProcess | None, x: ArrayLike, t: ArrayLike | None = None
-    ) -> Array:
+        self,
+        process: AbstractProcess | None,
+        x: Real[ArrayLike, "*x"],
+        t: Real[ArrayLike, "*t"] | None = None,
+    ) -> Int[Array, "*batch"]:
         r"""Nearest-centroid class of ``x`` in patch-feature space (``process``, ``t`` unused)."""
         del process, t
         f = patch_features(x, self.lattice_ndim)
@@ -344,9 +384,9 @@ class ClassLattice(eqx.Module):
 def class_lattice(
     images: Sequence[LatticeImages | ArrayLike],
     *,
-    window: int,
+    window: int | np.integer,
     equivariant: bool = True,
-    boundary: Literal["periodic", "zero"] = "periodic",
+    boundary: str = "periodic",
 ) -> ClassLattice:
     r"""Class-labelled lattice dataset from one image set per class (e.g. horizontal vs vertical
     stripes, stripes vs checkerboards); patch machine per class and on the union.

@@ -6,14 +6,16 @@ Ambrogioni, arXiv:2603.20092; Lehman Pavasovic et al., arXiv:2502.07849; Kynkä�
 $$D_w = D_u + w\,(D_c - D_u),\qquad s_w = \frac{a_tD_w - x}{b_t^2} = s_u + w\,(s_c - s_u),$$
 so guiding the denoiser and guiding the score are the same operation (:func:`guided_denoiser`,
 :class:`GuidedScore`). A guidance form is a rule for the weight $w$: constant CFG, an interval in
-time or in EDM step index (Kynkäänniemi et al., §8.4), a pulse (centre, width, strength; box or
-smooth), or the power law $w=\max(\omega\|s_c-s_u\|^\alpha, w_{\min})$ (§8.3). They are final
+time or in EDM step index (Kynkäänniemi et al., arXiv:2404.07724;
+`docs/theory/guidance.md#guidance-interval`), a pulse (centre, width, strength; box or smooth),
+or the power law $w=\max(\omega\|s_c-s_u\|^\alpha, w_{\min})$
+(`docs/theory/guidance.md#cfg`). They are final
 ``eqx.Module``s whose numbers are arrays, so one compiled sampler serves every value.
 :func:`edm_guided_sample` is the deterministic EDM Heun sampler with guidance (it counts the
 evaluations that run both denoisers); :func:`count_guided_evaluations` counts them for
 :func:`gltheory.sample`.
 
-**Perturbation size** (§4.7 caveat). For delta classes $s_c-s_u$ grows like $1/b_t^2$, so an
+**Perturbation size** (`docs/theory/guidance.md#guidance-pulses`). For delta classes $s_c-s_u$ grows like $1/b_t^2$, so an
 unnormalised late pulse flips committed samples. A pulse is therefore characterised by its
 *guidance displacement*, the distance the guidance term of the reverse SDE moves a state held
 at the uncommitted reference point $x_{\rm ref}$ (the symmetric point $0$):
@@ -27,21 +29,27 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array, ArrayLike, Float, Int, Real
 
-from .._checks import PROCESS, as_float_array, check_instance, check_values
+from .._checks import PROCESS, as_float_array, check_instance, check_result, check_values
 from ..processes import VE, AbstractProcess
 from ..sampling import integrate
 from ..scores import cast_floats
 from ..solvers import EDMHeun
 from .classes import ClassConditional, ClassScore
+
+# Shape contracts (checked at run time in the test suite): a guidance parameter is a scalar or
+# one value per trajectory; a time grid is a 1-D array (or a list of times); nu(t) is a
+# callable, a scalar or its values at ts[:-1].
+_PerTrajectory = Real[ArrayLike, ""] | Real[ArrayLike, " n"]
+_Grid = Real[ArrayLike, " n_steps_plus_1"] | Sequence[float | int]
+_Nu = Real[ArrayLike, ""] | Real[ArrayLike, " n_steps"] | Callable
 
 __all__ = [
     "AbstractGuidance",
@@ -62,7 +70,9 @@ __all__ = [
 ]
 
 
-def guided_denoiser(d_u: ArrayLike, d_c: ArrayLike, w: ArrayLike) -> Array:
+def guided_denoiser(
+    d_u: Real[ArrayLike, "*x"], d_c: Real[ArrayLike, "*x"], w: _PerTrajectory
+) -> Float[Array, "*x"]:
     r"""$D_w = D_u + w\,(D_c - D_u)$ (``uncond.lerp(cond, w)``; Ambrogioni, arXiv:2603.20092; Kynkäänniemi et al., arXiv:2404.07724)."""
     d_u = jnp.asarray(d_u)
     w = jnp.asarray(w)
@@ -76,12 +86,18 @@ class AbstractGuidance(eqx.Module):
 
     @abc.abstractmethod
     def weight(
-        self, t: Array, *, step: Array | None = None, diff_norm: Array | None = None
-    ) -> Array:
+        self,
+        t: Real[ArrayLike, "*t"],
+        *,
+        step: Int[ArrayLike, ""] | None = None,
+        diff_norm: Real[ArrayLike, " n"] | None = None,
+    ) -> Float[Array, "*w"]:
         r"""$w$ at forward time $t$ (and EDM step index ``step``; per-sample $\|s_c-s_u\|$ for
         data-dependent forms). Scalar, or shape ``(n,)`` for per-trajectory parameters."""
 
-    def mode(self, t: Array, *, step: Array | None = None) -> Array:
+    def mode(
+        self, t: Real[ArrayLike, "*t"], *, step: Int[ArrayLike, ""] | None = None
+    ) -> Int[Array, ""]:
         r"""Which networks an evaluation needs: 0 = $D_u$ only ($w=0$), 1 = $D_c$ only ($w=1$),
         2 = both (a *guided* evaluation). Scalar int32 (2 for per-trajectory weights)."""
         w = self.weight(t, step=step)
@@ -93,12 +109,18 @@ class AbstractGuidance(eqx.Module):
 class ConstantCFG(AbstractGuidance):
     r"""Plain classifier-free guidance: $w$ at every time ($w=1$: conditional sampling)."""
 
-    w: Array
+    w: Float[Array, "*n"]
 
-    def __init__(self, w: ArrayLike):
+    def __init__(self, w: _PerTrajectory):
         self.w = as_float_array(w, "w")
 
-    def weight(self, t, *, step=None, diff_norm=None):
+    def weight(
+        self,
+        t: Real[ArrayLike, "*t"],
+        *,
+        step: Int[ArrayLike, ""] | None = None,
+        diff_norm: Real[ArrayLike, " n"] | None = None,
+    ) -> Float[Array, "*w"]:
         return self.w
 
 
@@ -109,12 +131,18 @@ class IntervalCFG(AbstractGuidance):
     conditional outside, Kynkäänniemi et al., arXiv:2404.07724); $w_{\rm out}=0$ guides an unconditional sampler.
     """
 
-    w: Array
-    t_lo: Array
-    t_hi: Array
-    w_out: Array
+    w: Float[Array, "*n"]
+    t_lo: Float[Array, ""]
+    t_hi: Float[Array, ""]
+    w_out: Float[Array, "*n"]
 
-    def __init__(self, w: ArrayLike, t_lo: ArrayLike, t_hi: ArrayLike, w_out: ArrayLike = 1.0):
+    def __init__(
+        self,
+        w: _PerTrajectory,
+        t_lo: Real[ArrayLike, ""],
+        t_hi: Real[ArrayLike, ""],
+        w_out: _PerTrajectory = 1.0,
+    ):
         self.w = as_float_array(w, "w")
         self.t_lo = as_float_array(t_lo, "t_lo")
         self.t_hi = as_float_array(t_hi, "t_hi")
@@ -125,7 +153,13 @@ class IntervalCFG(AbstractGuidance):
             f"need t_lo <= t_hi, got t_lo={t_lo}, t_hi={t_hi}.",
         )
 
-    def weight(self, t, *, step=None, diff_norm=None):
+    def weight(
+        self,
+        t: Real[ArrayLike, "*t"],
+        *,
+        step: Int[ArrayLike, ""] | None = None,
+        diff_norm: Real[ArrayLike, " n"] | None = None,
+    ) -> Float[Array, "*w"]:
         inside = (t >= self.t_lo) & (t <= self.t_hi)
         return jnp.where(inside, self.w, self.w_out)
 
@@ -138,12 +172,18 @@ class StepIntervalCFG(AbstractGuidance):
     :func:`edm_guided_sample` passes.
     """
 
-    w: Array
-    i_lo: Array
-    i_hi: Array
-    w_out: Array
+    w: Float[Array, "*n"]
+    i_lo: Int[Array, ""]
+    i_hi: Int[Array, ""]
+    w_out: Float[Array, "*n"]
 
-    def __init__(self, w: ArrayLike, i_lo: int, i_hi: int, w_out: ArrayLike = 1.0):
+    def __init__(
+        self,
+        w: _PerTrajectory,
+        i_lo: int | np.integer,
+        i_hi: int | np.integer,
+        w_out: _PerTrajectory = 1.0,
+    ):
         for name, v in (("i_lo", i_lo), ("i_hi", i_hi)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"{name} must be a non-negative integer step index, got {v!r}.")
@@ -154,7 +194,13 @@ class StepIntervalCFG(AbstractGuidance):
         self.i_hi = jnp.asarray(i_hi, jnp.int32)
         self.w_out = as_float_array(w_out, "w_out")
 
-    def weight(self, t, *, step=None, diff_norm=None):
+    def weight(
+        self,
+        t: Real[ArrayLike, "*t"],
+        *,
+        step: Int[ArrayLike, ""] | None = None,
+        diff_norm: Real[ArrayLike, " n"] | None = None,
+    ) -> Float[Array, "*w"]:
         if step is None:
             raise ValueError(
                 "StepIntervalCFG needs the sampler's step index: use edm_guided_sample (or an "
@@ -180,20 +226,20 @@ class Pulse(AbstractGuidance):
     from a perturbation size.
     """
 
-    centre: Array
-    width: Array
-    strength: Array
-    base: Array
+    centre: Float[Array, "*n"]
+    width: Float[Array, "*n"]
+    strength: Float[Array, "*n"]
+    base: Float[Array, "*n"]
     shape: str = eqx.field(static=True)
 
     def __init__(
         self,
-        centre: ArrayLike,
-        width: ArrayLike,
-        strength: ArrayLike = 1.0,
+        centre: _PerTrajectory,
+        width: _PerTrajectory,
+        strength: _PerTrajectory = 1.0,
         *,
-        shape: Literal["box", "smooth"] = "box",
-        base: ArrayLike = 0.0,
+        shape: str = "box",
+        base: _PerTrajectory = 0.0,
     ):
         if shape not in ("box", "smooth"):
             raise ValueError(f"shape must be 'box' or 'smooth', got {shape!r}.")
@@ -214,14 +260,20 @@ class Pulse(AbstractGuidance):
                 raise ValueError(f"{name} must be a scalar or shape (n,), got shape {v.shape}.")
         self.shape = shape
 
-    def profile(self, t: ArrayLike) -> Array:
+    def profile(self, t: Real[ArrayLike, "*t"]) -> Float[Array, " ..."]:
         r"""$\chi((t-t_p)/\Delta)$ (broadcast over per-trajectory parameters)."""
         u = (jnp.asarray(t) - self.centre) / self.width
         if self.shape == "box":
             return ((u >= -0.5) & (u < 0.5)).astype(jnp.result_type(u, float))
         return jnp.exp(-6.0 * u**2)
 
-    def weight(self, t, *, step=None, diff_norm=None):
+    def weight(
+        self,
+        t: Real[ArrayLike, "*t"],
+        *,
+        step: Int[ArrayLike, ""] | None = None,
+        diff_norm: Real[ArrayLike, " n"] | None = None,
+    ) -> Float[Array, " ..."]:
         return self.base + self.strength * self.profile(t)
 
 
@@ -229,22 +281,33 @@ class PowerLawCFG(AbstractGuidance):
     r"""Power-law CFG (Lehman Pavasovic et al., arXiv:2502.07849): $w = \max(\omega\,\|s_c-s_u\|^\alpha,\ w_{\min})$ per sample.
 
     $\alpha=0$ is plain CFG with $w=\max(\omega,w_{\min})$. Since $\|s_c-s_u\|$ is exponentially
-    small on committed trajectories (§11 item 18), $\alpha>0$ switches guidance off after
+    small on committed trajectories (`docs/theory/guidance.md#cfg-two-clusters`), $\alpha>0$ switches guidance off after
     commitment. $\alpha$ must exceed $-1$ so that $z\,w(z)\to0$ as $z\to0$.
     """
 
-    omega: Array
-    alpha: Array
-    w_min: Array
+    omega: Float[Array, ""]
+    alpha: Float[Array, ""]
+    w_min: Float[Array, ""]
 
-    def __init__(self, omega: ArrayLike, alpha: ArrayLike, w_min: ArrayLike = 1.0):
+    def __init__(
+        self,
+        omega: Real[ArrayLike, ""],
+        alpha: Real[ArrayLike, ""],
+        w_min: Real[ArrayLike, ""] = 1.0,
+    ):
         self.omega = as_float_array(omega, "omega")
         self.alpha = check_values(
             as_float_array(alpha, "alpha"), lambda v: ~(v > -1), f"alpha must be > -1, got {alpha}."
         )
         self.w_min = as_float_array(w_min, "w_min")
 
-    def weight(self, t, *, step=None, diff_norm=None):
+    def weight(
+        self,
+        t: Real[ArrayLike, "*t"],
+        *,
+        step: Int[ArrayLike, ""] | None = None,
+        diff_norm: Real[ArrayLike, " n"] | None = None,
+    ) -> Float[Array, " n"]:
         if diff_norm is None:
             raise ValueError("PowerLawCFG needs diff_norm = |s_c - s_u| per sample.")
         z = jnp.asarray(diff_norm)
@@ -252,7 +315,9 @@ class PowerLawCFG(AbstractGuidance):
         zw = jnp.where(z > 0, safe**self.alpha, 0.0)
         return jnp.maximum(self.omega * zw, self.w_min)
 
-    def mode(self, t, *, step=None):
+    def mode(
+        self, t: Real[ArrayLike, "*t"], *, step: Int[ArrayLike, ""] | None = None
+    ) -> Int[Array, ""]:
         return jnp.asarray(2, jnp.int32)
 
 
@@ -279,7 +344,12 @@ class GuidedScore(eqx.Module):
     uncond: Callable
     guidance: AbstractGuidance
 
-    def __call__(self, x, t, step=None):
+    def __call__(
+        self,
+        x: Float[Array, " n *event"],
+        t: Real[ArrayLike, ""],
+        step: Int[ArrayLike, ""] | None = None,
+    ) -> Float[Array, " n *event"]:
         g = self.guidance
         if isinstance(g, PowerLawCFG):
             return self._both(x, t, step)
@@ -313,8 +383,8 @@ _EVAL_POINTS = {
 
 
 def count_guided_evaluations(
-    guidance: AbstractGuidance, ts: ArrayLike, method: str = "euler_maruyama"
-) -> Array:
+    guidance: AbstractGuidance, ts: _Grid, method: str = "euler_maruyama"
+) -> Int[Array, ""]:
     r"""Number of score evaluations of :func:`gltheory.sample` that run *both* networks.
 
     Replays the sampler's evaluation schedule: one evaluation at $t_i$ per step for
@@ -340,8 +410,12 @@ def count_guided_evaluations(
 
 
 def edm_sigmas(
-    n_steps: int = 32, *, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0
-) -> Array:
+    n_steps: int | np.integer = 32,
+    *,
+    sigma_min: Real[ArrayLike, ""] = 0.002,
+    sigma_max: Real[ArrayLike, ""] = 80.0,
+    rho: Real[ArrayLike, ""] = 7.0,
+) -> Float[Array, " n_steps_plus_1"]:
     r"""Karras et al.'s $\rho$-schedule $\sigma_i = (\sigma_{\max}^{1/\rho} + \tfrac{i}{N-1}
     (\sigma_{\min}^{1/\rho}-\sigma_{\max}^{1/\rho}))^\rho$, $i=0..N-1$, followed by $\sigma_N = 0$.
 
@@ -405,9 +479,9 @@ def edm_guided_sample(
     den_cond: Callable,
     den_uncond: Callable,
     guidance: AbstractGuidance,
-    x: ArrayLike,
-    sigmas: ArrayLike,
-) -> tuple[Array, Array]:
+    x: Real[ArrayLike, " n *event"],
+    sigmas: Real[ArrayLike, " n_sigmas"] | Sequence[float | int],
+) -> tuple[Float[Array, " n *event"], Int[Array, ""]]:
     r"""Deterministic EDM Heun sampler with guidance (Karras et al. Alg. 1 without churn; the
     sampler of Kynkäänniemi et al., arXiv:2404.07724).
 
@@ -449,7 +523,9 @@ def edm_guided_sample(
 # ---------------------------------------------------------------------------- perturbation size
 
 
-def guidance_scale(cond: Callable, uncond: Callable, x: ArrayLike, t: ArrayLike) -> Array:
+def guidance_scale(
+    cond: Callable, uncond: Callable, x: Real[ArrayLike, " n *event"], t: Real[ArrayLike, ""]
+) -> Float[Array, ""]:
     r"""Reference magnitude of the guidance field, $\nu(t)=\big(\overline{\|s_c(x,t)-s_u(x,t)\|^2}\big)^{1/2}$
     over the batch ``x`` (one state: the norm at that state, e.g. the symmetric point $x=0$;
     forward samples of $p_t$: the RMS guidance field).
@@ -474,8 +550,8 @@ def _nu_on_grid(nu, ts):
 
 
 def guidance_displacement(
-    guidance: AbstractGuidance, process: AbstractProcess, ts: ArrayLike, nu: ArrayLike | Callable
-) -> Array:
+    guidance: AbstractGuidance, process: AbstractProcess, ts: _Grid, nu: _Nu
+) -> Float[Array, "*pulses"]:
     r"""Perturbation size $\varepsilon = \sum_i h_i\,w(t_i)\,g^2(t_i)\,\nu(t_i)$ of a guidance form on
     the Euler grid ``ts`` ($h_i = t_i - t_{i+1}$; module docstring). ``nu``: $\nu(t)$ as a callable,
     a scalar or the values at ``ts[:-1]``. Shape ``()`` or ``(n,)`` for per-trajectory pulses.
@@ -490,7 +566,7 @@ def guidance_displacement(
 
 
 def normalise_pulse(
-    pulse: Pulse, eps: ArrayLike, process: AbstractProcess, ts: ArrayLike, nu: ArrayLike | Callable
+    pulse: Pulse, eps: _PerTrajectory, process: AbstractProcess, ts: _Grid, nu: _Nu
 ) -> Pulse:
     r"""The pulse with ``strength`` set so that its displacement (:func:`guidance_displacement` of
     the pulse part $A\chi$) equals ``eps``; differentiable in centre and width."""
@@ -502,13 +578,13 @@ def normalise_pulse(
         (jnp.ones_like(pulse.strength), jnp.zeros_like(pulse.base)),
     )
     size = guidance_displacement(unit, process, ts, nu)
-    size = eqx.error_if(size, ~(size > 0), "the pulse does not overlap the time grid (zero size).")
+    size = check_result(size, ~(size > 0), "the pulse does not overlap the time grid (zero size).")
     return eqx.tree_at(lambda p: p.strength, pulse, jnp.asarray(eps, size.dtype) / size)
 
 
 def guidance_scale_at_origin(
-    data: ClassConditional, process: AbstractProcess, ts: ArrayLike, target: int = 0
-) -> Array:
+    data: ClassConditional, process: AbstractProcess, ts: _Grid, target: int | np.integer = 0
+) -> Float[Array, " n_steps"]:
     r"""$\nu(t_i) = \|s_c(0,t_i) - s_u(0,t_i)\|$ at ``ts[:-1]``: the guidance field of class
     ``target`` at the symmetric point $x=0$ (the $\nu$ that :func:`gltheory.guidance.learn_pulse`
     and :func:`gltheory.guidance.pulse_objective_quadrature` normalise pulses with).

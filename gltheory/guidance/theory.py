@@ -30,21 +30,27 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Literal, NamedTuple
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array, ArrayLike, Float, Real
 
-from .._checks import PROCESS, as_float_array, check_instance, check_values
+from .._checks import PROCESS, as_float_array, check_instance, check_result, check_values
+from .._roots import bracketed_argmax, no_derivative, polished_argmax
 from ..observables import normal_quadrature_nodes, two_cluster_params
 from ..processes import AbstractProcess
 from ..sampling import check_time_grid, integrate
 from ..scores import cast_floats
 from .classes import ClassConditional
 from .schedules import Pulse, guidance_scale_at_origin, normalise_pulse
+
+# Shape contracts (checked at run time in the test suite): the two-cluster parameters and times
+# broadcast against each other; a time grid is a 1-D array (or a list of times).
+_Grid = Real[ArrayLike, " n_steps_plus_1"] | Sequence[float | int]
 
 __all__ = [
     "two_cluster_guidance_scale",
@@ -58,8 +64,12 @@ __all__ = [
 
 
 def two_cluster_guidance_scale(
-    m_norm: ArrayLike, sigma2: ArrayLike, t: ArrayLike, *, process: AbstractProcess
-) -> Array:
+    m_norm: Real[ArrayLike, " ..."],
+    sigma2: Real[ArrayLike, " ..."],
+    t: Real[ArrayLike, " ..."],
+    *,
+    process: AbstractProcess,
+) -> Float[Array, " ..."]:
     r"""$\nu(t) = \|s_+(0,t)-s_u(0,t)\| = \mu_t/\Gamma_t$ for two clusters $\pm m$ (variance $\sigma^2$)."""
     mu, gamma = two_cluster_params(m_norm, sigma2, t, process)
     return mu / gamma
@@ -80,8 +90,12 @@ def _rg_kernel(mu, gamma):
 
 
 def guidance_susceptibility_theory(
-    m_norm: ArrayLike, sigma2: ArrayLike, t: ArrayLike, *, process: AbstractProcess | None = None
-) -> Array:
+    m_norm: Real[ArrayLike, " ..."],
+    sigma2: Real[ArrayLike, " ..."],
+    t: Real[ArrayLike, " ..."],
+    *,
+    process: AbstractProcess | None = None,
+) -> Float[Array, " ..."]:
     r"""$R_g(t) = \mathbb E_{p_t}\big[\partial_qP(+\mid q)\,(1-\tanh(c_tq))\big]$ by quadrature over the
     full two-cluster marginal: the response of the final class-$+$ probability to a unit guidance
     displacement at $t$ (:mod:`gltheory.guidance.theory` docstring). Equals $R(t)$ of
@@ -91,8 +105,13 @@ def guidance_susceptibility_theory(
     return _rg_kernel(mu, gamma)
 
 
+@jax.custom_jvp
 def _flow_shift(u, k):
-    r"""$v\ge0$ with $v + e^{u}(e^{v}-1) = k$ (bisection; stable for any $u$)."""
+    r"""$v\ge0$ with $v + e^{u}(e^{v}-1) = k$ (bisection; stable for any $u$).
+
+    The derivative is not taken through the bisection: :func:`_flow_shift_jvp` applies the
+    implicit-function theorem to $G(v,u,k) = v + e^u(e^v-1) - k = 0$.
+    """
 
     def g(v):
         log_term = u + jnp.log(jnp.where(v > 0, jnp.expm1(v), 1.0))
@@ -110,6 +129,18 @@ def _flow_shift(u, k):
 
     lo, hi = jax.lax.fori_loop(0, 100, body, (lo, hi))
     return 0.5 * (lo + hi)
+
+
+@_flow_shift.defjvp
+def _flow_shift_jvp(primals, tangents):
+    r"""Implicit-function theorem for $G(v,u,k) = v + e^u(e^v-1) - k = 0$:
+    $\partial_vG = 1+e^{u+v}$, $\partial_uG = e^u(e^v-1) = k-v$, $\partial_kG = -1$, so
+    $dv = \mathrm{sigmoid}(-(u+v))\,\big(dk - (k-v)\,du\big)$ (overflow-free for any $u$)."""
+    u, k = primals
+    du, dk = tangents
+    v = _flow_shift(u, k)
+    dv = jax.nn.sigmoid(-(u + v)) * (dk - (k - v) * du)
+    return v, dv
 
 
 @functools.partial(jax.jit, static_argnums=3)
@@ -137,14 +168,14 @@ def _pulse_kernel(mu, gamma, eps, kind: str):
 
 
 def pulse_response_theory(
-    m_norm: ArrayLike,
-    sigma2: ArrayLike,
-    t: ArrayLike,
-    eps: ArrayLike,
+    m_norm: Real[ArrayLike, " ..."],
+    sigma2: Real[ArrayLike, " ..."],
+    t: Real[ArrayLike, " ..."],
+    eps: Real[ArrayLike, " ..."],
     *,
-    kind: Literal["flow", "euler", "linear"] = "flow",
+    kind: str = "flow",
     process: AbstractProcess | None = None,
-) -> Array:
+) -> Float[Array, " ..."]:
     r"""Final class-$+$ probability after an impulsive guidance pulse of size $\varepsilon$ at time $t$
     (two clusters $\pm m$, exact sampler before and after), by quadrature:
     $$P_{\rm final}(+) = \mathbb E_{q\sim p_t}\big[\mathrm{sigmoid}(2c_t\,\Phi_\varepsilon(q))\big].$$
@@ -157,8 +188,10 @@ def pulse_response_theory(
     - ``kind="linear"``: $\tfrac12 + \varepsilon R_g(t)$.
 
     All agree to $O(\varepsilon)$ and $dP/d\varepsilon|_0 = R(t)$ (derivation: module docstring).
-    The ``"flow"`` map is found by bisection (100 halvings), so autodiff through it in
-    $\varepsilon$ returns zero: use finite differences or ``kind="euler"`` for gradients.
+    The ``"flow"`` map is found by bisection (100 halvings); its derivatives (in
+    $\varepsilon$, $t$, $\|m\|$, $\sigma^2$) are not taken through the bisection but from
+    the implicit-function theorem applied to the equation for $v$ (a ``jax.custom_jvp``), so
+    ``jax.grad``/``jax.jvp`` are exact for every ``kind``.
     """
     mu, gamma = two_cluster_params(m_norm, sigma2, t, process)
     if kind not in ("flow", "euler", "linear"):
@@ -170,13 +203,13 @@ def pulse_response_theory(
 
 
 def pulse_alignment_theory(
-    m_norm: ArrayLike,
-    sigma2: ArrayLike,
+    m_norm: Real[ArrayLike, ""],
+    sigma2: Real[ArrayLike, ""],
     pulse: Pulse,
     *,
     process: AbstractProcess,
-    ts: ArrayLike,
-) -> Array:
+    ts: _Grid,
+) -> Float[Array, "*pulses"]:
     r"""Linear-response class-$+$ alignment of a guided unconditional sampler on the grid ``ts``:
     $\tfrac12 + \sum_i h_i\,(w(t_i)-w_{\rm base})\,g^2(t_i)\,\nu(t_i)\,R(t_i)$, exact to $O(\varepsilon)$
     ($\nu$ of :func:`two_cluster_guidance_scale`, $R$ by quadrature). Differentiable in the pulse.
@@ -192,21 +225,31 @@ def pulse_alignment_theory(
 
 
 def optimal_pulse_centre(
-    m_norm: ArrayLike,
-    sigma2: ArrayLike,
+    m_norm: Real[ArrayLike, ""],
+    sigma2: Real[ArrayLike, ""],
     *,
-    width: ArrayLike,
-    shape: Literal["box", "smooth"] = "smooth",
+    width: Real[ArrayLike, ""],
+    shape: str = "smooth",
     process: AbstractProcess,
-    ts: ArrayLike,
-    t_lo: float,
-    t_hi: float,
-    n_grid: int = 101,
-    n_refine: int = 40,
-) -> tuple[Array, Array]:
+    ts: _Grid,
+    t_lo: Real[ArrayLike, ""],
+    t_hi: Real[ArrayLike, ""],
+    n_grid: int | np.integer = 101,
+    n_refine: int | np.integer = 40,
+) -> tuple[Float[Array, ""], Float[Array, ""]]:
     r"""Centre maximising :func:`pulse_alignment_theory` at unit perturbation size (the linear-
     response optimum for a pulse of this shape and width on this grid): grid search on
-    $[t_{\rm lo}, t_{\rm hi}]$ then golden section on the two cells around the grid maximum.
+    $[t_{\rm lo}, t_{\rm hi}]$, then, on the two cells around the grid maximum,
+
+    - ``shape="smooth"``: the root of $\partial_c\,\mathrm{gain}(c)$ by ``optimistix.Bisection``
+      (``n_refine`` halvings). Derivatives of the centre (in ``m_norm``, ``sigma2``,
+      ``width``) come from the implicit-function theorem at that root (optimistix's implicit
+      adjoint, $dc = -\partial_c\partial_\theta\mathrm{gain}/\partial_c^2\mathrm{gain}\,d\theta$),
+      not from the iterations; zero when the maximum sits on an end of $[t_{\rm lo},t_{\rm hi}]$.
+    - ``shape="box"``: golden section (``n_refine`` steps). On a discrete grid the gain of a box
+      is piecewise constant in $c$, so the centre has no derivative: ``jax.grad``/``jax.jvp``
+      through this call raise a ``ValueError`` (for the gain's derivative at fixed centre,
+      differentiate :func:`pulse_alignment_theory`).
 
     **Returns:** ``(centre, dP/deps)``.
     """
@@ -239,9 +282,15 @@ def _opt_centre_impl(m_norm, sigma2, width, shape, process, ts, bounds, n_grid, 
         p = normalise_pulse(Pulse(c, width, shape=shape), 1.0, process, ts, nu)
         return pulse_alignment_theory(m_norm, sigma2, p, process=process, ts=ts) - 0.5
 
-    cs = jnp.linspace(bounds[0], bounds[1], n_grid)
+    cs = jax.lax.stop_gradient(jnp.linspace(bounds[0], bounds[1], n_grid))
     vals = jax.lax.map(gain, cs)
     i = jnp.clip(jnp.argmax(vals), 1, n_grid - 2)
+    lo, hi = cs[i - 1], cs[i + 1]
+    if shape == "smooth":
+        c = bracketed_argmax(
+            lambda c, args: jax.grad(gain)(c), lo, hi, (m_norm, sigma2, width), n_refine
+        )
+        return c, gain(c)
     gr = (math.sqrt(5.0) - 1) / 2
 
     def body(_, b):
@@ -251,9 +300,17 @@ def _opt_centre_impl(m_norm, sigma2, width, shape, process, ts, bounds, n_grid, 
         left = gain(c) >= gain(d)
         return jnp.where(left, lo, c), jnp.where(left, d, hi)
 
-    lo, hi = jax.lax.fori_loop(0, n_refine, body, (cs[i - 1], cs[i + 1]))
-    c = 0.5 * (lo + hi)
-    return c, gain(c)
+    lo, hi = jax.lax.fori_loop(0, n_refine, body, (lo, hi))
+    c = jax.lax.stop_gradient(0.5 * (lo + hi))
+    deps = (m_norm, sigma2, width, ts, eqx.filter(process, eqx.is_inexact_array))
+    return no_derivative(c, deps, _BOX_CENTRE), gain(c)
+
+
+_BOX_CENTRE = (
+    "optimal_pulse_centre(shape='box') has no derivative: the gain of a box pulse on a discrete "
+    "grid is piecewise constant in the centre. Use shape='smooth', or differentiate "
+    "pulse_alignment_theory at a fixed centre."
+)
 
 
 class _QuadTables(NamedTuple):
@@ -309,15 +366,15 @@ def pulse_objective_quadrature(
     data: ClassConditional,
     process: AbstractProcess,
     *,
-    centre: ArrayLike,
-    width: ArrayLike,
-    eps: ArrayLike,
-    ts: ArrayLike,
-    target: int = 0,
-    shape: Literal["box", "smooth"] = "smooth",
-    x_max: float = 6.0,
-    n_x: int = 241,
-) -> Array:
+    centre: Real[ArrayLike, ""],
+    width: Real[ArrayLike, ""],
+    eps: Real[ArrayLike, ""],
+    ts: _Grid,
+    target: int | np.integer = 0,
+    shape: str = "smooth",
+    x_max: Real[ArrayLike, ""] = 6.0,
+    n_x: int | np.integer = 241,
+) -> Float[Array, ""]:
     r"""Exact expectation of the :func:`learn_pulse` objective (1-D data), by quadrature.
 
     :func:`learn_pulse` maximises $J(\theta) = \frac1n\sum_jP(c\mid x^{(j)}_{t_{\rm end}})$ over
@@ -377,7 +434,7 @@ def _pulse_quad_checked(data, process, centre, width, eps, ts, target, shape, x_
         int(target),
         int(n_x),
     )
-    return eqx.error_if(
+    return check_result(
         j, jnp.abs(mass - 1) > 1e-6, "density left the quadrature grid: raise x_max."
     )
 
@@ -386,24 +443,27 @@ def discrete_optimal_pulse_centre(
     data: ClassConditional,
     process: AbstractProcess,
     *,
-    width: ArrayLike,
-    eps: ArrayLike,
-    ts: ArrayLike,
-    t_lo: float,
-    t_hi: float,
-    target: int = 0,
-    shape: Literal["box", "smooth"] = "smooth",
-    n_grid: int = 9,
-    n_zoom: int = 3,
-    x_max: float = 6.0,
-    n_x: int = 241,
-) -> tuple[Array, Array, Array]:
+    width: Real[ArrayLike, ""],
+    eps: Real[ArrayLike, ""],
+    ts: _Grid,
+    t_lo: Real[ArrayLike, ""],
+    t_hi: Real[ArrayLike, ""],
+    target: int | np.integer = 0,
+    shape: str = "smooth",
+    n_grid: int | np.integer = 9,
+    n_zoom: int | np.integer = 3,
+    x_max: Real[ArrayLike, ""] = 6.0,
+    n_x: int | np.integer = 241,
+) -> tuple[Float[Array, ""], Float[Array, ""], Float[Array, ""]]:
     r"""Centre maximising :func:`pulse_objective_quadrature` at fixed ``width`` and ``eps``: the
     optimum of the very objective :func:`learn_pulse` estimates (same sampler, grid, pulse shape,
     normalisation and finite $\varepsilon$). Grid search with ``n_grid`` points on
     $[t_{\rm lo},t_{\rm hi}]$, ``n_zoom`` times re-gridded on the two cells around the maximum
     (each zoom shrinks the bracket by $(n_{\rm grid}-1)/2$), then the vertex of the parabola
-    through the three points around the maximum of the finest grid. The curvature
+    through the three points around the maximum of the finest grid; for ``shape="smooth"``
+    five Newton steps on $\partial_c\bar J=0$ from the vertex give the maximiser itself,
+    differentiable in ``width``, ``eps``, ``ts`` and the data by the implicit-function theorem
+    (``shape="box"`` refuses ``jax.grad``: its objective is piecewise constant in the centre). The curvature
     $\partial_c^2\bar J$ at the optimum is a central second difference with step 0.01.
 
     **Returns:** ``(centre, objective, d2J/dc2)`` at the optimum.
@@ -430,36 +490,52 @@ def discrete_optimal_pulse_centre(
         int(n_x),
         int(n_zoom),
     )
-    c = eqx.error_if(c, bad > 1e-6, "density left the quadrature grid: raise x_max.")
+    c = check_result(c, bad > 1e-6, "density left the quadrature grid: raise x_max.")
     return c, val, h2
 
 
 @functools.partial(jax.jit, static_argnames=("shape", "target", "n_x", "n_zoom"))
 def _disc_opt_impl(data, process, width, eps, ts, nu_i, x_max, cs, shape, target, n_x, n_zoom):
     tab = _quad_tables(data, process, ts, x_max, target, n_x)
-    # one traced (vmapped) objective, evaluated n_zoom + 2 times in a loop (compiles once):
-    # passes 0..n_zoom grid and zoom; pass n_zoom + 1 evaluates c - d, c, c + d at the vertex c
-    d = jnp.asarray(0.01, cs.dtype)
+
+    def objective(c):
+        return _em_objective_quad(tab, process, c, width, eps, ts, nu_i, shape)
+
+    # grid and zooms: one traced (vmapped) objective, evaluated n_zoom + 1 times in a loop; not
+    # differentiated (the maximiser's derivative comes from the implicit-function theorem)
     n = cs.shape[0]
 
     def body(k, carry):
-        cs, bad, c, stencil = carry
-        vals, mass = jax.vmap(
-            lambda x: _em_objective_quad(tab, process, x, width, eps, ts, nu_i, shape)
-        )(cs)
+        cs, bad, _ = carry
+        vals, mass = jax.vmap(objective)(cs)
         bad = jnp.maximum(bad, jnp.max(jnp.abs(mass - 1)))
         i = jnp.clip(jnp.argmax(vals), 1, n - 2)
         step = cs[1] - cs[0]
         fm, f0, fp = vals[i - 1], vals[i], vals[i + 1]
         vertex = cs[i] - 0.5 * step * (fp - fm) / (fp - 2 * f0 + fm)
         zoomed = jnp.linspace(cs[i - 1], cs[i + 1], n)
-        last = k == n_zoom  # finest grid: take the parabola's vertex, then the stencil
-        c = jnp.where(last, vertex, c)
-        probe = jnp.concatenate([jnp.stack([c - d, c, c + d]), jnp.full((n - 3,), c)])
-        nxt = jnp.where(last, probe, zoomed)
-        stencil = jnp.where(k == n_zoom + 1, vals[:3], stencil)
-        return nxt, bad, c, stencil
+        return jnp.where(k == n_zoom, cs, zoomed), bad, (vertex, cs[i - 1], cs[i + 1])
 
-    init = (cs, jnp.zeros((), cs.dtype), cs[0], jnp.zeros((3,), cs.dtype))
-    _, bad, c, (jm, jc, jp) = jax.lax.fori_loop(0, n_zoom + 2, body, init)
+    cs0 = jax.lax.stop_gradient(cs)
+    init = (cs0, jnp.zeros((), cs.dtype), (cs0[0], cs0[0], cs0[-1]))
+    _, bad, (vertex, lo, hi) = jax.lax.fori_loop(
+        0, n_zoom + 1, lambda k, c: jax.lax.stop_gradient(body(k, c)), init
+    )
+    if shape == "smooth":  # Newton steps on dJ/dc from the vertex, implicit derivative
+        c = polished_argmax(
+            lambda c, _: jax.grad(lambda c: objective(c)[0])(c), vertex, lo, hi, None, 5
+        )
+    else:
+        deps = (width, eps, ts, nu_i, eqx.filter((data, process), eqx.is_inexact_array))
+        c = no_derivative(vertex, deps, _BOX_DISCRETE)
+    # the value and the curvature (central second difference, step 0.01) at the optimum
+    d = jnp.asarray(0.01, cs.dtype)
+    jm, jc, jp = jax.vmap(objective)(jnp.stack([c - d, c, c + d]))[0]
     return c, jc, (jp - 2 * jc + jm) / d**2, bad
+
+
+_BOX_DISCRETE = (
+    "discrete_optimal_pulse_centre(shape='box') has no derivative: the objective of a box pulse "
+    "on a discrete grid is piecewise constant in the centre. Use shape='smooth', or "
+    "differentiate pulse_objective_quadrature at a fixed centre."
+)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array, ArrayLike, Float, Real
 
 from .._checks import as_float_array, check_positive_int
 from ..data import LatticeImages
@@ -19,7 +19,9 @@ from ..data import LatticeImages
 __all__ = ["images_and_weights", "data_moments", "digits_images"]
 
 
-def images_and_weights(images: LatticeImages | ArrayLike) -> tuple[Array, Array]:
+def images_and_weights(
+    images: LatticeImages | Real[ArrayLike, " n *lattice"],
+) -> tuple[Float[Array, " n *lattice"], Float[Array, " n"]]:
     """The images and their weights of a training set.
 
     **Arguments:**
@@ -42,7 +44,9 @@ def images_and_weights(images: LatticeImages | ArrayLike) -> tuple[Array, Array]
     return y, w
 
 
-def data_moments(images: LatticeImages | ArrayLike) -> tuple[Array, Array]:
+def data_moments(
+    images: LatticeImages | Real[ArrayLike, " n *lattice"],
+) -> tuple[Float[Array, " d"], Float[Array, "d d"]]:
     r"""Weighted mean $m=\sum_nw_ny_n$ and covariance $C=\sum_nw_n(y_n-m)(y_n-m)^\top$.
 
     **Arguments:**
@@ -58,7 +62,7 @@ def data_moments(images: LatticeImages | ArrayLike) -> tuple[Array, Array]:
     return m, (yf - m).T @ (w[:, None] * (yf - m))
 
 
-def digits_images(*, n: int | None = None, binarize: bool = False) -> LatticeImages:
+def digits_images(*, n: int | np.integer | None = None, binarize: bool = False) -> LatticeImages:
     """scikit-learn's bundled 8x8 digits (1797 images) as ``LatticeImages`` in $[-1, 1]$.
 
     Needs the optional extra ``digits`` (``pip install gltheory[digits]``, i.e.

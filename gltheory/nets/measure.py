@@ -7,22 +7,24 @@ and gives $r^2$ between network and machine denoisers, and side-by-side samples;
 :mod:`gltheory.criticality` (mode softening by JVP probes at $x=0$ and along trajectories, the
 $\xi$ peak; Ambrogioni, arXiv:2603.20092), to be compared with the patch theory for the calibrated window
 (:func:`gltheory.field.patch_critical_point`, Ambrogioni, arXiv:2603.20092) and with the ideal score of the data
-spectrum (:func:`data_critical_time`, §1.4).
+spectrum (:func:`data_critical_time`, `docs/theory/critical-times.md#three-criteria`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, PRNGKeyArray
+import numpy as np
+from jaxtyping import Array, ArrayLike, PRNGKeyArray, Real
 
 from .. import patch
 from .._checks import as_float_array, check_instance, check_positive_int
+from .._roots import refuse_traced
 from ..criticality import softening_time, trajectory_states, xi_peak_time
 from ..data import LatticeImages
 from ..field import criterion_time, patch_critical_point
@@ -152,15 +154,15 @@ def _compare_loop(model, banks, warr, x_T, ts):
 
 def compare_with_machines(
     model: ScoreNetwork,
-    images: LatticeImages | ArrayLike,
+    images: LatticeImages | Real[ArrayLike, " n_images *lattice"],
     key: PRNGKeyArray,
     *,
-    windows: Sequence[int] = (1, 3, 5, 7),
-    n: int = 8,
-    ts: ArrayLike | None = None,
-    n_steps: int = 20,
+    windows: Sequence[int | np.integer] = (1, 3, 5, 7),
+    n: int | np.integer = 8,
+    ts: Real[ArrayLike, " n_steps_plus_1"] | Sequence[float | int] | None = None,
+    n_steps: int | np.integer = 20,
     equivariant: bool = True,
-    boundary: Literal["periodic", "zero"] = "periodic",
+    boundary: str = "periodic",
 ) -> MachineComparison:
     r"""Calibrate the patch size per step along the network's DDIM trajectories (Kamb & Ganguli, arXiv:2412.20292).
 
@@ -263,10 +265,10 @@ class NetworkCriticality(NamedTuple):
 
 
 def data_critical_time(
-    images: LatticeImages | ArrayLike,
+    images: LatticeImages | Real[ArrayLike, " n_images *lattice"],
     process: AbstractProcess,
     *,
-    criterion: Literal["score", "sde", "ode"] = "score",
+    criterion: str = "score",
 ) -> float | None:
     r"""Critical time of the ideal (memorising) score at $x=0$ from the data spectrum (Raya & Ambrogioni, arXiv:2305.19693; Ambrogioni, arXiv:2310.17467).
 
@@ -274,7 +276,9 @@ def data_critical_time(
     the posterior covariance at $x=0$ is the data covariance, so criterion $v$ fires where
     ${\rm SNR}\,\Lambda-1+o_v b_t^2=0$ (the patch formula with $\hat C_k\to\Lambda$).
     Solved by :func:`gltheory.field.patch_critical_point`'s bisection. ``None`` if no root.
+    A Python float: under ``jax.grad``/``jit``/``vmap`` it raises ``TypeError``.
     """
+    refuse_traced("data_critical_time", (images, process))
     if criterion not in ("score", "sde", "ode"):
         raise ValueError(f"criterion must be 'score', 'sde' or 'ode', got {criterion!r}.")
     _, C = data_moments(images)
@@ -295,16 +299,16 @@ def _tweedie_fields(score_fn, process, states, ts):
 def score_criticality(
     score_fn: Callable[[Array, Array], Array],
     process: AbstractProcess,
-    images: LatticeImages | ArrayLike,
+    images: LatticeImages | Real[ArrayLike, " n_images *lattice"],
     key: PRNGKeyArray,
     *,
-    window: int,
-    n: int = 16,
-    ts: ArrayLike | None = None,
-    n_steps: int = 40,
-    criterion: Literal["score", "sde", "ode"] = "score",
-    q: ArrayLike | None = None,
-    n_boot: int = 200,
+    window: int | np.integer,
+    n: int | np.integer = 16,
+    ts: Real[ArrayLike, " n_steps_plus_1"] | Sequence[float | int] | None = None,
+    n_steps: int | np.integer = 40,
+    criterion: str = "score",
+    q: Real[ArrayLike, " lattice_ndim"] | Sequence[float | int] | None = None,
+    n_boot: int | np.integer = 200,
     method: str = "euler_maruyama",
 ) -> NetworkCriticality:
     r"""Measure $t_c$ of any batched score (a trained network or an exact machine) three ways.
@@ -312,8 +316,8 @@ def score_criticality(
     Ambrogioni, arXiv:2603.20092 with the detectors of :mod:`gltheory.criticality`: (1) softening of mode
     $q^\star$ at $x=0$, (2) the same along ``n`` reverse trajectories (``method``, from
     $\mathcal N(0,b_{t_0}^2I)$), (3) the $\xi$ peak of the denoised-field increments; and the
-    theory: the patch model with ``window`` (§4.3; $q^\star=\arg\max_q\hat C_k(q)$ of the
-    training data unless ``q`` is given) and the ideal score of the data spectrum (§1.4).
+    theory: the patch model with ``window`` (`docs/theory/patch.md#mode-softening`; $q^\star=\arg\max_q\hat C_k(q)$ of the
+    training data unless ``q`` is given) and the ideal score of the data spectrum (`docs/theory/critical-times.md#three-criteria`).
 
     **Uncertainty:** each estimate carries ``se`` (bootstrap over trajectories; 0 at $x=0$,
     which is deterministic) and ``interp_err`` (grid), see

@@ -21,14 +21,15 @@ training set, the baseline a trained network must beat.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, PRNGKeyArray
+from jax.typing import DTypeLike
+from jaxtyping import Array, ArrayLike, Float, Num, PRNGKeyArray, Real
 
 from .._checks import (
     PROCESS,
@@ -68,7 +69,9 @@ LOG_SNR_CLIP = 30.0
 # ----------------------------------------------------------------------------------------------
 
 
-def log_snr_features(log_snr: ArrayLike, n_freq: int) -> Array:
+def log_snr_features(
+    log_snr: Real[ArrayLike, ""], n_freq: int | np.integer
+) -> Float[Array, " n_features"]:
     r"""Fixed features of the log-SNR $\lambda$: $[\lambda/10,\ \sin f_j\lambda,\ \cos f_j\lambda]$.
 
     Frequencies $f_j$ geometric from $1/32$ to $2$ ($j<$ ``n_freq``), so the features resolve
@@ -96,7 +99,9 @@ class AbstractDenoiserNet(eqx.Module):
     lattice_ndim: eqx.AbstractVar[int]
 
     @abc.abstractmethod
-    def __call__(self, x: Array, log_snr: Array) -> Array:
+    def __call__(
+        self, x: Float[Array, "*lattice"], log_snr: Real[ArrayLike, ""]
+    ) -> Float[Array, "*lattice"]:
         """The network's output for one image ``x`` at log-SNR ``log_snr``."""
 
 
@@ -135,7 +140,7 @@ class ConvDenoiser(AbstractDenoiserNet):
     - `key`: PRNG key; `dtype`: parameter dtype (default equinox's default float).
     """
 
-    convs: list
+    convs: list[eqx.nn.Conv]
     film: eqx.nn.MLP
     lattice_ndim: int = eqx.field(static=True)
     window: int = eqx.field(static=True)
@@ -145,17 +150,17 @@ class ConvDenoiser(AbstractDenoiserNet):
 
     def __init__(
         self,
-        lattice_ndim: int = 2,
+        lattice_ndim: int | np.integer = 2,
         *,
-        window: int = 5,
-        width: int = 16,
-        depth: int = 3,
-        padding: Padding = "circular",
-        n_freq: int = 8,
-        film_width: int = 32,
-        radii: Sequence[int] | None = None,
+        window: int | np.integer = 5,
+        width: int | np.integer = 16,
+        depth: int | np.integer = 3,
+        padding: Padding | str = "circular",
+        n_freq: int | np.integer = 8,
+        film_width: int | np.integer = 32,
+        radii: Sequence[int | np.integer] | None = None,
         key: PRNGKeyArray,
-        dtype=None,
+        dtype: DTypeLike | None = None,
     ):
         _check_lattice_ndim(lattice_ndim)
         check_positive_int(window, "window")
@@ -187,7 +192,9 @@ class ConvDenoiser(AbstractDenoiserNet):
             2 * n_freq + 1, max(n_film, 1), film_width, 1, jax.nn.silu, dtype=dtype, key=keys[-1]
         )
 
-    def __call__(self, x, log_snr):
+    def __call__(
+        self, x: Float[Array, "*lattice"], log_snr: Real[ArrayLike, ""]
+    ) -> Float[Array, "*lattice"]:
         dtype = self.convs[0].weight.dtype
         h = x.astype(dtype)[None]
         emb = self.film(log_snr_features(jnp.asarray(log_snr, dtype), self.n_freq))
@@ -225,8 +232,8 @@ class UNet(AbstractDenoiserNet):
     breaks full equivariance); its receptive field is not a configured window.
     """
 
-    enc: list
-    dec: list
+    enc: list[list[eqx.nn.Conv]]
+    dec: list[list[eqx.nn.Conv]]
     out: eqx.nn.Conv
     film: eqx.nn.MLP
     lattice_ndim: int = eqx.field(static=True)
@@ -236,14 +243,14 @@ class UNet(AbstractDenoiserNet):
 
     def __init__(
         self,
-        lattice_ndim: int = 2,
+        lattice_ndim: int | np.integer = 2,
         *,
-        widths: Sequence[int] = (16, 32),
-        padding: Padding = "circular",
-        n_freq: int = 8,
-        film_width: int = 32,
+        widths: Sequence[int | np.integer] = (16, 32),
+        padding: Padding | str = "circular",
+        n_freq: int | np.integer = 8,
+        film_width: int | np.integer = 32,
         key: PRNGKeyArray,
-        dtype=None,
+        dtype: DTypeLike | None = None,
     ):
         _check_lattice_ndim(lattice_ndim)
         widths = tuple(int(w) for w in widths)
@@ -281,7 +288,9 @@ class UNet(AbstractDenoiserNet):
             2 * n_freq + 1, n_film, film_width, 1, jax.nn.silu, dtype=dtype, key=next(keys)
         )
 
-    def __call__(self, x, log_snr):
+    def __call__(
+        self, x: Float[Array, "*lattice"], log_snr: Real[ArrayLike, ""]
+    ) -> Float[Array, "*lattice"]:
         D = self.lattice_ndim
         levels = len(self.widths)
         for s in x.shape:
@@ -325,13 +334,13 @@ class MLPDenoiser(AbstractDenoiserNet):
 
     def __init__(
         self,
-        lattice_shape: Sequence[int],
+        lattice_shape: Sequence[int | np.integer] | int | np.integer,
         *,
-        width: int = 128,
-        depth: int = 3,
-        n_freq: int = 8,
+        width: int | np.integer = 128,
+        depth: int | np.integer = 3,
+        n_freq: int | np.integer = 8,
         key: PRNGKeyArray,
-        dtype=None,
+        dtype: DTypeLike | None = None,
     ):
         shape = tuple(int(s) for s in np.atleast_1d(lattice_shape))
         _check_lattice_ndim(len(shape))
@@ -344,7 +353,9 @@ class MLPDenoiser(AbstractDenoiserNet):
             d + 2 * n_freq + 1, d, width, depth, jax.nn.silu, dtype=dtype, key=key
         )
 
-    def __call__(self, x, log_snr):
+    def __call__(
+        self, x: Float[Array, "*lattice"], log_snr: Real[ArrayLike, ""]
+    ) -> Float[Array, "*lattice"]:
         if tuple(x.shape) != self.lattice_shape:
             raise ValueError(
                 f"MLPDenoiser built for {self.lattice_shape}, got x of shape {x.shape}."
@@ -377,7 +388,7 @@ class ScoreNetwork(eqx.Module):
 
     net: AbstractDenoiserNet
     process: AbstractProcess
-    sigma_data: Array
+    sigma_data: Float[Array, ""]
     parametrisation: str = eqx.field(static=True)
 
     def __init__(
@@ -385,8 +396,8 @@ class ScoreNetwork(eqx.Module):
         net: AbstractDenoiserNet,
         process: AbstractProcess,
         *,
-        parametrisation: Parametrisation = "denoiser",
-        sigma_data: ArrayLike = 1.0,
+        parametrisation: Parametrisation | str = "denoiser",
+        sigma_data: Real[ArrayLike, ""] = 1.0,
     ):
         check_instance(net, AbstractDenoiserNet, "net", "a gltheory denoiser network")
         check_instance(process, AbstractProcess, "process", PROCESS)
@@ -451,22 +462,22 @@ class ScoreNetwork(eqx.Module):
             return (a[ex] * den - x) / b2[ex]
         return (x - a[ex] * den) / jnp.sqrt(b2)[ex]
 
-    def denoise(self, x: ArrayLike, t: ArrayLike) -> Array:
+    def denoise(self, x: Num[ArrayLike, "*x"], t: Real[ArrayLike, "*t"]) -> Float[Array, "*x"]:
         """Denoiser $D(x,t)\\approx\\mathbb E[y\\mid x_t=x]$, shaped like ``x``."""
         x, t, _ = self._prep(x, t)
         return _field_jit(self, x, t, "denoise")
 
-    def score(self, x: ArrayLike, t: ArrayLike) -> Array:
+    def score(self, x: Num[ArrayLike, "*x"], t: Real[ArrayLike, "*t"]) -> Float[Array, "*x"]:
         r"""Score $s=(a_tD-x)/b_t^2$, shaped like ``x``."""
         x, t, _ = self._prep(x, t)
         return _field_jit(self, x, t, "score")
 
-    def epsilon(self, x: ArrayLike, t: ArrayLike) -> Array:
+    def epsilon(self, x: Num[ArrayLike, "*x"], t: Real[ArrayLike, "*t"]) -> Float[Array, "*x"]:
         r"""Noise estimate $\hat\epsilon=(x-a_tD)/b_t=-b_ts$, shaped like ``x``."""
         x, t, _ = self._prep(x, t)
         return _field_jit(self, x, t, "epsilon")
 
-    def __call__(self, x: ArrayLike, t: ArrayLike) -> Array:
+    def __call__(self, x: Num[ArrayLike, "*x"], t: Real[ArrayLike, "*t"]) -> Float[Array, "*x"]:
         """Alias of :meth:`score`, so the module is a ``score_fn(x, t)``."""
         return self.score(x, t)
 
@@ -501,7 +512,9 @@ class _LinearDenoiser(eqx.Module):
         return (self.mean + proj @ self.evecs.T).reshape(shape)
 
 
-def linear_denoiser(images: LatticeImages | ArrayLike, process: AbstractProcess):
+def linear_denoiser(
+    images: LatticeImages | Real[ArrayLike, " n *lattice"], process: AbstractProcess
+) -> Callable[[Array, ArrayLike], Array]:
     r"""The best linear denoiser $D(x,t)=m+a_tC(a_t^2C+b_t^2I)^{-1}(x-a_tm)$ (batched ``x``, ``t``).
 
     The Wiener filter of :func:`linear_denoiser_loss`, applied in the eigenbasis of $C$.

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, ArrayLike, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, Real
 
 from .._checks import PROCESS, check_instance, check_positive_int
 from .._io import atomic_write
@@ -74,17 +74,17 @@ class TrainConfig:
 
     n_steps: int = 1000
     batch_size: int = 64
-    learning_rate: float = 3e-3
+    learning_rate: float | int = 3e-3
     warmup_steps: int = 50
-    end_lr_factor: float = 0.05
-    weight_decay: float = 1e-4
-    clip_norm: float = 1.0
-    ema_decay: float = 0.995
-    log_snr_min: float = -6.0
-    log_snr_max: float = 8.0
-    weighting: Weighting = "snr_plus_one"
-    parametrisation: Parametrisation = "denoiser"
-    sigma_data: float = 1.0
+    end_lr_factor: float | int = 0.05
+    weight_decay: float | int = 1e-4
+    clip_norm: float | int = 1.0
+    ema_decay: float | int = 0.995
+    log_snr_min: float | int = -6.0
+    log_snr_max: float | int = 8.0
+    weighting: Weighting | str = "snr_plus_one"
+    parametrisation: Parametrisation | str = "denoiser"
+    sigma_data: float | int = 1.0
     chunk: int = 50
     seed: int = 0
 
@@ -116,8 +116,8 @@ class TrainState(eqx.Module):
     net: AbstractDenoiserNet
     ema: AbstractDenoiserNet
     opt_state: Any
-    step: Array
-    losses: Array
+    step: Int[Array, ""]
+    losses: Float[Array, " n_steps"]
 
 
 class TrainResult(NamedTuple):
@@ -157,6 +157,10 @@ def init_train_state(net: AbstractDenoiserNet, config: TrainConfig) -> TrainStat
 
 
 def _weight(process, t, weighting):
+    if weighting not in ("snr_plus_one", "uniform", "snr"):
+        raise ValueError(
+            f"weighting must be 'snr_plus_one', 'uniform' or 'snr', got {weighting!r}."
+        )
     snr = process.snr(t)
     if weighting == "snr_plus_one":
         return 1 + snr
@@ -167,12 +171,12 @@ def _weight(process, t, weighting):
 
 def dsm_loss(
     model: ScoreNetwork,
-    y: Array,
-    t: Array,
-    z: Array,
+    y: Float[Array, " b *lattice"],
+    t: Float[Array, " b"],
+    z: Float[Array, " b *lattice"],
     *,
-    weighting: Weighting = "snr_plus_one",
-) -> Array:
+    weighting: Weighting | str = "snr_plus_one",
+) -> Float[Array, ""]:
     r"""Denoising score-matching loss $\frac1B\sum_n w(t_n)\frac1d\|D(a_ny_n+b_nz_n,t_n)-y_n\|^2$.
 
     ``y``, ``z``: shape ``(B, *lattice)``; ``t``: shape ``(B,)``. Minimising it over all
@@ -252,14 +256,14 @@ def load_checkpoint(path: str | os.PathLike, like: TrainState) -> TrainState:
 
 def train(
     net: AbstractDenoiserNet,
-    images: LatticeImages | ArrayLike,
+    images: LatticeImages | Real[ArrayLike, " n *lattice"],
     process: AbstractProcess,
     config: TrainConfig = TrainConfig(),
     *,
     checkpoint: str | os.PathLike | None = None,
-    checkpoint_every: int | None = None,
+    checkpoint_every: int | np.integer | None = None,
     resume: bool = True,
-    stop_after: int | None = None,
+    stop_after: int | np.integer | None = None,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     r"""Train ``net`` by denoising score matching on ``images`` (module docstring).
@@ -340,15 +344,15 @@ def _gauss_legendre(lo, hi, n):
 
 def denoising_loss(
     model: ScoreNetwork | Callable[[Array, Array], Array],
-    images: LatticeImages | ArrayLike,
+    images: LatticeImages | Real[ArrayLike, " n *lattice"],
     process: AbstractProcess,
     key: PRNGKeyArray,
     *,
-    log_snr_range: tuple[float, float] = (-6.0, 8.0),
-    n_nodes: int = 16,
-    n_noise: int = 8,
-    weighting: Weighting = "snr_plus_one",
-) -> tuple[Array, Array]:
+    log_snr_range: tuple[float | int, float | int] = (-6.0, 8.0),
+    n_nodes: int | np.integer = 16,
+    n_noise: int | np.integer = 8,
+    weighting: Weighting | str = "snr_plus_one",
+) -> tuple[Float[Array, ""], Float[Array, ""]]:
     r"""Monte Carlo estimate of the training objective with fixed quadrature in $\lambda$.
 
     $\bar{\mathcal L}=\frac1{\Delta\lambda}\int d\lambda\,w(\lambda)\,\mathbb E_{y,z}\frac1d\|D(a y+bz)-y\|^2$
@@ -389,13 +393,13 @@ def _loss_core(den_fn, process, y, w, lam, wq, z, weighting):
 
 
 def linear_denoiser_loss(
-    images: LatticeImages | ArrayLike,
+    images: LatticeImages | Real[ArrayLike, " n *lattice"],
     process: AbstractProcess,
     *,
-    log_snr_range: tuple[float, float] = (-6.0, 8.0),
-    n_nodes: int = 16,
-    weighting: Weighting = "snr_plus_one",
-) -> Array:
+    log_snr_range: tuple[float | int, float | int] = (-6.0, 8.0),
+    n_nodes: int | np.integer = 16,
+    weighting: Weighting | str = "snr_plus_one",
+) -> Float[Array, ""]:
     r"""Exact objective of the best linear (Wiener/Gaussian) denoiser, same quadrature as :func:`denoising_loss`.
 
     With data mean $m$ and covariance $C$ (eigenvalues $c_j$), the best affine denoiser is
