@@ -1,4 +1,6 @@
-r"""The multi-site "generative bath" model (THEORY.md §2.6) [DERIVED].
+r"""The multi-site "generative bath" model [DERIVED].
+
+See `docs/theory/meanfield.md#generative-bath`.
 
 $N$ sites $y_1,\dots,y_N$, each with prior $p_0$, coupled through their centre of mass at
 inverse temperature $\beta = 1/\sigma^2$ (VE picture):
@@ -9,11 +11,11 @@ Hubbard–Stratonovich with an auxiliary field $x$ gives the joint law
 $p(x, y)\propto\prod_j p_0(y_j)\,e^{-\frac\beta2(y_j - x)^2}$, so that
 
 - given the field, the sites are independent draws from the diffusion posterior
-  $p(y\mid x)$ (THEORY.md §1.2);
+  $p(y\mid x)$ (`docs/theory/score.md#boltzmann-posterior`);
 - given the sites, $x\mid y\sim\mathcal N(\bar y, \sigma^2/N)$;
 - the field alone has the law $P_N(x)\propto p_\sigma(x)^N$, $p_\sigma$ the forward VE
   marginal at noise $\sigma$; its saddle point is the diffusion self-consistency $x = m(x)$
-  (§2.3) and the action per site, $-\ln p_\sigma$, is the generative potential.
+  (`docs/theory/meanfield.md#self-consistency`) and the action per site, $-\ln p_\sigma$, is the generative potential.
 
 For two points $\pm1$ the sites are Ising spins, $\mathcal H$ is the Curie–Weiss model with
 $J=1$ (up to a constant), the transition is at $\sigma_c^2 = 1$ and at $\sigma_c$ the field
@@ -36,6 +38,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
 from ._checks import DATASET, as_float_array, check_instance, check_values, is_concrete
@@ -136,7 +139,7 @@ def action(
 
     $$-\ln p_\sigma(x) = -\ln\int p_0(y)\,\mathcal N(x; y, \sigma^2)\,dy,$$
 
-    so that $P_N(x)\propto e^{-N\,S(x)}$ (THEORY.md §2.6) [DERIVED].
+    so that $P_N(x)\propto e^{-N\,S(x)}$ (`docs/theory/meanfield.md#generative-bath`) [DERIVED].
 
     **Arguments:**
 
@@ -224,7 +227,7 @@ def field(
 
     $$\ln P_N(x) = N\ln p_\sigma(x) - \ln\!\int p_\sigma(x')^N\,dx'$$
 
-    (THEORY.md §2.6) [DERIVED]. Two trapezoid stages of ``n_grid`` nodes each: a coarse grid
+    (`docs/theory/meanfield.md#generative-bath`) [DERIVED]. Two trapezoid stages of ``n_grid`` nodes each: a coarse grid
     over ``bounds`` finds where $\ln P_N$ lies within ``cutoff`` of its maximum, a fine grid
     over that window integrates. The trapezoid rule on a smooth, effectively compactly
     supported integrand converges exponentially, so the moments are exact to float64
@@ -291,7 +294,7 @@ def saddle_point(
     r"""The $N\to\infty$ order parameter $|x^\ast - c|$, $x^\ast = \arg\max_x p_\sigma(x)$.
 
     The global maximiser of $p_\sigma$ is the stable solution of the self-consistency
-    $x^\ast = m(x^\ast)$, $m(x)=\mathbb E[y\mid x]$ (THEORY.md §2.3, §2.6) [DERIVED]; for two
+    $x^\ast = m(x^\ast)$, $m(x)=\mathbb E[y\mid x]$ (`docs/theory/meanfield.md#generative-bath`) [DERIVED]; for two
     points $\pm1$ it is the Curie–Weiss magnetisation $M = \tanh(M/\sigma^2)$ (0 for
     $\sigma\ge1$). Found by a grid search over the default bounds of :func:`field`
     followed by Newton steps on the fixed-point equation $x - m(x) = 0$. When two maxima
@@ -369,7 +372,7 @@ def binder_crossing(
     ``sigma2_bracket``, with $U_4 = 1-\langle u^4\rangle/(3\langle u^2\rangle^2)$ from
     :func:`field`. As both sizes grow the crossing tends to $\sigma_c^2$ (for two points
     $\pm\mu$: $\sigma_c^2 = \mu^2$), the finite-size method of locating a critical point
-    (THEORY.md §2.6; STYLE.md "a known critical point by crossing curves") [DERIVED].
+    (`docs/theory/meanfield.md#finite-size-scaling`) [DERIVED].
 
     **Arguments:**
 
@@ -377,8 +380,14 @@ def binder_crossing(
     - `n_small`, `n_large`: the two sizes.
     - `sigma2_bracket`: ``(lo, hi)`` in $\sigma^2$, with the curves in opposite order at the
       two ends (checked; ValueError otherwise).
-    - `iterations`: bisection steps.
+    - `iterations`: bisection steps (``optimistix.Bisection``, exactly this many halvings).
     - `n_grid`: quadrature nodes (see :func:`field`).
+
+    Derivatives (in ``n_small``, ``n_large`` and the dataset's parameters) come from the
+    implicit-function theorem at the crossing (optimistix's implicit adjoint,
+    $d\sigma^2_\times = -\partial_\theta\Delta U/\partial_{\sigma^2}\Delta U\,d\theta$ with
+    $\Delta U = U_4(N_{\rm small}) - U_4(N_{\rm large})$), not from the iterations; the
+    bracket gets no derivative.
 
     **Returns:** $\sigma^2_\times$ as a scalar array.
     """
@@ -393,27 +402,45 @@ def binder_crossing(
     n2 = _positive(n_large, "n_large")
     dtype = jnp.result_type(n1, n2, float)
 
-    def diff(s2):
-        s = jnp.sqrt(s2)
-        u1 = field(data, s, n1.astype(dtype), n_grid=n_grid).binder
-        u2 = field(data, s, n2.astype(dtype), n_grid=n_grid).binder
-        return u1 - u2
-
     lo = jnp.asarray(float(sigma2_bracket[0]), dtype)
     hi = jnp.asarray(float(sigma2_bracket[1]), dtype)
-    d_lo, d_hi = diff(lo), diff(hi)
+    n_grid = _check_n_grid(n_grid)
+    s2_x, d_lo, d_hi = _binder_crossing_impl(
+        data, n1.astype(dtype), n2.astype(dtype), lo, hi, n_grid, int(iterations)
+    )
     if is_concrete((d_lo, d_hi)) and float(d_lo) * float(d_hi) > 0:
         raise ValueError(
             f"the Binder cumulants of the two sizes do not cross inside sigma2_bracket="
             f"{sigma2_bracket!r} (differences {float(d_lo):.3g} and {float(d_hi):.3g})."
         )
-    sign_lo = jnp.sign(d_lo)
-    for _ in range(int(iterations)):
-        mid = 0.5 * (lo + hi)
-        same = jnp.sign(diff(mid)) == sign_lo
-        lo = jnp.where(same, mid, lo)
-        hi = jnp.where(same, hi, mid)
-    return 0.5 * (lo + hi)
+    return s2_x
+
+
+@eqx.filter_jit
+def _binder_crossing_impl(data, n1, n2, lo, hi, n_grid: int, iterations: int):
+    def diff(s2, args):
+        data, n1, n2 = args
+        s = jnp.sqrt(s2)
+        c = _data_scale(data, s.dtype)[0]
+        lo_b, hi_b = _default_bounds(data, s, s.dtype)
+        u1 = _field_impl(data, s, n1, c, lo_b, hi_b, n_grid, 80.0).binder
+        u2 = _field_impl(data, s, n2, c, lo_b, hi_b, n_grid, 80.0).binder
+        return u1 - u2
+
+    args = (data, n1, n2)
+    d_lo, d_hi = diff(lo, args), diff(hi, args)
+    # orient the difference to be negative at lo: the root finder then needs no sign probe
+    sign_lo = jax.lax.stop_gradient(jnp.where(d_lo > 0, -1.0, 1.0).astype(lo.dtype))
+    sol = optx.root_find(
+        lambda s2, a: a[0] * diff(s2, a[1]),
+        optx.Bisection(rtol=0.0, atol=0.0, flip=False),  # run exactly `iterations` halvings
+        0.5 * (lo + hi),
+        args=(sign_lo, args),
+        options={"lower": lo, "upper": hi},
+        max_steps=iterations,
+        throw=False,
+    )
+    return sol.value, d_lo, d_hi
 
 
 # ----------------------------------------------------------------------------------------------
@@ -436,7 +463,7 @@ def langevin(
     r"""Brownian dynamics of the bath field: Langevin in the potential $N\,S(x) = -N\ln p_\sigma(x)$.
 
     With the sites equilibrated at every instant (their law given $x$ is the diffusion
-    posterior, THEORY.md §2.5–2.6) the force on the field is the sum of the $N$ site forces,
+    posterior, `docs/theory/meanfield.md#adiabatic-descent`) the force on the field is the sum of the $N$ site forces,
     $-N S'(x) = N\,s_\sigma(x) = N\beta\,(m(x) - x)$, the diffusion score times $N$. The
     overdamped dynamics $dx = N s_\sigma(x)\,dt + \sqrt2\,dW$ has stationary law
     $P_N\propto p_\sigma^N$ [DERIVED]. Discretised with the time step
@@ -524,7 +551,7 @@ def gibbs(
     r"""Explicit $N$-site simulation of the two-point bath, $y_j\in\{\pm\mu\}$, by Gibbs sampling.
 
     Alternates the two exact conditionals of the Hubbard–Stratonovich joint law
-    (THEORY.md §2.6) [DERIVED]:
+    (`docs/theory/meanfield.md#generative-bath`) [DERIVED]:
     $y_j\mid x \overset{\rm iid}{\sim} p(y\mid x)$, i.e. $P(y_j=+\mu) = \tfrac12(1+\tanh(\beta\mu x))$
     (the diffusion posterior of every site), and $x\mid y\sim\mathcal N(\bar y, \sigma^2/N)$.
     Only the number of $+$ sites matters, so a sweep draws one binomial. The stationary field

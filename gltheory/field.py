@@ -1,25 +1,25 @@
 r"""Ginzburg–Landau field theory of the patch model: coefficients, correlation lengths, patterns.
 
-THEORY.md §4.3–4.5, §4.8, §9. Four groups of tools:
+See `docs/theory/field.md#field-theory`. Four groups of tools:
 
 1. **Sample estimators** (any field on a periodic 1-D or 2-D lattice): the structure factor
    $S(q)=\langle|\hat y(q)|^2\rangle/n$, the correlation function $C(r)$, radial averages, and
-   the correlation-length estimators of §4.5 (second moment, integrated, $1/e$ crossing).
+   the correlation-length estimators of `docs/theory/field.md#xi-estimators` (second moment, integrated, $1/e$ crossing).
 2. **Coarse-grained GL coefficients** $r(t),\kappa(t),u(t)$ of the free energy
    $\mathcal F[x]=\int[\tfrac r2x^2+\tfrac\kappa2(\nabla x)^2+\tfrac u4x^4]$ with
    $s\simeq-\delta\mathcal F/\delta x$: closed forms for the two uniform images $\pm\mathbf1$
-   (§4.4) and a general-data path from the patch bank's covariance and fourth cumulant; the
+   (`docs/theory/field.md#gl-coefficients`) and a general-data path from the patch bank's covariance and fourth cumulant; the
    SDE and ODE variants; the mode spectrum $\mu(q,t)$, the softening mode $q^\star$ and the
-   critical times of the three criteria (§1.4).
+   critical times of the three criteria (`docs/theory/field.md#criterion-times`).
 3. **Dynamics on the lattice**: the GL (model A) score used in the same reverse sampler as
    the exact patch score, with the same noise, and a side-by-side comparison; structure
    factors streamed inside :func:`gltheory.sample`.
 4. **Pattern formation** after $t_c$: domain length and wall density of final samples, their
-   scaling with the window $k$ (§4.8), the emergent wavelength of stripe/checkerboard data.
+   scaling with the window $k$ (`docs/theory/field.md#pattern-formation`), the emergent wavelength of stripe/checkerboard data.
 
 Lattice conventions follow :mod:`gltheory.spectral`: wavevectors $q_a=2\pi m_a/L_a$ in
 ``numpy.fft.fftfreq`` order, real-space displacements as minimum images. All results are
-**[DERIVED]** (THEORY §4: the paper's own formulas could not be read).
+**[DERIVED]** (the paper's own formulas could not be read; see `docs/theory/field.md#field-theory`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import optimistix as optx
 from jaxtyping import Array, ArrayLike, PRNGKeyArray, Real
 
 from ._checks import PROCESS, as_float_array, check_instance, is_concrete
+from ._roots import refuse_traced
 from .data import LatticeImages
 from .lattice import box_sum_periodic
 from .meanfield import fit_exponent
@@ -161,7 +162,7 @@ def _check_lattice(shape: tuple[int, ...], name: str) -> None:
 def structure_factor(
     field: ArrayLike, *, axes: int | Sequence[int | np.integer] | None = None
 ) -> Array:
-    r"""Structure factor $S(q)=\langle|\hat y(q)|^2\rangle/n$ of a periodic lattice field (THEORY §4.5).
+    r"""Structure factor $S(q)=\langle|\hat y(q)|^2\rangle/n$ of a periodic lattice field (`docs/theory/field.md#xi-estimators`).
 
     $\hat y(q)=\sum_ry(r)e^{-iq\cdot r}$ on the lattice grid $q_a=2\pi m_a/L_a$ (``fftn``
     order), $n$ the number of sites, and $\langle\cdot\rangle$ the average over the leading
@@ -248,7 +249,7 @@ def radial_average(
     Sites are binned by ${\rm round}(|q|/\Delta)$ (or $|r|/\Delta$): bin $j$ holds the sites
     with $|q|\in[(j-\tfrac12)\Delta,(j+\tfrac12)\Delta)$ and its radius is the mean $|q|$ of
     those sites. In 1-D this folds $\pm q$ (or $\pm r$) together. Used for the radially
-    averaged $S(|q|)$ and $C(|r|)$ of 2-D fields (THEORY §4.5).
+    averaged $S(|q|)$ and $C(|r|)$ of 2-D fields (`docs/theory/field.md#xi-estimators`).
 
     **Arguments:**
 
@@ -371,7 +372,7 @@ def correlation_length(
     from_structure_factor: bool | Any = False,
     q_max: Real[ArrayLike, ""] = 0.5 * np.pi,
 ) -> Array:
-    r"""Correlation length of a lattice field by the estimators of THEORY §4.5.
+    r"""Correlation length of a lattice field by the estimators of `docs/theory/field.md#xi-estimators`.
 
     - ``"second_moment"`` (Lorentzian / Ornstein–Zernike fit at the smallest wavevector):
       $$\xi^2=\frac{S(0)/S(q_1)-1}{q_1^2},\qquad q_1=2\pi/L,$$
@@ -384,7 +385,7 @@ def correlation_length(
     - ``"one_over_e"``: the first $r$ with $C(r)/C(0)<1/e$, interpolated linearly in
       $\ln C$ between neighbouring shells (exact for $C\propto e^{-r/\xi}$); $\infty$ when
       $C/C(0)$ stays above $1/e$ within $r\le\min_aL_a/2$.
-    - ``"lorentzian"`` (not in THEORY; far less noisy when $\xi\ll L$): least-squares fit of
+    - ``"lorentzian"`` (far less noisy when $\xi\ll L$): least-squares fit of
       $1/S(q)=A+B\hat q^2$, $\hat q^2=\sum_a4\sin^2(q_a/2)$, over all grid wavevectors with
       $|q|\le$ ``q_max``, and $\xi^2=B/A$; exact for the lattice Ornstein–Zernike form
       $S=S_0/(1+\xi^2\hat q^2)$ (the equal-time spectrum of linear model-A dynamics,
@@ -426,7 +427,7 @@ def correlation_length(
 
 
 # ----------------------------------------------------------------------------------------
-# Ginzburg–Landau coefficients (THEORY §4.3–4.4)
+# Ginzburg–Landau coefficients (`docs/theory/field.md#gl-coefficients`)
 # ----------------------------------------------------------------------------------------
 
 Dynamics = Literal["score", "sde", "ode"]
@@ -437,7 +438,7 @@ class GLConstants(eqx.Module):
 
     With $c(\delta)$ the patch-bank covariance (:func:`gltheory.patch_covariance`),
     $M=\sum_{\delta\in\Omega}\phi(\delta)$ the patch sum and $\kappa_4$ the joint fourth
-    cumulant over the bank (THEORY §4.3–4.4, derivation in :func:`gl_constants`):
+    cumulant over the bank (`docs/theory/field.md#gl-coefficients`, derivation in :func:`gl_constants`):
 
     - `c0`: $\hat C_k(0)=\sum_\delta c(\delta)=\mathrm{Cov}[\phi(0),M]$;
     - `c2`: $-\partial_{q_a^2}\hat C_k|_{0}=\tfrac1{2D}\sum_\delta c(\delta)|\delta|^2$ (isotropic
@@ -455,7 +456,7 @@ class GLConstants(eqx.Module):
 
 
 class GLCoefficients(NamedTuple):
-    r"""Coefficients of $\mathcal F=\int[\tfrac r2x^2+\tfrac\kappa2(\nabla x)^2+\tfrac u4x^4]$ (THEORY §4.4)."""
+    r"""Coefficients of $\mathcal F=\int[\tfrac r2x^2+\tfrac\kappa2(\nabla x)^2+\tfrac u4x^4]$ (`docs/theory/field.md#gl-coefficients`)."""
 
     r: Array
     kappa: Array
@@ -482,7 +483,7 @@ def _check_dynamics(dynamics) -> None:
 
 
 def gl_constants_two_image(window: int, lattice_ndim: int) -> GLConstants:
-    r"""Closed-form :class:`GLConstants` of the two uniform images $\pm\mathbf1$ (THEORY §4.4).
+    r"""Closed-form :class:`GLConstants` of the two uniform images $\pm\mathbf1$ (`docs/theory/field.md#gl-coefficients`).
 
     $c(\delta)\equiv1$ on the window, so $c_0=k^D$, $c_2=k^{D-1}\,k(k^2-1)/24$ (the exact $q^2$
     coefficient of the Dirichlet kernel, per direction) and, from
@@ -500,7 +501,7 @@ def gl_constants_two_image(window: int, lattice_ndim: int) -> GLConstants:
 
 
 def gl_constants(images: LatticeImages | ArrayLike, window: int) -> GLConstants:
-    r"""GL constants of the ELS patch score of any (equal-norm) training set (THEORY §4.3–4.4).
+    r"""GL constants of the ELS patch score of any (equal-norm) training set (`docs/theory/field.md#gl-coefficients`).
 
     Derivation **[DERIVED]**. For an equal-norm bank the ELS posterior at site $i$ is
     $w_i(\phi)\propto\mu(\phi)e^{h\cdot\phi}$ with $h=(a_t/b_t^2)x_{i+\Omega}$, so the denoiser
@@ -552,7 +553,7 @@ def gl_constants(images: LatticeImages | ArrayLike, window: int) -> GLConstants:
 def two_image_gl_coefficients(
     alpha_bar: ArrayLike, window: int, lattice_ndim: int
 ) -> GLCoefficients:
-    r"""THEORY §4.4 closed forms in $\bar\alpha$ for the two uniform images (score functional).
+    r"""Closed forms in $\bar\alpha$ for the two uniform images (score functional; `docs/theory/field.md#gl-coefficients`).
 
     1-D: $r=\frac{1-\bar\alpha(1+k)}{(1-\bar\alpha)^2}$,
     $\kappa=\frac{\bar\alpha\,k(k^2-1)}{24(1-\bar\alpha)^2}$,
@@ -589,7 +590,7 @@ def gl_coefficients(
     *,
     dynamics: Dynamics | str = "score",
 ) -> GLCoefficients:
-    r"""GL coefficients $r(t),\kappa(t),u(t)$ of the score or of a reverse vector field (THEORY §4.4).
+    r"""GL coefficients $r(t),\kappa(t),u(t)$ of the score or of a reverse vector field (`docs/theory/field.md#gl-dynamics`).
 
     Score functional ($s\simeq-\delta\mathcal F/\delta x$): $r=(b^2-a^2c_0)/b^4$,
     $\kappa=a^2c_2/b^4$, $u=a^4c_4/b^8$ (:func:`gl_constants`). Reverse dynamics per unit of
@@ -629,7 +630,7 @@ def gl_correlation_length(
     *,
     dynamics: Dynamics | str = "score",
 ) -> Array:
-    r"""Linear-response (Ornstein–Zernike) length $\xi=\sqrt{\kappa_v/r_v}$ (THEORY §4.5).
+    r"""Linear-response (Ornstein–Zernike) length $\xi=\sqrt{\kappa_v/r_v}$ (`docs/theory/field.md#correlation-length`).
 
     Two images, score: $\xi^2=\frac{k(k^2-1)}{24}\frac{\bar\alpha}{1-\bar\alpha(1+k)}$ (1-D),
     diverging as $(\bar\alpha_c-\bar\alpha)^{-1/2}$ ($\nu=\tfrac12$); at $\bar\alpha=\bar\alpha_c/2$
@@ -646,12 +647,12 @@ def gl_correlation_length(
 
 
 # ----------------------------------------------------------------------------------------
-# mode spectrum, softening mode, critical times (THEORY §1.4, §4.3)
+# mode spectrum, softening mode, critical times (`docs/theory/field.md#criterion-times`)
 # ----------------------------------------------------------------------------------------
 
 
 def dirichlet_kernel(q: ArrayLike, window: int) -> Array:
-    r"""$K(q)=\prod_a\frac{\sin(kq_a/2)}{\sin(q_a/2)}$, the window's Fourier transform (THEORY §4.3).
+    r"""$K(q)=\prod_a\frac{\sin(kq_a/2)}{\sin(q_a/2)}$, the window's Fourier transform (`docs/theory/patch.md#mode-softening`).
 
     $K(0)=k^D$ (the removable singularity is evaluated by its limit). ``q`` has shape
     ``(..., D)`` ($D$ = 1 or 2); a scalar, or an array whose last axis is not 1 or 2, is read
@@ -680,9 +681,9 @@ def patch_mode_spectrum(
     lattice_shape: tuple[int, ...] | None = None,
     dynamics: Dynamics | str = "score",
 ) -> Array:
-    r"""Linear growth rate of Fourier mode $q$ at the symmetric point $x=0$ (THEORY §4.3).
+    r"""Linear growth rate of Fourier mode $q$ at the symmetric point $x=0$ (`docs/theory/patch.md#growth-rates`).
 
-    Score: $\mu(q,t)=({\rm SNR}(t)\,\hat C_k(q)-1)/b_t^2$ (THEORY's sign, positive =
+    Score: $\mu(q,t)=({\rm SNR}(t)\,\hat C_k(q)-1)/b_t^2$ (the sign of `docs/theory/patch.md#mode-softening`, positive =
     unstable), the eigenvalue of the ELS Jacobian on the plane wave $e^{iq\cdot r}$
     (:func:`gltheory.mode_stiffness` measures it by JVPs). Reverse SDE: $g^2\mu-f$; PF-ODE:
     $\tfrac12g^2\mu-f$. $\hat C_k$ is the Dirichlet kernel for the two uniform images
@@ -718,7 +719,7 @@ def patch_mode_spectrum(
 
 
 class PatchCriticalPoint(NamedTuple):
-    r"""Softening point of a patch model (THEORY §1.4, §4.3).
+    r"""Softening point of a patch model (`docs/theory/patch.md#mode-softening`).
 
     - `c_max`: $\max_q\hat C_k(q)$ (plays the role of $\Lambda$); `q_star`: its argmax.
     - `alpha_bar`: $\bar\alpha_c^S=1/(1+c_{\max})$.
@@ -757,9 +758,11 @@ def criterion_time(
     - `t_min`: lower end of the search (default $10^{-6}T$).
 
     **Returns:** the critical time as a float, or ``None`` when the criterion does not change
-    sign on $[t_{\min},T]$.
+    sign on $[t_{\min},T]$. Not differentiable: under ``jax.grad``/``jit``/``vmap`` it raises
+    ``TypeError`` (use :func:`gltheory.critical_times` for a differentiable critical time).
     """
     check_instance(process, AbstractProcess, "process", PROCESS)
+    refuse_traced("criterion_time", (process, c_max, t_min))
     _check_dynamics(criterion)
     dynamics = criterion
     t_min = 1e-6 * float(process.T) if t_min is None else float(t_min)
@@ -776,10 +779,13 @@ def criterion_time(
     tol = max(1e-14, 8 * float(jnp.finfo(dtype).eps))
     sol = optx.root_find(
         h,
-        optx.Bisection(rtol=tol, atol=tol * hi),
+        # decreasing (checked above); flip given and throw=False: "detect" and throw=True
+        # would add eqx.error_if host callbacks to the compiled program
+        optx.Bisection(rtol=tol, atol=tol * hi, flip=True),
         jnp.asarray(0.5 * (t_min + hi), dtype),
         options={"lower": lo_t, "upper": hi_t},
         max_steps=400,
+        throw=False,
     )
     return float(sol.value)
 
@@ -792,7 +798,7 @@ def patch_critical_point(
     lattice_ndim: int | None = None,
     t_min: Real[ArrayLike, ""] | None = None,
 ) -> PatchCriticalPoint:
-    r"""Critical times of the S, D and O criteria of a patch model at $x=0$ (THEORY §1.4, §4.3, §9).
+    r"""Critical times of the S, D and O criteria of a patch model at $x=0$ (`docs/theory/field.md#criterion-times`).
 
     The first unstable mode is $q^\star=\arg\max_q\hat C_k(q)$ and criterion $v$ fires where
     $\mu(q^\star,t)+o_v(t)=0$, i.e. ${\rm SNR}\,c_{\max}-1+o_v\,b_t^2=0$ with the offsets of
@@ -809,9 +815,11 @@ def patch_critical_point(
       is required).
     - `t_min`: lower end of the search (default $10^{-6}T$).
 
-    **Returns:** :class:`PatchCriticalPoint`.
+    **Returns:** :class:`PatchCriticalPoint` (times as Python floats; under ``jax.grad``/
+    ``jit``/``vmap`` it raises ``TypeError``).
     """
     check_instance(process, AbstractProcess, "process", PROCESS)
+    refuse_traced("patch_critical_point", (process, images, t_min))
     k = _check_window(window)
     if images is None:
         D = _check_ndim(lattice_ndim)
@@ -833,7 +841,7 @@ _CRITERIA = ("score", "sde", "ode")
 
 
 # ----------------------------------------------------------------------------------------
-# dynamics: GL (model A) score, streamed structure factors, GL vs exact (THEORY §4.4–4.5)
+# dynamics: GL (model A) score, streamed structure factors, GL vs exact (`docs/theory/field.md#gl-vs-exact`)
 # ----------------------------------------------------------------------------------------
 
 
@@ -853,14 +861,14 @@ def lattice_laplacian(x: ArrayLike, lattice_ndim: int) -> Array:
 
 
 class GLScore(eqx.Module):
-    r"""The GL (model-A) approximation of the patch score as a score function (THEORY §4.4).
+    r"""The GL (model-A) approximation of the patch score as a score function (`docs/theory/field.md#gl-vs-exact`).
 
     $$s^{\rm GL}_i(x,t)=-r(t)\,x_i+\kappa(t)\,(\Delta x)_i-u(t)\,x_i^3,$$
     with the *score* coefficients of :func:`gl_coefficients` and the lattice Laplacian
     (:func:`lattice_laplacian`). Plugged into :func:`gltheory.sample` the reverse SDE drift
     $g^2s^{\rm GL}-fx$ is exactly time-dependent GL (model A) relaxation with the SDE
     coefficients $r_v=g^2r+f$, $\kappa_v=g^2\kappa$, $u_v=g^2u$, and the noise is the sampler's
-    ($g\sqrt h\,\xi$, same keys as the exact run): the GL field simulation of THEORY §4.4.
+    ($g\sqrt h\,\xi$, same keys as the exact run): the GL field simulation of `docs/theory/field.md#gl-vs-exact`.
 
     **Stiffness.** $u\propto b_t^{-8}$ and the GL minimum $x^2=-r/u\to0$ as $t\to0$: the GL
     model is an expansion near $t_c$ and explicit steps become unstable deep in the ordered
@@ -883,7 +891,7 @@ class GLScore(eqx.Module):
 def tweedie_denoiser(
     score_fn: Callable[[Array, Array], Array], process: AbstractProcess
 ) -> Callable[[Array, Array], Array]:
-    r"""The denoiser implied by a score, $\hat x_0(x,t)=(x+b_t^2s(x,t))/a_t$ (Tweedie, THEORY §1.2).
+    r"""The denoiser implied by a score, $\hat x_0(x,t)=(x+b_t^2s(x,t))/a_t$ (Tweedie, `docs/theory/score.md#tweedie`).
 
     Exact for an exact score; for :class:`GLScore` it defines the GL model's own denoised
     field. Returns a callable ``denoiser(x, t)``.
@@ -903,8 +911,9 @@ def gl_stable_step(constants: GLConstants, process: AbstractProcess, t: ArrayLik
 
     The stiffest linear rate of the GL reverse-SDE drift is bounded by
     $\lambda=g^2(t)\,(3|r|+4D\kappa)+|f|$: $4D$ is the largest eigenvalue of $-\Delta$, and the
-    curvature at the ordered minimum $x^2=-r/u$ is $-2r$ (so $3|r|$ covers $r+3ux^2$ for
-    $|x|$ up to $\sqrt{2|r|/u}$). Explicit Euler needs $h\lambda<2$; returns $2/\lambda$.
+    curvature at the ordered minimum $x^2=-r/u$ is $-2r$ (for $r<0$, $3|r|$ bounds
+    $|r+3ux^2|$ exactly when $x^2\le\tfrac43|r|/u$, a range that includes the ordered minimum
+    $x^2=|r|/u$). Explicit Euler needs $h\lambda<2$; returns $2/\lambda$.
     """
     c = gl_coefficients(constants, process, t)
     t = as_float_array(t, "t")
@@ -918,7 +927,7 @@ def structure_factor_observer(
     denoiser: Callable[[Array, Array], Array] | None = None,
     keep_denoised: bool = False,
 ) -> Callable[[Array, Array], dict[str, Array]]:
-    r"""An ``observe(x, t)`` for :func:`gltheory.sample` that streams $S(q,t)$ (THEORY §4.5).
+    r"""An ``observe(x, t)`` for :func:`gltheory.sample` that streams $S(q,t)$ (`docs/theory/field.md#xi-estimators`).
 
     Returns a dict with ``"S"``: :func:`structure_factor` of the batch of states $x_t$
     (averaged over the batch), and with a ``denoiser(x, t)`` also ``"S_denoised"``: the same
@@ -952,7 +961,7 @@ def structure_factor_observer(
 
 
 def increment_structure_factor(denoised: ArrayLike, *, lattice_ndim: int) -> Array:
-    r"""$S(q)$ of the increments $\hat x_0(t_{j+1})-\hat x_0(t_j)$ between consecutive saved times (THEORY §4.5).
+    r"""$S(q)$ of the increments $\hat x_0(t_{j+1})-\hat x_0(t_j)$ between consecutive saved times (`docs/theory/field.md#xi-estimators`).
 
     ``denoised`` has shape ``(n_saved, n, *lattice)`` (``observe`` output with
     ``keep_denoised=True``); returns shape ``(n_saved - 1, *lattice)``.
@@ -969,12 +978,12 @@ def increment_structure_factor(denoised: ArrayLike, *, lattice_ndim: int) -> Arr
 
 
 # ----------------------------------------------------------------------------------------
-# pattern formation (THEORY §4.8)
+# pattern formation (`docs/theory/field.md#pattern-formation`)
 # ----------------------------------------------------------------------------------------
 
 
 class DomainStats(NamedTuple):
-    r"""Domain statistics of a batch of final samples (THEORY §4.8).
+    r"""Domain statistics of a batch of final samples (`docs/theory/field.md#pattern-formation`).
 
     - `wall_density`: fraction of nearest-neighbour bonds whose two sites have different signs,
       averaged over the bonds of the lattice and the batch ($\rho_w$).
@@ -995,7 +1004,7 @@ class DomainStats(NamedTuple):
 def domain_statistics(
     samples: ArrayLike, *, axes: int | Sequence[int | np.integer] | None = None
 ) -> DomainStats:
-    r"""Wall density and domain length of sign domains on a periodic lattice (THEORY §4.8).
+    r"""Wall density and domain length of sign domains on a periodic lattice (`docs/theory/field.md#pattern-formation`).
 
     A bond $(i,i+e_a)$ is a wall when ${\rm sign}\,x_i\ne{\rm sign}\,x_{i+e_a}$ (zeros count
     as positive). Works for any amplitude (exact samples near $\pm1$, GL fields near
@@ -1033,7 +1042,7 @@ def peak_wavevector(
     axes: int | Sequence[int | np.integer] | None = None,
     from_structure_factor: bool | Any = False,
 ) -> tuple[Array, Array]:
-    r"""Wavevector $q_{\rm peak}=\arg\max_{q\ne0}S(q)$ and its modulus (the emergent pattern, THEORY §4.3, §4.8).
+    r"""Wavevector $q_{\rm peak}=\arg\max_{q\ne0}S(q)$ and its modulus (the emergent pattern, `docs/theory/field.md#pattern-formation`).
 
     For stripe or checkerboard training data the final samples' structure factor peaks at the
     softening mode $q^\star$ of :func:`patch_critical_point` (up to the symmetry-related copies
@@ -1094,7 +1103,7 @@ class _UniformPatchScoreFFT(eqx.Module):
     """Two-image patch score with the box sum done by FFT against the Dirichlet kernel.
 
     The window enters only through the kernel array, so runs over several windows share one
-    compiled sampler (tests: equals :func:`gltheory.uniform_patch_score`).
+    compiled sampler (tests: equals :func:`gltheory.scores.uniform_patch_score`).
     """
 
     process: AbstractProcess
@@ -1137,7 +1146,7 @@ def compare_gl_exact(
     Both runs use :func:`gltheory.sample` with the same per-trajectory keys, the same initial
     states $x_{t_0}\sim\mathcal N(0,b_{t_0}^2I)$ and hence the **same Brownian increments**, so
     their differences are due to the score alone. The exact score is the two-image patch
-    score (``images=None``; :func:`gltheory.uniform_patch_score`, evaluated by FFT) or the
+    score (``images=None``; :func:`gltheory.scores.uniform_patch_score`, evaluated by FFT) or the
     score of the :class:`gltheory.ELS` machine of ``images``; the GL score is :class:`GLScore`
     with :func:`gl_constants` of the same data. $S(q,t)$ of the states is streamed
     (:func:`structure_factor_observer`). Choose ``ts[-1]`` in the ordered phase but not so
@@ -1206,14 +1215,14 @@ def compare_gl_exact(
 
 
 class DomainScaling(NamedTuple):
-    r"""Final domain length versus window $k$ (THEORY §4.8).
+    r"""Final domain length versus window $k$ (`docs/theory/field.md#pattern-formation`).
 
     - `windows`, `length`, `length_se`: $k$, $\ell(k)$ and its SE (:class:`DomainStats`).
     - `slope`, `slope_se`, `intercept`, `intercept_se`: weighted linear fit
       $\ell=\text{intercept}+\text{slope}\cdot k$ (weights $1/\mathrm{SE}^2$, SEs from the
       fit covariance scaled by the reduced $\chi^2$ when it exceeds 1).
     - `exponent`, `exponent_se`: log-log exponent of $\ell$ vs $k$
-      (:func:`gltheory.fit_exponent`; the KZ-style claim is $\approx1$).
+      (:func:`gltheory.meanfield.fit_exponent`; the KZ-style claim is $\approx1$).
     """
 
     windows: Array
@@ -1248,12 +1257,12 @@ def domain_length_scaling(
     n: int,
     ts: ArrayLike,
 ) -> DomainScaling:
-    r"""Domain length of exact two-image patch-score samples versus the window $k$ (THEORY §4.8).
+    r"""Domain length of exact two-image patch-score samples versus the window $k$ (`docs/theory/field.md#pattern-formation`).
 
-    For each $k$ runs the reverse SDE (Euler–Maruyama, :func:`gltheory.uniform_patch_score`)
+    For each $k$ runs the reverse SDE (Euler–Maruyama, :func:`gltheory.scores.uniform_patch_score`)
     from $\mathcal N(0,b_T^2I)$ with the trajectory keys of ``fold_in(key, k)``, measures
     :func:`domain_statistics` of the final samples, and fits $\ell$ against $k$ (linear and
-    log-log). The scaling argument of §4.8 ($\kappa\propto k^2$ at a nearly $k$-independent
+    log-log). The scaling argument of `docs/theory/field.md#pattern-formation` ($\kappa\propto k^2$ at a nearly $k$-independent
     quench rate) predicts $\ell\propto k$.
 
     **Arguments:**

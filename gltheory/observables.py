@@ -1,5 +1,7 @@
 r"""Observables of the generative dynamics: cloning probability, class susceptibility, order
-parameter (THEORY.md §4.7, §6.2, §2.4), measured by simulation and computed by quadrature.
+parameter, measured by simulation and computed by quadrature. See
+`docs/theory/cloning.md#cloning-probability`, `docs/theory/guidance.md#class-susceptibility` and
+`docs/theory/meanfield.md#landau`.
 
 **Measured** (Monte Carlo, any score and process, with :func:`gltheory.sample`):
 
@@ -26,7 +28,7 @@ trapezoid rule in $z$ on $[-12, 12]$ with step $0.01$ (spectrally accurate for t
 integrands; error below $10^{-12}$ for $\kappa\lesssim 30$, beyond which $\phi = 1$ to double
 precision anyway), in log-sigmoid form, so it is jit/vmap-able and exact to round-off.
 
-**Scaling limit** (THEORY.md §6.2, §4.7). With $\|m\|^2 = \Lambda$ and $t = t_S + \tau$,
+**Scaling limit** (`docs/theory/cloning.md#cloning-probability`, `docs/theory/cloning.md#kick-response`). With $\|m\|^2 = \Lambda$ and $t = t_S + \tau$,
 $t_S = \tfrac12\ln\Lambda$: $\kappa \to e^{-\tau}$ and $\Gamma\to1$ as $\Lambda\to\infty$. For
 $\sigma^2 = 1$ this holds *exactly at every* $\Lambda$ ($\Gamma_t\equiv1$ under OU), so
 $\phi$ and $R$ plotted against $t - t_S$ collapse exactly; for deltas ($\sigma^2=0$) the
@@ -62,6 +64,7 @@ from ._checks import (
     precheck_labels,
     state_dtype,
 )
+from ._roots import bracketed_argmax
 from .data import AbstractData
 from .processes import OU, AbstractProcess
 from .sampling import (
@@ -94,11 +97,11 @@ __all__ = [
 ]
 
 PHI_SPECIATION = 0.7752002453966632
-r"""$\phi(t_S)$ in the large-$\Lambda$ limit, $\mathbb E_{z}[\mathrm{sigmoid}(2+2z)]$ (THEORY.md §6.2)."""
+r"""$\phi(t_S)$ in the large-$\Lambda$ limit, $\mathbb E_{z}[\mathrm{sigmoid}(2+2z)]$ (`docs/theory/cloning.md#cloning-probability`)."""
 R_PEAK_SHIFT = 0.20073664962323517
-r"""$t^\star - t_S$ of the class susceptibility in the large-$\Lambda$ limit (THEORY.md §4.7)."""
+r"""$t^\star - t_S$ of the class susceptibility in the large-$\Lambda$ limit (`docs/theory/guidance.md#class-susceptibility`)."""
 R_PEAK_VALUE = 0.23365987963579243
-r"""$R_{\max}$ of the class susceptibility in the large-$\Lambda$ limit (THEORY.md §4.7)."""
+r"""$R_{\max}$ of the class susceptibility in the large-$\Lambda$ limit (`docs/theory/guidance.md#class-susceptibility`)."""
 
 # trapezoid nodes and weights for E_{z ~ N(0,1)}[f(z)] (float64 NumPy constants)
 _Z_HALF_WIDTH = 12.0
@@ -261,7 +264,7 @@ def cloning_probability_theory(
 
     **Returns:** $\phi$, shaped like the broadcast inputs.
 
-    Reference: THEORY.md §6.2 ([CODE] ``src/Plots_paper.py``; the $k$-copy form is [DERIVED]).
+    Reference: `docs/theory/cloning.md#cloning-probability` ([CODE] ``src/Plots_paper.py``; the $k$-copy form is [DERIVED]).
     """
     if not isinstance(n_copies, (int, np.integer)) or n_copies < 2:
         raise ValueError(f"n_copies must be an integer >= 2, got {n_copies!r}.")
@@ -297,7 +300,7 @@ def class_susceptibility_theory(
 
     **Returns:** $R$, shaped like the broadcast inputs.
 
-    Reference: THEORY.md §4.7 [DERIVED].
+    Reference: `docs/theory/guidance.md#class-susceptibility` [DERIVED].
     """
     delta = float(delta)
     if not np.isfinite(delta) or delta < 0:
@@ -321,21 +324,26 @@ def class_susceptibility_peak(
     r"""Time $t^\star = \arg\max_t R(t)$ of the class susceptibility and $R_{\max} = R(t^\star)$.
 
     Maximises :func:`class_susceptibility_theory` over $t\in[t_{\min}, t_{\max}]$: a uniform grid
-    of ``n_grid`` times, then golden-section search on the two grid cells around the grid
-    maximum (``n_refine`` iterations shrink them by $0.618^{60}\approx 3\times10^{-13}$).
+    of ``n_grid`` times, then the root of $\partial_tR$ on the two grid cells around the grid
+    maximum by ``optimistix.Bisection`` (``n_refine`` halvings shrink them by
+    $2^{-60}\approx 10^{-18}$). Derivatives of $t^\star$ in ``m_norm``, ``sigma2`` (and the
+    process parameters) come from the implicit-function theorem at the root of $\partial_tR$
+    (optimistix's implicit adjoint: $dt^\star = -\partial_t\partial_\theta R/\partial_t^2R\,
+    d\theta$), not from the iterations; a maximum on an end of the interval does not move.
     Large-$\Lambda$ limit (OU): $t^\star = \tfrac12\ln\Lambda + 0.2007$, $R_{\max} = 0.2337$; for
-    two deltas with $\Lambda\ge4$, $t_c^S < t^\star < t_c^D$ (THEORY.md §4.7).
+    two deltas with $\Lambda\ge4$, $t_c^S < t^\star < t_c^D$ (`docs/theory/guidance.md#class-susceptibility`).
 
     **Arguments:**
 
     - `m_norm`, `sigma2`: scalars, as in :func:`cloning_probability_theory`.
     - `process`: forward process (default :class:`gltheory.OU`).
     - `t_min`, `t_max`: search interval (default ``t_max`` = the process's $T$).
-    - `n_grid`, `n_refine`: grid size and golden-section iterations.
+    - `n_grid`, `n_refine`: grid size and bisection steps.
 
     **Returns:** ``(t_star, R_max)``.
 
-    Reference: THEORY.md §4.7, §9 [DERIVED].
+    Reference: `docs/theory/guidance.md#class-susceptibility`,
+    `docs/theory/critical-times.md#consistency-map` [DERIVED].
     """
     proc = OU() if process is None else process
     if not isinstance(proc, AbstractProcess):
@@ -361,24 +369,15 @@ def class_susceptibility_peak(
 
 @eqx.filter_jit
 def _peak_impl(m_norm, sigma2, proc, bounds, n_grid: int, n_refine: int):
-    def r_of(t):
+    def r_of(t, args):
+        m_norm, sigma2, proc = args
         return _r_kernel(*_mu_gamma(m_norm, sigma2, t, proc))
 
-    ts = jnp.linspace(bounds[0], bounds[1], n_grid)
-    i = jnp.clip(jnp.argmax(r_of(ts)), 1, n_grid - 2)
-    lo, hi = ts[i - 1], ts[i + 1]
-    g = (np.sqrt(5.0) - 1) / 2
-
-    def body(_, bracket):
-        lo, hi = bracket
-        c = hi - g * (hi - lo)
-        d = lo + g * (hi - lo)
-        left = r_of(c) >= r_of(d)
-        return jnp.where(left, lo, c), jnp.where(left, d, hi)
-
-    lo, hi = jax.lax.fori_loop(0, n_refine, body, (lo, hi))
-    t_star = 0.5 * (lo + hi)
-    return t_star, r_of(t_star)
+    args = (m_norm, sigma2, proc)
+    ts = jax.lax.stop_gradient(jnp.linspace(bounds[0], bounds[1], n_grid))
+    i = jnp.clip(jnp.argmax(r_of(ts, args)), 1, n_grid - 2)
+    t_star = bracketed_argmax(jax.grad(r_of), ts[i - 1], ts[i + 1], args, n_refine)
+    return t_star, r_of(t_star, args)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -436,7 +435,7 @@ def cloning_probability(
     **Returns:** a :class:`CloningEstimate` (`phi`, `se`, `t` scalars for a single index, arrays
     for a sequence).
 
-    Reference: THEORY.md §6.2 (Biroli et al., ``src/Plots_paper.py``).
+    Reference: `docs/theory/cloning.md#cloning-monte-carlo` (Biroli et al., ``src/Plots_paper.py``).
     """
     _check_common(score_fn, process, classify, method)
     if not isinstance(n_copies, (int, np.integer)) or n_copies < 2:
@@ -533,7 +532,7 @@ def kick_response(
 
     **Returns:** a :class:`ResponseEstimate` with the kick times in `t`.
 
-    Reference: THEORY.md §4.7 [DERIVED].
+    Reference: `docs/theory/cloning.md#kick-response` [DERIVED].
     """
     _check_common(score_fn, process, classify, method)
     delta = float(delta)
@@ -617,7 +616,8 @@ def class_fraction_response(
 
     **Returns:** a :class:`ResponseEstimate` (``t`` is ``None``).
 
-    Reference: THEORY.md §4.7 (linear response of the class fraction) [DERIVED].
+    Reference: `docs/theory/guidance.md#class-susceptibility` (linear response of the class fraction)
+    [DERIVED].
     """
     if not callable(score_family):
         raise ValueError("score_family must be callable as score_family(h) -> score_fn.")
@@ -686,9 +686,9 @@ def magnetization_observable(
     r"""An ``observe`` function for :func:`gltheory.sample` recording the order parameter
     $M(x_t) = u\cdot\mathbb E[y\mid x_t]$ of every trajectory.
 
-    $\mathbb E[y\mid x_t]$ is the exact denoiser (the "magnetization" of THEORY.md §1.2).
+    $\mathbb E[y\mid x_t]$ is the exact denoiser (the "magnetization" of `docs/theory/score.md#free-energy`).
     `direction` is used as given: pass $u = \mu/\|\mu\|^2$ for two points $\pm\mu$ to get
-    $M = \tanh(a_t\mu\cdot x/b_t^2)\in[-1,1]$, the Curie–Weiss order parameter of §2.3.
+    $M = \tanh(a_t\mu\cdot x/b_t^2)\in[-1,1]$, the Curie–Weiss order parameter of `docs/theory/meanfield.md#curie-weiss`.
 
     **Arguments:**
 
@@ -699,7 +699,7 @@ def magnetization_observable(
     **Returns:** ``observe(x, t) -> array (n,)``; with ``save_at`` of length $k$ the sampler
     stacks these into ``Solution.observables`` of shape ``(k, n)`` (see :func:`bimodality`).
 
-    Reference: THEORY.md §1.2, §2.3–2.4.
+    Reference: `docs/theory/cloning.md#order-parameter`, `docs/theory/meanfield.md#landau`.
     """
     check_instance(data, AbstractData, "data", DATASET)
     check_instance(process, AbstractProcess, "process", PROCESS)
@@ -734,8 +734,8 @@ def bimodality(m: ArrayLike, axis: int = -1) -> Bimodality:
 
     **Returns:** a :class:`Bimodality`.
 
-    Reference: THEORY.md §2.4 (order parameter); Binder cumulant as in the crossing test of
-    STYLE.md.
+    Reference: `docs/theory/meanfield.md#landau` (order parameter); Binder cumulant as in
+    `docs/theory/meanfield.md#finite-size-scaling`.
     """
     m = as_float_array(m, "m")
     if m.ndim == 0:

@@ -1,6 +1,6 @@
 r"""Spectral probes of any score: Jacobians, plane-wave mode stiffness, patch covariances.
 
-THEORY.md §4.3–4.6. Every function here works with **any** score callable
+See `docs/theory/patch.md#spectral-probes`. Every function here works with **any** score callable
 ``score_fn(x, t)`` that maps a lattice configuration ``x`` of shape ``lattice_shape`` (no batch
 axes) to an array of the same shape and is traceable by JAX (exact scores, the uniform-image
 patch score, patch scores of any dataset, trained networks).
@@ -10,17 +10,17 @@ Conventions.
 - Jacobian $J_{ij} = \partial s_i/\partial x_j$ (row = output site, column = input site).
 - Plane waves on the periodic lattice $\mathbb Z_{L_1}\times\dots\times\mathbb Z_{L_D}$ use the
   grid $q_a = 2\pi m_a/L_a$ (``numpy.fft.fftfreq`` order, $q_a\in[-\pi,\pi)$).
-- **Sign of the mode stiffness.** THEORY calls the eigenvalue of $J$ on a Fourier mode
+- **Sign of the mode stiffness.** `docs/theory/patch.md#mode-softening` calls the eigenvalue of $J$ on a Fourier mode
   $\mu(q,t)$; for the patch model at the symmetric point
   $$\mu(q,t) = \frac{{\rm SNR}(t)\,\hat C_k(q) - 1}{b_t^2},$$
-  and the *stiffness* is $-\mu$. :func:`mode_stiffness` returns $\mu$ (THEORY's sign, positive =
+  and the *stiffness* is $-\mu$. :func:`mode_stiffness` returns $\mu$ (the sign of `docs/theory/patch.md#mode-softening`, positive =
   unstable along the score), so mode $q$ softens when $\mu$ crosses zero from below.
-- Dynamics-specific fields (THEORY §1.4, §4.3): the linear growth rate of a mode under the
+- Dynamics-specific fields (`docs/theory/patch.md#growth-rates`): the linear growth rate of a mode under the
   reverse SDE is $g^2\mu - f$ and under the probability-flow ODE $\tfrac12 g^2\mu - f$; both change
   sign where $\mu + {\rm offset} = 0$ with the offset of :func:`drift_offset`
   ($0$ score, $-f/g^2$ SDE, $-2f/g^2$ ODE; VP/OU: $0, \tfrac12, 1$; VE: $0, 0, 0$).
 
-All results are **[DERIVED]** (THEORY §4, the paper's own formulas could not be read).
+All results are **[DERIVED]** (the paper's own formulas could not be read; see `docs/theory/patch.md#patch-machines`).
 """
 
 from __future__ import annotations
@@ -28,12 +28,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
-from ._checks import as_float_array
+from ._checks import as_float_array, check_result, is_concrete
 from .data import LatticeImages
 from .patch import AbstractPatchMachine
 from .processes import AbstractProcess
@@ -144,8 +146,8 @@ def jacobian_top_eigenvalue(
     \lambda_{\rm abs})$, slow when the top two eigenvalues are close (long-wavelength modes on
     a large lattice); increase ``num_iters`` and compare with :func:`score_jacobian` on a
     small lattice. The symmetric part decides the growth of $\|\delta x\|$; at the symmetric
-    point of an equal-norm patch model $J$ is symmetric (THEORY §4.3), elsewhere the local
-    score is not a gradient field (THEORY §4.4 caveat) and $S\ne J$.
+    point of an equal-norm patch model $J$ is symmetric (`docs/theory/patch.md#linearisation`), elsewhere the local
+    score is not a gradient field (`docs/theory/field.md#non-gradient`) and $S\ne J$.
 
     **Arguments:**
 
@@ -256,7 +258,7 @@ def plane_wave(
 def mode_stiffness(
     score_fn: ScoreFn, x: Real[ArrayLike, "*lattice"], t: Real[ArrayLike, ""], qs: ArrayLike
 ) -> Float[Array, " n_q"]:
-    r"""Plane-wave Rayleigh quotients $\mu(q,t)={\rm Re}\langle e_q,Je_q\rangle/\|e_q\|^2$ (THEORY §4.3, §4.6).
+    r"""Plane-wave Rayleigh quotients $\mu(q,t)={\rm Re}\langle e_q,Je_q\rangle/\|e_q\|^2$ (`docs/theory/patch.md#spectral-probes`).
 
     With the complex probe $e_q=e^{iq\cdot r}=c+is$ ($c=\cos q\cdot r$, $s=\sin q\cdot r$),
     $$\mu(q) = \frac{c^\top Jc + s^\top Js}{\|c\|^2+\|s\|^2},$$
@@ -264,7 +266,7 @@ def mode_stiffness(
     translation-invariant Jacobian ($J_{ij}=g(j-i)$, e.g. any equivariant patch score at a
     uniform point) and $q$ on the lattice grid this is exactly the real part of the
     eigenvalue $\sum_\delta g(\delta)e^{iq\cdot\delta}$; for the patch model at $x=0$,
-    $\mu(q,t)=({\rm SNR}\,\hat C_k(q)-1)/b_t^2$. Sign: THEORY's $\mu$ (positive = growing along
+    $\mu(q,t)=({\rm SNR}\,\hat C_k(q)-1)/b_t^2$. Sign: the $\mu$ of `docs/theory/patch.md#mode-softening` (positive = growing along
     the score); the stiffness is $-\mu$.
 
     **Arguments:**
@@ -299,7 +301,7 @@ def band_stiffness(
     n_bands: int = 8,
     n_probes: int = 8,
 ) -> BandStiffness:
-    r"""Radially binned mode stiffness from random-phase Fourier probes (THEORY §4.6, step 1).
+    r"""Radially binned mode stiffness from random-phase Fourier probes (`docs/theory/patch.md#spectral-probes`).
 
     Band $b$ holds the grid wavevectors with $|q|\in[q_b, q_{b+1})$ (equal-width bands from 0
     to the largest $|q|$ on the grid). A probe is $e=\mathrm{Re}\,\mathcal F^{-1}[\mathbf 1_b\,
@@ -410,13 +412,13 @@ def patch_covariance(
     *,
     snr: ArrayLike | None = None,
 ) -> Array:
-    r"""Patch-bank covariance $c(\delta)=\mathrm{Cov}_{\phi\in\mathcal P}[\phi(0),\phi(\delta)]$, $\delta\in\Omega$ (THEORY §4.3).
+    r"""Patch-bank covariance $c(\delta)=\mathrm{Cov}_{\phi\in\mathcal P}[\phi(0),\phi(\delta)]$, $\delta\in\Omega$ (`docs/theory/patch.md#linearisation`).
 
     The bank $\mathcal P$ holds every circularly padded $k^D$ patch of every image (the ELS
-    bank of THEORY §4.2), weighted by the image weights of a :class:`LatticeImages` (uniform
+    bank of `docs/theory/patch.md#patch-posterior`), weighted by the image weights of a :class:`LatticeImages` (uniform
     for an array) and uniformly over positions. With ``snr`` the average is tilted,
     $w(\phi)\propto e^{-{\rm SNR}\|\phi\|^2/2}$: the exact weights of the ELS posterior at
-    $x=0$, needed when patch norms differ (THEORY §4.3). The tilted $c$ need not be symmetric
+    $x=0$, needed when patch norms differ (`docs/theory/patch.md#tilted-bank`). The tilted $c$ need not be symmetric
     in $\delta$.
 
     **Arguments:**
@@ -453,7 +455,7 @@ def windowed_patch_covariance(
     *,
     snr: ArrayLike | None = None,
 ) -> Array:
-    r"""Windowed patch spectrum $\hat C_k(q)=\sum_{\delta\in\Omega}c(\delta)e^{-iq\cdot\delta}$ (THEORY §4.3).
+    r"""Windowed patch spectrum $\hat C_k(q)=\sum_{\delta\in\Omega}c(\delta)e^{-iq\cdot\delta}$ (`docs/theory/patch.md#mode-softening`).
 
     $c$ from :func:`patch_covariance`. For an untilted bank $c(\delta)=c(-\delta)$ and
     $\hat C_k$ is real; with ``snr`` the real part $\sum_\delta c(\delta)\cos(q\cdot\delta)$ is
@@ -485,7 +487,7 @@ def critical_alpha_bar(
 ) -> SofteningPoint:
     r"""Score (S) softening point of the equal-norm patch model, $\bar\alpha_c=1/(1+\max_q\hat C_k(q))$.
 
-    THEORY §4.3: mode $q$ of the ELS Jacobian at $x=0$ changes sign when
+    `docs/theory/patch.md#mode-softening`: mode $q$ of the ELS Jacobian at $x=0$ changes sign when
     ${\rm SNR}\,\hat C_k(q)=1$; the first is $q^\star=\arg\max_q\hat C_k(q)$ over the lattice
     grid. Any process: $t_c^S$ = ``process.t_of_alpha_bar(alpha_bar)``.
 
@@ -528,7 +530,7 @@ def drift_offset(
     r"""Offset $o$ such that mode $q$ of the chosen vector field grows iff $\mu(q,t)+o>0$.
 
     Reverse-SDE drift $g^2s-fx$ has rate $g^2(\mu+o)$ with $o=-f/g^2$; PF-ODE drift
-    $\tfrac12g^2s-fx$ has $o=-2f/g^2$; the score itself $o=0$ (THEORY §1.4, §4.3). VP/OU:
+    $\tfrac12g^2s-fx$ has $o=-2f/g^2$; the score itself $o=0$ (`docs/theory/patch.md#growth-rates`). VP/OU:
     $\tfrac12$ and $1$; VE: 0.
     """
     if criterion == "score":
@@ -548,7 +550,7 @@ def linear_response_length(
     offset: Real[ArrayLike, ""] = 0.0,
     site: tuple[int, ...] | None = None,
 ) -> Float[Array, ""]:
-    r"""Ornstein–Zernike length $\xi^2=\partial_{q^2}[-\mu]/(-\mu(0))$ from the point response (THEORY §4.5).
+    r"""Ornstein–Zernike length $\xi^2=\partial_{q^2}[-\mu]/(-\mu(0))$ from the point response (`docs/theory/field.md#correlation-length`).
 
     For a translation-invariant Jacobian $J_{ij}=g(j-i)$ the mode function is
     $\mu(q)=\sum_\delta g(\delta)\cos(q\cdot\delta)$ for *every* $q$, so its $q^2$ derivative at
@@ -597,48 +599,76 @@ def jacobian_critical_time(
     criterion: Criterion | str = "score",
     tol: Real[ArrayLike, ""] = 1e-12,
     max_iter: int = 200,
-) -> float:
+) -> Float[Array, ""]:
     r"""Time where the top eigenvalue of the (symmetrised) Jacobian at ``x`` crosses $-o$, by bisection.
 
     Finds $t_c\in(t_{\min},t_{\max})$ with $\lambda_{\max}(S(t_c))+o(t_c)=0$, $S$ the symmetric
     part of the dense :func:`score_jacobian` at the fixed point ``x`` and $o$ from
-    :func:`drift_offset` (THEORY §1.4: ``"score"`` → $t_c^S$, ``"sde"`` → $t_c^D$, ``"ode"`` →
+    :func:`drift_offset` (`docs/theory/critical-times.md#three-criteria`: ``"score"`` → $t_c^S$, ``"sde"`` → $t_c^D$, ``"ode"`` →
     $t_c^O$). Requires a sign change: unstable ($>0$) at $t_{\min}$, stable at $t_{\max}$.
-    Dense, so for small lattices; the eigenvalue is computed in one jitted function of $t$.
+    Dense, so for small lattices. The bisection is ``optimistix.Bisection`` inside one jitted
+    program, so the function can be jitted and vmapped. Derivatives (in ``x``, the process's
+    parameters, or anything ``score_fn`` closes over) come from the implicit-function theorem at
+    the root (optimistix's implicit adjoint:
+    $dt_c = -\partial_\theta F/\partial_tF\,d\theta$, $F = \lambda_{\max}+o$), not from the
+    iterations; the bracket ends have no effect on $t_c$ and get no derivative.
 
     **Arguments:**
 
     - `score_fn`: score callable; `x`: the (symmetric) point; `process`: forward process.
     - `t_min`, `t_max`: bracket in forward time.
     - `criterion`: ``"score"``, ``"sde"`` or ``"ode"``.
-    - `tol`: bracket width at which to stop; `max_iter`: at most this many halvings.
+    - `tol`: bracket width at which to stop (once the field is below ``tol`` too);
+      `max_iter`: at most this many halvings.
 
-    **Returns:** $t_c$ as a Python float.
+    **Returns:** $t_c$ as a scalar array.
     """
     x = _as_point(x)
     drift_offset(process, 1.0, criterion)  # validates criterion
-    if not 0 < t_min < t_max:
-        raise ValueError(f"need 0 < t_min < t_max, got t_min={t_min}, t_max={t_max}.")
+    if not isinstance(process, AbstractProcess):
+        raise ValueError(f"process must be a gltheory process, got {type(process).__name__}.")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}.")
+    bracket = (t_min, t_max, tol)
+    if is_concrete(bracket) and not (0 < float(t_min) < float(t_max) and float(tol) > 0):
+        raise ValueError(
+            f"need 0 < t_min < t_max and tol > 0, got t_min={t_min}, t_max={t_max}, tol={tol}."
+        )
+    lo, hi, tol = (jax.lax.stop_gradient(jnp.asarray(v, x.dtype)) for v in bracket)
+    t_c, f_lo, f_hi = _jacobian_critical_time_impl(
+        score_fn, x, process, lo, hi, tol, criterion, int(max_iter)
+    )
+    if is_concrete((f_lo, f_hi)):
+        if not float(f_lo) > 0 > float(f_hi):
+            raise ValueError(
+                f"no sign change of the top eigenvalue on [{float(lo)}, {float(hi)}]: "
+                f"{float(f_lo):.3g} at t_min, {float(f_hi):.3g} at t_max (need > 0 then < 0)."
+            )
+        return t_c
+    return check_result(
+        t_c,
+        ~((f_lo > 0) & (f_hi < 0)),
+        "jacobian_critical_time: no sign change of the top eigenvalue on [t_min, t_max].",
+    )
 
-    @jax.jit
-    def field(t):
-        J = score_jacobian(score_fn, x, t)
+
+@eqx.filter_jit
+def _jacobian_critical_time_impl(score_fn, x, process, lo, hi, tol, criterion, max_iter):
+    def field(t, args):
+        x, process = args
+        n = x.size
+        J = jax.jacfwd(lambda y: score_fn(y.reshape(x.shape), t).reshape(n))(x.reshape(n))
         lam = jnp.linalg.eigvalsh(0.5 * (J + J.T))[-1]
         return lam + drift_offset(process, t, criterion)
 
-    lo, hi = float(t_min), float(t_max)
-    flo, fhi = float(field(lo)), float(field(hi))
-    if not (flo > 0 > fhi):
-        raise ValueError(
-            f"no sign change of the top eigenvalue on [{lo}, {hi}]: "
-            f"{flo:.3g} at t_min, {fhi:.3g} at t_max (need > 0 then < 0)."
-        )
-    for _ in range(max_iter):
-        if hi - lo <= tol:
-            break
-        mid = 0.5 * (lo + hi)
-        if float(field(mid)) > 0:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+    args = (x, process)
+    sol = optx.root_find(
+        field,
+        optx.Bisection(rtol=0.0, atol=tol, flip=True),  # unstable (> 0) at lo, stable at hi
+        0.5 * (lo + hi),
+        args=args,
+        options={"lower": lo, "upper": hi},
+        max_steps=max_iter,
+        throw=False,
+    )
+    return sol.value, field(lo, args), field(hi, args)

@@ -1,11 +1,12 @@
-r"""Non-equilibrium thermodynamics of diffusion (THEORY.md §5, §6.3): entropy production,
+r"""Non-equilibrium thermodynamics of diffusion: entropy production,
 fluctuation theorems, KL/entropy of $p_t$, the Franz–Parisi potential and the collapse time.
+See `docs/theory/thermo.md#stochastic-thermodynamics` and `docs/theory/cloning.md#collapse`.
 
 **Conventions [DERIVED].** The forward process is the overdamped Langevin equation
 $dx = F\,dt + \sqrt{2D}\,dW$ with $F = f(t)\,x$ and $D = g^2(t)/2$ (notation of
 :mod:`gltheory.processes`). Its probability current is $J = p_t\,v_t$ with the *forward
 velocity* $v_t = f x - \tfrac12 g^2 s$, $s = \nabla\ln p_t$. The mean entropy-production rate
-(Seifert; THEORY.md §5.2) is
+(Seifert; `docs/theory/thermo.md#entropy-production`) is
 
 $$\Pi(t) = \int\frac{|J|^2}{D\,p_t}\,dx = \frac{2}{g^2}\,\mathbb E_{p_t}\big\|f x - \tfrac12 g^2 s\big\|^2
 \;=\;\begin{cases}\mathbb E\|x+s\|^2 & \text{OU}\\ \tfrac{\beta}2\mathbb E\|x+s\|^2 & \text{VP}\\
@@ -34,7 +35,7 @@ $\Delta s_{\rm tot} = \Delta s + \Delta s_m$, accumulated inside a ``lax.scan`` 
 never stored). Integral FT $\langle e^{-\Delta s_{\rm tot}}\rangle = 1$; detailed FT in Crooks form
 (see :func:`detailed_fluctuation_theorem`).
 
-**Franz–Parisi potential (§5.3), what it shows [DERIVED, measured].** With the reference
+**Franz–Parisi potential (`docs/theory/thermo.md#franz-parisi`), what it shows [DERIVED, measured].** With the reference
 replica $y^*$ drawn from the posterior (planted), two separated clusters give *two* minima at
 high noise (posterior = prior: the constrained replica is in the same cluster, $q\approx+q_{\rm in}$,
 or in the other one, $q\approx-q_{\rm in}$, with equal odds) and *one* at low noise, where both
@@ -58,7 +59,16 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, PRNGKeyArray, Real
 
-from ._checks import DATASET, PROCESS, as_float_array, check_instance, check_time, is_concrete
+from ._checks import (
+    DATASET,
+    PROCESS,
+    as_float_array,
+    check_instance,
+    check_time,
+    is_concrete,
+    trusted,
+)
+from ._roots import refuse_traced
 from .data import AbstractData, AbstractFiniteSet, DeltaMixture, Gaussian, GaussianMixture, TwoPoint
 from .latestart import moments as late_start_moments
 from .meanfield import critical_times
@@ -219,7 +229,7 @@ def _times(t, process, name="t"):
 def gaussian_entropy_production_rate(
     process: AbstractProcess, t: ArrayLike, *, sigma2: ArrayLike, dim: int = 1
 ) -> Array:
-    r"""Closed-form $\Pi(t)$ for Gaussian data $\mathcal N(0,\sigma^2 I_d)$ (THEORY.md §5.2).
+    r"""Closed-form $\Pi(t)$ for Gaussian data $\mathcal N(0,\sigma^2 I_d)$ (`docs/theory/thermo.md#entropy-production`).
 
     $p_t = \mathcal N(0, v_t I)$, $v_t = a_t^2\sigma^2 + b_t^2$, $s = -x/v_t$, hence
     $$\Pi(t) = \frac{2d}{g^2}\,v_t\Big(f + \frac{g^2}{2v_t}\Big)^2,$$
@@ -252,6 +262,7 @@ def _rate_integrand(process, t):
 
 
 @eqx.filter_jit
+@trusted
 def _rate_quad(data, process, t, n_nodes):
     return jax.vmap(
         lambda tt: _expect_1d(data, process, tt, _rate_integrand(process, tt), n_nodes)
@@ -327,6 +338,7 @@ def _exact_score(data, process):
 
 
 @eqx.filter_jit
+@trusted
 def _rate_mc_impl(data, process, score_fn, key, n, t):
     _, x = _forward_samples(data, process, key, n, t)
     s = score_fn(x, t)
@@ -362,6 +374,7 @@ def entropy_production_rate_mc(
 
 
 @eqx.filter_jit
+@trusted
 def _total_impl(data, process, u_nodes, u_weights, n_nodes):
     ts = process.t_of_snr(jnp.exp(u_nodes))
     rates = jax.vmap(
@@ -430,6 +443,7 @@ def _ent_fn(x, lp, s):
 
 
 @eqx.filter_jit
+@trusted
 def _quad_scalar(data, process, t, which, n_nodes):
     fn = _kl_fn if which == "kl" else _ent_fn
     return jax.vmap(lambda tt: _expect_1d(data, process, tt, fn, n_nodes))(t.reshape(-1)).reshape(
@@ -464,6 +478,7 @@ def marginal_entropy(
 
 
 @eqx.filter_jit
+@trusted
 def _logp_mc(data, process, key, n, t):
     _, x = _forward_samples(data, process, key, n, t)
     return x, log_prob(data, process, x, t)
@@ -513,7 +528,7 @@ def late_start_kl_mc(
     r"""Gaussian-late-start error $\mathrm{KL}(p_t\,\|\,q_t)$ by Monte Carlo in any dimension.
 
     $q_t = \mathcal N(a_t\mathbb E y, a_t^2\mathrm{Cov}\,y + b_t^2 I)$ is the moment-matched Gaussian
-    of THEORY.md §3.3 (:func:`gltheory.latestart.moments`); the 1-D quadrature version is
+    of `docs/theory/meanfield.md#late-start` (:func:`gltheory.latestart.moments`); the 1-D quadrature version is
     :func:`gltheory.latestart.kl`. Zero for Gaussian data at every $t$.
     """
     _check_dp(data, process)
@@ -572,6 +587,7 @@ class _FixedScore(eqx.Module):
 
 
 @eqx.filter_jit
+@trusted
 def _traj_impl(score_fn, log_prob_fn, process, keys, x0, ts, direction, noise_block):
     noise_keys, _ = split_trajectory_keys(keys)
     n = x0.shape[0]
@@ -776,7 +792,7 @@ def detailed_fluctuation_theorem(
 
 
 # ----------------------------------------------------------------------------------------------
-# Franz–Parisi potential (THEORY.md §5.3)
+# Franz–Parisi potential (`docs/theory/thermo.md#franz-parisi`)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -793,6 +809,7 @@ class FranzParisi(NamedTuple):
 
 
 @eqx.filter_jit
+@trusted
 def _fp_impl(data, process, key, n, t, q):
     dtype = q.dtype
     a = process.a(t).astype(dtype)
@@ -824,7 +841,7 @@ def franz_parisi_potential(
     key: PRNGKeyArray,
     n: int = 2000,
 ) -> FranzParisi:
-    r"""Franz–Parisi potential of the posterior for Gaussian-mixture data (THEORY.md §5.3).
+    r"""Franz–Parisi potential of the posterior for Gaussian-mixture data (`docs/theory/thermo.md#franz-parisi-clusters`).
 
     $$V_t(q) = -\mathbb E_{x_t}\mathbb E_{y^*\mid x_t}\ln P_t(q\mid x_t,y^*),\qquad
     P_t(q\mid x,y^*) = \int p(y\mid x)\,\delta\big(q-\tfrac1d y\cdot y^*\big)dy .$$
@@ -935,7 +952,7 @@ def franz_parisi_scan(
 
 
 class FranzParisiEmpirical(NamedTuple):
-    r"""Two-level Franz–Parisi potential of a finite dataset (THEORY.md §5.3).
+    r"""Two-level Franz–Parisi potential of a finite dataset (`docs/theory/thermo.md#franz-parisi-empirical`).
 
     - `t`: times; `v_self`: $V(Q_0) = -\mathbb E\ln w_{\mu^*}$; `v_other`:
       $V(0) = -\mathbb E\ln(1-w_{\mu^*})$; `se_self`, `se_other`: standard errors;
@@ -952,6 +969,7 @@ class FranzParisiEmpirical(NamedTuple):
 
 
 @eqx.filter_jit
+@trusted
 def _fp_emp_impl(points, log_w, process, key, n, ts):
     k1, k2 = jax.random.split(key)
     P, d = points.shape
@@ -984,7 +1002,7 @@ def franz_parisi_empirical(
     key: PRNGKeyArray,
     n: int = 2000,
 ) -> FranzParisiEmpirical:
-    r"""Franz–Parisi potential of an empirical dataset of $P$ points (THEORY.md §5.3, §2.7).
+    r"""Franz–Parisi potential of an empirical dataset of $P$ points (`docs/theory/thermo.md#franz-parisi-empirical`).
 
     For $P$ nearly orthogonal points the overlap $q = y\cdot y^*/d$ between a posterior sample
     and the planted reference $y^* = y_{\mu^*}$ takes two values: $Q_0$ (same point) with
@@ -1037,7 +1055,7 @@ def local_minima(V: ArrayLike, *, min_depth: Real[ArrayLike, ""] = 0.0) -> np.nd
 
 
 # ----------------------------------------------------------------------------------------------
-# collapse (Biroli et al., THEORY.md §6.3)
+# collapse (Biroli et al., `docs/theory/cloning.md#collapse`)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -1051,7 +1069,7 @@ def collapse_time(
 
     $f(t) = \alpha + \tfrac12\ln\frac{b_t^2}{b_t^2 + a_t^2\sigma^2}$, $\alpha = \ln P/N$, vanishes at
     ${\rm SNR}_C = (P^{2/N}-1)/\sigma^2$; for OU
-    $t_C = \tfrac12\ln\big(1 + \sigma^2/(P^{2/N}-1)\big)$ (THEORY.md §6.3, [CODE]); any other
+    $t_C = \tfrac12\ln\big(1 + \sigma^2/(P^{2/N}-1)\big)$ (`docs/theory/cloning.md#collapse`, [CODE]); any other
     process through its closed-form ``t_of_snr``. $\sigma^2$ is the within-cluster variance per
     dimension. Differentiable; broadcasts.
     """
@@ -1071,6 +1089,7 @@ def collapse_time(
 
 
 @eqx.filter_jit
+@trusted
 def _excess_impl(points, process, key, n, ts, test):
     P, d = points.shape
     k1, k2 = jax.random.split(key)
@@ -1107,7 +1126,7 @@ def excess_entropy(
 
     $s(t) = -\frac1N\mathbb E\ln P^{\rm emp}_t(x)$ with $P^{\rm emp}_t = \frac1P\sum_\mu
     \mathcal N(a_ty^\mu, b_t^2I)$ the empirical marginal, $s_\Delta = \tfrac12\ln(2\pi e b_t^2)$,
-    $\alpha = \ln P/N$ (THEORY.md §6.3, [CODE]).
+    $\alpha = \ln P/N$ (`docs/theory/cloning.md#collapse`, [CODE]).
 
     - Without ``test_points``, $x$ is drawn from $P^{\rm emp}_t$ itself; then
       $N f(t) = H(\mu\mid x_t)$, the posterior entropy of the training index [DERIVED], which
@@ -1157,7 +1176,7 @@ def collapse_time_estimate(
 
 
 class DynamicalRegimes(NamedTuple):
-    r"""The three regimes of generation on one time axis (Biroli et al., THEORY.md §6).
+    r"""The three regimes of generation on one time axis (Biroli et al., `docs/theory/cloning.md#dynamical-regimes`).
 
     Noise for $t > t_S$, speciation regime $t_C < t < t_S$, collapse for $t < t_C$.
     `t_score`: the speciation time, i.e. the mean-field score critical time $t_c^S$
@@ -1177,9 +1196,12 @@ def dynamical_regimes(
 
     $t_S$ from the mean-field critical times of the mixture (criterion S, and D for the
     reverse SDE), $t_C$ from :func:`collapse_time` with the mean within-component variance.
+    Returns Python floats, so it does not run under ``jax.grad``/``jit``/``vmap`` (a clear
+    ``TypeError``); differentiate :func:`collapse_time` and ``gltheory.critical_times`` instead.
     """
     if not isinstance(data, GaussianMixture):
         raise ValueError(f"data must be a GaussianMixture, got {type(data).__name__}.")
+    refuse_traced("dynamical_regimes", (data, process))
     ct = critical_times(data, process)
     s2 = float(jnp.mean(data.variances))
     tc = float(collapse_time(_check_int(n_points, "n_points", 2), data.dim, s2, process))
