@@ -1,18 +1,71 @@
-"""Input validation shared by every module (two tiers, as in equinox/diffrax).
+"""Input validation shared by every module.
 
-Problems visible at trace time (shapes, dtypes, Python numbers, concrete arrays) raise
-``ValueError`` naming the argument and the allowed range. Value problems that only exist
-inside ``jit`` are turned into runtime errors with ``eqx.error_if`` on the returned array.
+Two tiers, as in equinox/diffrax, arranged so that validation costs no compilation:
+
+- at the public boundary, arguments that hold values (Python numbers, NumPy arrays, concrete
+  JAX arrays, and the primal values under an eager ``jax.grad``/``jax.jvp``) are checked in
+  Python and a problem raises ``ValueError`` naming the argument and the allowed range;
+- an argument that is traced at the public boundary (inside the user's own ``jit``/``vmap``)
+  gets an ``eqx.error_if`` on the returned array only when :mod:`gltheory.config`'s
+  ``check_traced_values`` switch is on (off by default: a host callback in a program stops
+  JAX's persistent compilation cache from storing it);
+- inside the package's own jitted implementations (functions wrapped with :func:`trusted`,
+  inside their ``jit``) nothing is re-checked: their inputs were checked at the boundary.
+
+Rule that keeps jit caches consistent: :func:`trusted` is applied *inside* a ``jit`` (so that
+the whole cache of that function is traced trusted), and no jitted function checks its own
+arguments (checks sit in the Python wrapper that calls it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import threading
 from collections.abc import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.extend.core import concrete_or_error
+
+from .config import traced_checks_enabled
+
+_STATE = threading.local()
+
+
+def in_trusted_context() -> bool:
+    """True while the package traces one of its own implementations (see :func:`trusted`)."""
+    return getattr(_STATE, "depth", 0) > 0
+
+
+@contextlib.contextmanager
+def trust(on: bool):
+    """Context manager: inside it the package's checks of traced values are skipped (``on``)
+    or apply as at the public boundary (``on=False``, e.g. to trace a user's function)."""
+    previous = getattr(_STATE, "depth", 0)
+    _STATE.depth = previous + 1 if on else 0
+    try:
+        yield
+    finally:
+        _STATE.depth = previous
+
+
+def trusted(fn: Callable) -> Callable:
+    """Run ``fn`` with the package's checks of traced values off (its inputs were checked).
+
+    Apply it *under* the ``jit`` of an implementation (``@eqx.filter_jit`` above
+    ``@trusted``), so that every trace of that jitted function is made in the trusted
+    context and its compile cache never mixes checked and unchecked traces.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with trust(True):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def is_concrete(x) -> bool:
@@ -21,23 +74,74 @@ def is_concrete(x) -> bool:
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
 
 
+def concrete_value(x) -> np.ndarray | None:
+    """``x`` as a NumPy array when its value is known now, else ``None``.
+
+    Known: Python numbers, NumPy and concrete JAX arrays, and tracers of an eager
+    ``jax.grad``/``jax.jvp`` (their primal value). Unknown: anything traced by ``jit``,
+    ``vmap``, ``scan``, ``eval_shape``.
+    """
+    if not isinstance(x, jax.core.Tracer):
+        return np.asarray(x)
+    try:
+        return np.asarray(concrete_or_error(None, x))
+    except jax.errors.ConcretizationTypeError:
+        return None
+
+
+def checks_traced() -> bool:
+    """Whether a traced value at the public boundary gets an ``eqx.error_if`` now."""
+    return traced_checks_enabled() and not in_trusted_context()
+
+
+def guard(x, pred, msg: str):
+    """The traced tier: ``eqx.error_if(x, pred, msg)`` when :func:`checks_traced`, else ``x``.
+
+    Use the returned value. ``pred`` may be a callable ``pred(x)`` so that nothing is computed
+    when the check is off.
+    """
+    if not checks_traced():
+        return x
+    return eqx.error_if(x, pred(x) if callable(pred) else pred, msg)
+
+
+def check_result(x, bad, msg: str):
+    """A check on a computed result: ``ValueError(msg)`` when ``bad`` is known and true
+    anywhere, :func:`guard` (``eqx.error_if`` if the switch is on) when it is traced.
+
+    Use it instead of a bare ``eqx.error_if`` after a jitted implementation returns, so that
+    concrete results cost no host callback. Returns ``x`` (use the returned value).
+    """
+    value = concrete_value(bad)
+    if value is not None:
+        if bool(np.any(value)):
+            raise ValueError(msg)
+        return x
+    return guard(x, bad, msg)
+
+
 def check_values(
     x,
     bad: Callable[[np.ndarray], bool],
     msg: str,
 ):
-    """Raise ``ValueError(msg)`` if ``bad(x)`` for a concrete ``x``; else guard with error_if.
+    """Raise ``ValueError(msg)`` if ``bad(x)`` for a concrete ``x``; else :func:`guard` it.
 
     ``bad`` must work on NumPy and on JAX arrays (use ``jnp``-compatible operations via
     the array's own methods, or write it with ``np``/``jnp`` agnostic code such as
     comparisons and ``.any()``).
     Returns ``x`` (possibly wrapped in ``eqx.error_if``); use the returned value.
     """
-    if is_concrete(x):
+    if not isinstance(x, jax.core.Tracer) and is_concrete(x):
         if bool(bad(np.asarray(x))):
             raise ValueError(msg)
         return x
-    return eqx.error_if(x, bad(x), msg)
+    value = concrete_value(x) if isinstance(x, jax.core.Tracer) else None
+    if value is not None:
+        if bool(bad(value)):
+            raise ValueError(msg)
+        return x
+    return guard(x, bad, msg)
 
 
 def as_float_array(x, name: str) -> jax.Array:
@@ -54,10 +158,11 @@ def as_float_array(x, name: str) -> jax.Array:
 def check_time(t, T, name: str = "t"):
     """Check ``0 < t <= T`` elementwise; return ``t`` as an array."""
     t = as_float_array(t, name)
-    T_val = T
-    if is_concrete(t) and is_concrete(T):
-        tn = np.asarray(t, dtype=np.float64)
-        Tn = float(np.asarray(T))
+    tn = concrete_value(t)
+    Tv = concrete_value(T)
+    if tn is not None and Tv is not None:
+        tn = tn.astype(np.float64)
+        Tn = float(Tv)
         if not np.all(np.isfinite(tn)):
             raise ValueError(f"{name} must be finite, got {tn}.")
         # a relative tolerance so that t == T computed in float32 is accepted
@@ -67,8 +172,10 @@ def check_time(t, T, name: str = "t"):
                 f"{tn if tn.size < 8 else (tn.min(), tn.max())}."
             )
         return t
-    return eqx.error_if(
-        t, (t <= 0) | (t > T_val * (1 + 1e-6)) | ~jnp.isfinite(t), f"{name} must lie in (0, T]."
+    return guard(
+        t,
+        lambda t: (t <= 0) | (t > T * (1 + 1e-6)) | ~jnp.isfinite(t),
+        f"{name} must lie in (0, T] (a traced value, checked inside jit).",
     )
 
 

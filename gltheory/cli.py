@@ -5,7 +5,9 @@ stderr), 2 for bad arguments (argparse's convention).
 
 Heavy imports (the report, the experiments, matplotlib) happen only when a command runs, so
 ``--help`` is quick. Float64 is switched on here, in the program's entry point, never at
-``import gltheory``. The experiments come from the registry
+``import gltheory``; so is JAX's persistent compilation cache
+(:func:`gltheory.config.enable_compilation_cache`, in ``--cache-dir``, default
+``$GLTHEORY_CACHE_DIR`` or ``~/.cache/gltheory/jax``; ``--no-cache`` leaves it off). The experiments come from the registry
 :data:`gltheory.experiments.EXPERIMENTS`, passed to :func:`gltheory.report.run_report`.
 """
 
@@ -75,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="run only these experiments (comma-separated names, in the default order; see --list)",
     )
     rep.add_argument("--list", action="store_true", help="list the experiment names and exit")
+    rep.add_argument(
+        "--cache-dir",
+        default=None,
+        metavar="DIR",
+        help="JAX's persistent compilation cache (default: $GLTHEORY_CACHE_DIR, else "
+        "~/.cache/gltheory/jax); a second run loads the programs the first one compiled",
+    )
+    rep.add_argument(
+        "--no-cache", action="store_true", help="do not use the persistent compilation cache"
+    )
     rep.set_defaults(func=_cmd_report)
     return parser
 
@@ -112,6 +124,13 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    if not args.no_cache:
+        from .config import enable_compilation_cache
+
+        try:
+            enable_compilation_cache(args.cache_dir)
+        except OSError as e:
+            parser.error(f"cannot use --cache-dir {args.cache_dir!r}: {e.strerror}")
     import matplotlib
 
     matplotlib.use("Agg")  # figures use the Agg canvas; never open a window

@@ -39,7 +39,16 @@ import numpy as np
 from jax.typing import DTypeLike
 from jaxtyping import Array, ArrayLike, Float, Int, Key, PRNGKeyArray, PyTree, Real, UInt32
 
-from ._checks import PROCESS, as_float_array, check_instance, check_values, is_concrete
+from ._checks import (
+    PROCESS,
+    as_float_array,
+    check_instance,
+    check_values,
+    concrete_value,
+    guard,
+    trust,
+    trusted,
+)
 from .processes import VE, AbstractProcess
 from .solvers import METHODS as _SOLVER_METHODS, AbstractSolver, as_solver
 
@@ -228,7 +237,7 @@ def time_grid(
     - ``"log_snr"``: uniform in $\ln{\rm SNR}$;
     - ``"edm"``: Karras et al.'s $\rho$-schedule in $\sigma=b/a$,
       $\sigma_i = \big(\sigma_{\max}^{1/\rho} + \tfrac{i}{n}(\sigma_{\min}^{1/\rho} - \sigma_{\max}^{1/\rho})\big)^\rho$
-      (THEORY.md §8.4; with ``VE("edm")``, 31 steps and $\rho=7$ it gives $\sigma_{13}=4.9991$).
+      (`docs/theory/processes.md#time-grids`; with ``VE("edm")``, 31 steps and $\rho=7$ it gives $\sigma_{13}=4.9991$).
 
     Default ``t_min``: ``sigma_min`` for ``VE("edm")``, else $10^{-3}T$.
     """
@@ -271,7 +280,8 @@ def check_time_grid(
     """Validate a reverse-time grid: 1-D, at least two times, strictly decreasing, in ``(0, T]``.
 
     Concrete grids are checked in Python (``ValueError`` naming `ts`); traced grids through
-    ``eqx.error_if``. **Returns:** ``ts`` as a float array.
+    ``eqx.error_if`` when ``gl.config.check_traced_values`` is on. **Returns:** ``ts`` as a
+    float array.
     """
     ts = as_float_array(ts, "ts")
     if ts.ndim != 1:
@@ -281,14 +291,16 @@ def check_time_grid(
             f"ts must hold n_steps + 1 >= 2 times (a positive number of steps), got {ts.shape[0]}."
         )
     msg = "ts must be strictly decreasing (from T towards 0) and lie in (0, T]."
-    if is_concrete(ts) and is_concrete(T):
-        tn = np.asarray(ts, dtype=np.float64)
-        Tn = float(np.asarray(T))
+    tn, Tv = concrete_value(ts), concrete_value(T)
+    if tn is not None and Tv is not None:
+        tn = tn.astype(np.float64)
+        Tn = float(Tv)
         if not (np.all(np.diff(tn) < 0) and tn[-1] > 0 and tn[0] <= Tn * (1 + 1e-6)):
             raise ValueError(f"{msg} Got ts[0]={tn[0]:g}, ts[-1]={tn[-1]:g}, T={Tn:g}.")
         return ts
-    bad = (jnp.diff(ts) >= 0).any() | (ts[-1] <= 0) | (ts[0] > T * (1 + 1e-6))
-    return eqx.error_if(ts, bad, msg)
+    return guard(
+        ts, lambda ts: (jnp.diff(ts) >= 0).any() | (ts[-1] <= 0) | (ts[0] > T * (1 + 1e-6)), msg
+    )
 
 
 def check_noise_block(noise_block: object) -> None:
@@ -423,9 +435,14 @@ def _save_slots(n_steps: int, save_at) -> tuple[tuple[int, ...], tuple[int, ...]
 
 
 @eqx.filter_jit
+@trusted
 def _sample_impl(
     score_fn, process, key, x0, shape, ts, solver, observe, slots, n_saved, noise_block
 ):
+    # once per compilation (never on a cached call); outside the trusted context, so that the
+    # trace of score_fn made here is the one a user's own jit of it would make
+    with trust(False):
+        _check_score_fn(score_fn, shape, ts.dtype if x0 is None else x0.dtype, ts.dtype)
     keys = as_trajectory_keys(key, shape[0])
     noise_keys, init_keys = split_trajectory_keys(keys)
     if x0 is None:  # x_{t_0} ~ N(0, b_{t_0}^2 I) from each trajectory's own key
@@ -487,6 +504,36 @@ def _initial_states(x, ts):
     return x0, x0.shape, ts.astype(x0.dtype)  # x's precision wins (as in gltheory.scores)
 
 
+def _check_score_fn(score_fn: Callable, shape: tuple[int, ...], dtype, t_dtype) -> None:
+    """Check ``score_fn(x, t)``'s output by abstract evaluation (``jax.eval_shape``: it traces
+    ``score_fn`` once and runs nothing).
+
+    The output must be one floating array of exactly ``x``'s shape ``(n, *event)`` (a shape that
+    merely broadcasts, such as ``(n, 1)`` or ``(d,)`` when ``n == d``, is refused) whose dtype
+    does not widen ``x``'s.
+    """
+    x = jax.ShapeDtypeStruct(tuple(shape), dtype)
+    t = jax.ShapeDtypeStruct((), t_dtype)
+    out = jax.eval_shape(score_fn, x, t)
+    out_shape = getattr(out, "shape", None)
+    out_dtype = getattr(out, "dtype", None)
+    if out_shape is None or out_dtype is None:
+        raise ValueError(
+            f"score_fn must return one array shaped like x {tuple(shape)}; score_fn(x, t) "
+            f"returned {type(out).__name__}."
+        )
+    if tuple(out_shape) != tuple(shape):
+        raise ValueError(
+            f"score_fn must return an array of x's shape {tuple(shape)} (one score per state); "
+            f"score_fn(x, t) returned shape {tuple(out_shape)} for x of shape {tuple(shape)}."
+        )
+    if not jnp.issubdtype(out_dtype, jnp.floating) or jnp.promote_types(out_dtype, dtype) != dtype:
+        raise ValueError(
+            f"score_fn must return a floating array of x's dtype {jnp.dtype(dtype)} (or a "
+            f"narrower float); score_fn(x, t) returned dtype {out_dtype}."
+        )
+
+
 def _resolve_solver(solver, method):
     if method is not None:
         if solver is not None and as_solver(solver) != as_solver(method):
@@ -515,7 +562,10 @@ def sample(
     **Arguments:**
 
     - `score_fn`: ``score_fn(x, t) -> array like x`` for a batch ``x`` of shape ``(n, *event)``
-      and scalar ``t`` (e.g. ``lambda x, t: gltheory.score(data, process, x, t)``).
+      and scalar ``t`` (e.g. ``lambda x, t: gltheory.score(data, process, x, t)``). Checked
+      when the sampler compiles, by abstract evaluation (``jax.eval_shape``, nothing runs): it
+      must return exactly ``x``'s shape (not one that broadcasts), in a float dtype no wider
+      than ``x``'s.
     - `process`: the forward process whose reverse dynamics is integrated.
     - `key`: a single PRNG key (trajectory ``i`` uses ``fold_in(key, i)``) or a batch of ``n``
       per-trajectory keys (see :func:`trajectory_keys`).
@@ -600,6 +650,7 @@ def states_at(
 
 
 @eqx.filter_jit
+@trusted
 def _branch_impl(score_fn, process, keys, states, ts, starts, first, solver, noise_block):
     lead = states.shape[:2]
     ev = states.shape[2:]
@@ -759,6 +810,7 @@ def sample_diffrax(
 
 
 @eqx.filter_jit
+@trusted
 def _diffrax_impl(score_fn, process, keys, x0, ts, method, brownian, noise_block):
     t_start = ts[0]
     taus = t_start - ts
