@@ -15,6 +15,7 @@ import importlib.metadata
 from typing import TYPE_CHECKING
 
 from . import (
+    config as config,
     data as data,
     meanfield as meanfield,
     patch as patch,
@@ -146,6 +147,7 @@ __all__ = [
     "ELS",
     "BoundaryELS",
     # namespaces
+    "config",
     "processes",
     "data",
     "scores",

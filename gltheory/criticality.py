@@ -1,6 +1,6 @@
 r"""Detecting $t_c$ in a black-box score, spatial exponents and finite-size scaling.
 
-THEORY.md §4.5, §4.6, §9, §11. Two groups of tools.
+See `docs/theory/nets.md#detecting-critical-time` and `docs/theory/field.md#exponents`. Two groups of tools.
 
 **1. Critical-time detectors** for any score callable ``score_fn(x, t)`` (batched, as in
 :func:`gltheory.sample`: ``x`` of shape ``(n, *lattice)``, scalar ``t``; exact scores, patch
@@ -8,25 +8,25 @@ scores, trained networks). Each returns a :class:`CriticalTimeEstimate`: the est
 statistical standard error ``se`` (bootstrap, stated per detector), an interpolation/grid
 error ``interp_err`` (stated per detector), and the curve it was read from.
 
-- :func:`softening_time` (§4.6 step 1): random-phase plane-wave JVP probes of the band
+- :func:`softening_time` (`docs/theory/nets.md#detecting-critical-time`, item 1): random-phase plane-wave JVP probes of the band
   stiffness $\hat\mu(q,t)$ (:func:`gltheory.band_stiffness`) or exact plane-wave Rayleigh
   quotients (:func:`gltheory.mode_stiffness`) at given states, averaged over trajectories;
   $t_c$ is where $\hat\mu(q_{\min},t)+o(t)$ first turns positive in generation order, with
   the offset $o$ of :func:`gltheory.drift_offset` (0: score criterion S; VP/OU reverse SDE:
   $\tfrac12$, i.e. OU $1+2\hat\mu$; PF-ODE: 1). SE: bootstrap over trajectories (each with its
   own probe phases), so it covers the probe noise too.
-- :func:`xi_peak_time` (§4.6 step 2): the time of the maximum of $\xi(t)$ of the increments
+- :func:`xi_peak_time` (`docs/theory/nets.md#detecting-critical-time`, item 2): the time of the maximum of $\xi(t)$ of the increments
   (or values) of the denoised field $\hat x_0(x_t)$ along reverse trajectories, with
   :func:`gltheory.field.structure_factor` / :func:`gltheory.field.correlation_length`. SE:
   bootstrap over trajectories; ``interp_err``: half the local grid spacing (parabolic
   vertex on a grid that resolves the peak).
-- :func:`cloning_time` (§4.6 step 3, §6.2): the crossing of the cloning probability
+- :func:`cloning_time` (`docs/theory/nets.md#detecting-critical-time`, item 3; `docs/theory/cloning.md#cloning-time`): the crossing of the cloning probability
   $\phi(t)$ (:func:`gltheory.cloning_probability`) through a level (0.7752, the large-$d$
   calibration of Biroli et al.) or the time of $\max|d\phi/dt|$. SE: parametric bootstrap
   from the binomial SEs of $\phi$ at each branch time (treated as independent).
 
 **What each detector recovers on the patch model** (two uniform images $\pm\mathbf1$,
-window $k$, THEORY §4.3; $t_c^S=\tfrac12\ln(1+k^D)$, $t_c^D=\tfrac12{\rm arcsinh}\,k^D$ under
+window $k$, `docs/theory/patch.md#mode-softening`; $t_c^S=\tfrac12\ln(1+k^D)$, $t_c^D=\tfrac12{\rm arcsinh}\,k^D$ under
 OU). The three are *different definitions* of "the" critical time:
 
 - the stiffness at the symmetric point $x=0$ (``states`` all zero, ``q`` = 0 or the lowest
@@ -41,22 +41,22 @@ OU). The three are *different definitions* of "the" critical time:
   dimension (its calibration, tested); on the patch model with the class = the sign of one
   site it fires at about the same time as the softest moment (offset $\approx-0.2$, $k=5$);
 - the $\xi$ peak of the denoised-field increments is *not* resolved on the 1-D patch model
-  with $k=5$ (the increment $\xi$ is largest early, set by the window; THEORY §4.8: the
+  with $k=5$ (the increment $\xi$ is largest early, set by the window; `docs/theory/field.md#pattern-formation`: the
   growth is smooth for small $k$): the detector is validated on planted fields only.
 
 **2. Exponents and finite-size scaling.**
 
 - :func:`fit_divergence`: $y\propto|\epsilon|^{-\theta}$ by weighted log-log least squares
-  (:func:`gltheory.fit_exponent`); $\theta=\nu$ for $\xi$, $\gamma$ for $S(0)$.
+  (:func:`gltheory.meanfield.fit_exponent`); $\theta=\nu$ for $\xi$, $\gamma$ for $S(0)$.
 - :func:`reduced_distance`: $\epsilon=\sigma^2(t)/\sigma_c^2-1={\rm SNR}_c/{\rm SNR}(t)-1$,
-  the distance in the VE "temperature" $T=\sigma^2$ (§1.2) in which the linear-response
+  the distance in the VE "temperature" $T=\sigma^2$ (`docs/theory/score.md#free-energy`) in which the linear-response
   length of the patch model is an exact power law, $\xi^2=\frac{k^2-1}{24}\epsilon^{-1}$
-  (1-D; §4.5 rewritten), so $\nu=\tfrac12$.
+  (1-D; `docs/theory/field.md#correlation-length`), so $\nu=\tfrac12$.
 - :func:`langevin_structure_factor`: Monte Carlo structure factor of the score field frozen
   at time $t$, sampled by Langevin dynamics $dx=s(x,t)\,d\tau+\sqrt{2\theta}\,dW$ at a small
   temperature $\theta$. For a symmetric Jacobian $J$ at the fixed point its stationary law is
   Gaussian with $S(q)=\theta/(-\mu(q,t))$ (fluctuation–dissipation), whose second-moment
-  length is the linear-response $\xi$: the "measured" $\nu$ and $\gamma$ of §4.5.
+  length is the linear-response $\xi$: the "measured" $\nu$ and $\gamma$ of `docs/theory/field.md#exponents`.
 - :func:`binder_crossings`: crossings of Binder cumulant curves of successive sizes.
 - :func:`collapse_quality` / :func:`fit_collapse`: Houdayer–Hartmann data collapse (the
   algorithm of pyfssa, written in JAX): $x=L^{1/\nu}(\rho-\rho_c)$, $y=L^{-\zeta/\nu}a$, the
@@ -66,7 +66,7 @@ OU). The three are *different definitions* of "the" critical time:
   ${\rm Cov}=2S_{\min}H^{-1}$ (pyfssa's Nelder–Mead-simplex formula, i.e. the parameter
   change that raises $S$ by $S_{\min}$).
 
-All results are **[DERIVED]** (THEORY §4: the paper's own estimators could not be read).
+All results are **[DERIVED]** (the paper's own estimators could not be read; see `docs/theory/nets.md#detecting-critical-time`).
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ from ._checks import (
     fold_keys,
     precheck_labels,
     state_dtype,
+    trusted,
 )
 from .field import correlation_length, structure_factor
 from .meanfield import ExponentFit, fit_exponent
@@ -293,6 +294,7 @@ def first_crossing(t: ArrayLike, y: ArrayLike, level: ArrayLike = 0.0) -> tuple[
 
 
 @jax.jit
+@trusted
 def _crossing_jit(t, y, level):
     flat = y.reshape(-1, t.shape[0])
     tc, err = jax.vmap(lambda yy: _crossing_impl(t, yy, level))(flat)
@@ -300,6 +302,7 @@ def _crossing_jit(t, y, level):
 
 
 @jax.jit
+@trusted
 def _peak_jit(t, y):
     flat = y.reshape(-1, t.shape[0])
     tp, err = jax.vmap(lambda yy: _peak_impl(t, yy))(flat)
@@ -503,6 +506,7 @@ def stiffness_curves(
 
 
 @eqx.filter_jit
+@trusted
 def _stiffness_impl(score_fn, states, ts, key, qs, n_bands, band, n_probes):
     single = lambda y, t: score_fn(y[None], t)[0]  # noqa: E731
     n_t, n = states.shape[:2]
@@ -550,7 +554,7 @@ def softening_time(
 ) -> CriticalTimeEstimate:
     r"""Critical time from mode softening: first zero of $\hat\mu(q_{\min},t)+o(t)$ in generation order.
 
-    THEORY §4.6 step 1. $\hat\mu$ is the trajectory average of :func:`stiffness_curves` at
+    See `docs/theory/nets.md#detecting-critical-time`, item 1. $\hat\mu$ is the trajectory average of :func:`stiffness_curves` at
     ``states`` (e.g. from :func:`trajectory_states`; all-zero states give the linearisation
     at the symmetric point), $o$ the offset of :func:`gltheory.drift_offset` for
     ``criterion`` (``"score"`` S, ``"sde"`` reverse-SDE D, ``"ode"`` O). The curve is
@@ -603,6 +607,7 @@ def _estimate_from_per_traj(ts, per_traj, key, n_boot, kind, method, level=0.0):
 
 
 @functools.partial(jax.jit, static_argnums=(4, 5))
+@trusted
 def _per_traj_impl(ts, per_traj, key, level, n_boot, kind):
     curve = jnp.mean(per_traj, axis=1)
     n = per_traj.shape[1]
@@ -637,7 +642,7 @@ def xi_peak_time(
     method: Literal["second_moment", "integrated", "one_over_e"] | str = "second_moment",
     n_boot: int = 200,
 ) -> CriticalTimeEstimate:
-    r"""Critical time as the peak of the correlation length $\xi(t)$ of the denoised field (§4.6 step 2).
+    r"""Critical time as the peak of the correlation length $\xi(t)$ of the denoised field (`docs/theory/nets.md#detecting-critical-time`, item 2).
 
     ``fields`` are denoised fields along reverse trajectories (:func:`denoised_fields`). With
     ``increments`` the field at time $\bar t_i=\tfrac12(t_i+t_{i+1})$ is the increment
@@ -646,7 +651,7 @@ def xi_peak_time(
     (:func:`gltheory.field.structure_factor`) and $\xi$ is
     :func:`gltheory.field.correlation_length` with ``method``; $t_c$ is the parabolic vertex
     at the maximum (:func:`peak_time`). With ``growth`` the curve is instead the growth rate
-    $-d\xi/dt$ (finite differences at midpoints, i.e. $d\xi/d(-t)$ of §4.6 step 2): the time
+    $-d\xi/dt$ (finite differences at midpoints, i.e. $d\xi/d(-t)$ of `docs/theory/nets.md#detecting-critical-time`, item 2): the time
     where correlations build up fastest during generation.
 
     **Uncertainty:** ``se`` = bootstrap over trajectories of the whole procedure;
@@ -675,6 +680,7 @@ def xi_peak_time(
 
 
 @functools.partial(jax.jit, static_argnums=(3, 4, 5, 6))
+@trusted
 def _xi_impl(f, ts, key, n_boot, increments, growth, method):
     D = f.ndim - 2
     ax = tuple(range(-D, 0))
@@ -728,7 +734,7 @@ def cloning_time(
     n_boot: int = 400,
     method: str = "euler_maruyama",
 ) -> CriticalTimeEstimate:
-    r"""Critical time from the cloning probability $\phi(t)$ (§4.6 step 3, §6.2).
+    r"""Critical time from the cloning probability $\phi(t)$ (`docs/theory/nets.md#detecting-critical-time`, item 3; `docs/theory/cloning.md#cloning-time`).
 
     $\phi$ at the branch times ``ts[branch_index]``: the estimator of
     :func:`gltheory.cloning_probability` (two copies), with all branches continued in one
@@ -830,12 +836,12 @@ def reduced_distance(
     *,
     variable: Literal["temperature", "snr"] | str = "temperature",
 ) -> Array:
-    r"""Reduced distance to the transition in the VE temperature $T=\sigma^2=1/{\rm SNR}$ (§1.2).
+    r"""Reduced distance to the transition in the VE temperature $T=\sigma^2=1/{\rm SNR}$ (`docs/theory/score.md#free-energy`).
 
     $$\epsilon(t)=\frac{\sigma^2(t)}{\sigma^2(t_c)}-1=\frac{{\rm SNR}(t_c)}{{\rm SNR}(t)}-1,$$
     positive before the transition in generation order ($t>t_c$). For the patch model the
-    linear-response length is an exact power law in it, $\xi^2=\frac{k(k^2-1)}{24(1+k)}\,
-    \epsilon^{-1}$ in 1-D (THEORY §4.5 with $\bar\alpha_c=1/(1+k)$), so $\nu=\tfrac12$ exactly,
+    linear-response length is an exact power law in it, $\xi^2=\frac{k^2-1}{24\,\epsilon}$
+    in 1-D (`docs/theory/field.md#correlation-length`, with $\bar\alpha_c=1/(1+k)$), so $\nu=\tfrac12$ exactly,
     without the $O(\epsilon)$ curvature of a log-log plot against $\bar\alpha_c-\bar\alpha$.
     """
     t = as_float_array(t, "t")
@@ -856,7 +862,7 @@ def fit_divergence(
 ) -> DivergenceFit:
     r"""Exponent $\theta$ of a divergence $y\simeq A\,\epsilon^{-\theta}$ (weighted log-log fit).
 
-    :func:`gltheory.fit_exponent` of $y$ against $\epsilon$ = ``distance`` (> 0) with
+    :func:`gltheory.meanfield.fit_exponent` of $y$ against $\epsilon$ = ``distance`` (> 0) with
     optional errors ``yerr``; $\theta=-$slope and its standard error (from the fit covariance
     with ``yerr``, from the residuals without). $\xi$ gives $\nu$; $S(0)$ gives $\gamma$.
     """
@@ -894,7 +900,7 @@ def langevin_structure_factor(
     $J=\sum_q\mu(q)|q\rangle\langle q|$ with all $\mu<0$ (before the transition), the
     stationary law for small $\theta$ is therefore Gaussian with
     $$S(q)=\frac{\theta}{-\mu(q,t)},$$
-    so the second-moment length of $S$ is the linear-response $\xi$ of §4.5 and $S(0)/\theta$
+    so the second-moment length of $S$ is the linear-response $\xi$ of `docs/theory/field.md#correlation-length` and $S(0)/\theta$
     the static susceptibility $1/(-\mu(0))$. Chains are independent: bootstrap over them for
     errors. The slowest mode relaxes in $1/|\mu(0)|$: ``n_burn * dt`` must exceed a few of it.
 
@@ -930,6 +936,7 @@ def langevin_structure_factor(
 
 
 @eqx.filter_jit
+@trusted
 def _langevin_impl(score_fn, t, key, x0, dt, temperature, n_burn, n_samples, thin):
     D = x0.ndim - 1
     ax = tuple(range(-D, 0))
@@ -969,7 +976,7 @@ def binder_crossings(
     *,
     sizes: ArrayOrList | None = None,
 ) -> BinderCrossings:
-    r"""Crossing points of Binder cumulant curves $U_L(t)$ of successive sizes (FSS, §11 style).
+    r"""Crossing points of Binder cumulant curves $U_L(t)$ of successive sizes (finite-size scaling, `docs/theory/meanfield.md#finite-size-scaling`).
 
     For each pair $(L_i,L_{i+1})$ the first sign change of $d=U_{L_i}-U_{L_{i+1}}$ along
     ``t`` is interpolated linearly (:func:`first_crossing`, which also gives the
@@ -1162,6 +1169,7 @@ def fit_collapse(
 
 
 @functools.partial(jax.jit, static_argnums=(7, 8, 9, 10))
+@trusted
 def _fit_collapse_impl(sizes, rho, a, da, p0, steps, zeta0, fix_zeta, rtol, atol, max_steps):
     dtype = a.dtype
 

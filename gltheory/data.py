@@ -1,7 +1,9 @@
-r"""Data laws with exact scores (THEORY.md §1.2, §2.3, §10).
+r"""Data laws with exact scores.
+
+See `docs/theory/score.md#datasets`.
 
 Every dataset is a final ``eqx.Module`` with an ``event_shape`` and ``sample(key, n)``. The
-Gaussian-channel posterior of §1.2,
+Gaussian-channel posterior of `docs/theory/score.md#boltzmann-posterior`,
 
 $$p(y\mid x,t)\propto p_0(y)\exp\!\Big(\frac{a_t}{b_t^2}x\cdot y - \frac{a_t^2}{2b_t^2}\|y\|^2\Big),$$
 
@@ -196,7 +198,7 @@ class DeltaMixture(AbstractFiniteSet):
 
     The denoiser is one modern-Hopfield step, $\mathbb E[y\mid x] = \sum_k y_k\,
     \mathrm{softmax}_k\big(\ln w_k + \frac{a_t}{b_t^2}x\cdot y_k - \frac{a_t^2}{2b_t^2}\|y_k\|^2\big)$
-    (THEORY.md §2.3, "discrete dataset").
+    (`docs/theory/score.md#delta-mixture`).
 
     **Arguments:**
 
@@ -231,7 +233,7 @@ class LatticeImages(AbstractFiniteSet):
     r"""A finite set of lattice images $\{y^\mu\}$ (shape ``(N, L)``, ``(N, H, W)`` or with channels).
 
     As a data law it is the uniform (or weighted) delta mixture over the images, so its exact
-    score is the *ideal* (whole-image, memorising) score of Kamb & Ganguli (THEORY.md §7.2).
+    score is the *ideal* (whole-image, memorising) score of Kamb & Ganguli (`docs/theory/patch.md#machines`).
     Local and equivariant patch scores of the same images are built on ``images``.
 
     **Arguments:**
@@ -264,9 +266,10 @@ class LatticeImages(AbstractFiniteSet):
 class TwoPoint(AbstractData):
     r"""Two deltas $p_0 = w\,\delta(y-\mu) + (1-w)\,\delta(y+\mu)$ in $d$ dimensions.
 
-    Closed form (THEORY.md §2.3): $\mathbb E[y\mid x] = \mu\tanh(h)$ with
+    Closed form (`docs/theory/meanfield.md#curie-weiss`): $\mathbb E[y\mid x] = \mu\tanh(h)$ with
     $h = \frac{a_t}{b_t^2}\mu\cdot x + \tfrac12\ln\frac{w}{1-w}$. The covariance top eigenvalue
-    (for $w=\tfrac12$) is $\Lambda = \|\mu\|^2$, which sets the critical times of §1.4.
+    (for $w=\tfrac12$) is $\Lambda = \|\mu\|^2$, which sets the critical times of
+    `docs/theory/critical-times.md#closed-forms`.
 
     **Arguments:**
 
@@ -349,7 +352,7 @@ class TwoPoint(AbstractData):
 
 
 class Gaussian(AbstractData):
-    r"""Gaussian data $\mathcal N(\mu, C)$; never breaks symmetry (THEORY.md §11 item 10).
+    r"""Gaussian data $\mathcal N(\mu, C)$; never breaks symmetry (`docs/theory/critical-times.md#gaussian-control`).
 
     With $C = U\,\mathrm{diag}(\lambda)\,U^\top$ and $z = U^\top(x - a\mu)$:
     $\mathbb E[y\mid x] = \mu + U\,\mathrm{diag}\big(\tfrac{a\lambda}{a^2\lambda+b^2}\big)z$,
@@ -593,13 +596,13 @@ def _sphere_tilt(kappa2: Array, d: int):
 
 
 class Hypersphere(AbstractData):
-    r"""Uniform law on the sphere of radius $R$ in $d\ge2$ dimensions (THEORY.md §2.3).
+    r"""Uniform law on the sphere of radius $R$ in $d\ge2$ dimensions (`docs/theory/score.md#hypersphere`).
 
     $\mathbb E[y\mid x] = R\,A_d(\kappa)\,\hat x$ with $\kappa = a_tR\|x\|/b_t^2$ and the Bessel
     ratio $A_d = I_{d/2}/I_{d/2-1}$; $\ln p_t(x) = -\frac{\|x\|^2+a_t^2R^2}{2b_t^2}
     - \frac d2\ln(2\pi b_t^2) + \ln\mathbb E_s[e^{\kappa s}]$. Both use one quadrature in log
     space that is stable for $\kappa\to\infty$ (see ``_sphere_tilt``). The symmetric point
-    destabilises at $\sigma_c^2 = R^2/d$ (§11 item 12).
+    destabilises at $\sigma_c^2 = R^2/d$ (`docs/theory/critical-times.md#general-data`).
 
     **Arguments:**
 
@@ -684,7 +687,7 @@ def uniform_images(
 ) -> LatticeImages:
     """The uniform images $\\pm\\mathbf 1$ (or any constant values) on a 1-D or 2-D lattice.
 
-    The canonical patch-model dataset of THEORY.md §4.3.
+    The canonical patch-model dataset of `docs/theory/patch.md#two-image-score`.
     """
     shp = _lattice_shape(shape)
     vals = np.asarray(values, dtype=np.float64)

@@ -1,4 +1,4 @@
-r"""Gaussian late start (Raya & Ambrogioni's "gls", THEORY.md §3.3).
+r"""Gaussian late start (Raya & Ambrogioni's "gls"; `docs/theory/meanfield.md#late-start`).
 
 Start the generative dynamics at $t_0 < T$ from the moment-matched Gaussian
 
@@ -7,7 +7,7 @@ $$q_{t_0} = \mathcal N\big(a_{t_0}\,\mathbb E[y],\; a_{t_0}^2\,\mathrm{Cov}[y] +
 instead of running from $T$. The first two moments of $q_{t_0}$ equal those of the true marginal
 $p_{t_0}$; for Gaussian data $q_{t_0} = p_{t_0}$ and the late start is exact at any $t_0$. For
 data that break symmetry, $p_{t_0}$ is close to Gaussian only before the critical regime
-(forward times $t_0$ well above $t_c$, THEORY.md §1.4, §3.2), so the error grows once $t_0$ drops
+(forward times $t_0$ well above $t_c$, `docs/theory/critical-times.md#raya-ambrogioni`), so the error grows once $t_0$ drops
 below $t_c$.
 
 Two exact diagnostics for one-dimensional data [DERIVED]:
@@ -33,7 +33,15 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
 from . import sampling
-from ._checks import DATASET, PROCESS, as_float_array, check_instance, check_time, is_concrete
+from ._checks import (
+    DATASET,
+    PROCESS,
+    as_float_array,
+    check_instance,
+    check_time,
+    is_concrete,
+    trusted,
+)
 from .data import AbstractData
 from .processes import AbstractProcess
 from .sampling import Solution
@@ -67,7 +75,7 @@ def moments(
 
     $$\mathbb E[x_t] = a_t\,\mathbb E[y],\qquad \mathrm{Cov}[x_t] = a_t^2\,\mathrm{Cov}[y] + b_t^2 I$$
 
-    (THEORY.md §3.3): the parameters of the moment-matched Gaussian of the late start.
+    (`docs/theory/meanfield.md#late-start`): the parameters of the moment-matched Gaussian of the late start.
 
     **Arguments:**
 
@@ -95,7 +103,7 @@ def _moments(data, process, t):
 def gaussian_late_start(
     data: AbstractData, process: AbstractProcess, key: PRNGKeyArray, n: int, t0: Real[ArrayLike, ""]
 ) -> Float[Array, " n *event"]:
-    r"""Draw $n$ initial states $x_{t_0}$ from the moment-matched Gaussian (THEORY.md §3.3).
+    r"""Draw $n$ initial states $x_{t_0}$ from the moment-matched Gaussian (`docs/theory/meanfield.md#late-start`).
 
     $$x_{t_0}\sim\mathcal N\big(a_{t_0}\,\mathbb E[y],\; a_{t_0}^2\,\mathrm{Cov}[y] + b_{t_0}^2 I\big)$$
 
@@ -222,8 +230,8 @@ def kl(
     $\mathrm{KL}(q_t\,\|\,p_t)$, which for the exact probability-flow ODE equals the KL of the
     late-start samples from the true marginal at every later time [DERIVED]. For two points
     $\pm1$ under OU, $q_t = \mathcal N(0,1)$ and $\mathrm{KL}(p_t\|q_t)$ = 5.09e-2 ($t=0.2$),
-    9.40e-3 (0.35), 2.18e-3 (0.5), 2.39e-4 (0.75), 2.97e-5 (1.0), 5.17e-7 (1.5) (THEORY.md §11
-    item 11).
+    9.40e-3 (0.35), 2.18e-3 (0.5), 2.39e-4 (0.75), 2.97e-5 (1.0), 5.17e-7 (1.5) (see
+    `docs/theory/meanfield.md#late-start-diagnostics`).
 
     **Arguments:**
 
@@ -248,6 +256,7 @@ def kl(
 
 
 @eqx.filter_jit
+@trusted
 def _kl_impl(data, process, t, reverse, n_grid, width):
     grid, m, v = _grid(data, process, t, n_grid, width)
     log_p = _log_p(data, process, grid, t)
@@ -339,6 +348,7 @@ def _cdf_on_grid(data, process, t, n_grid, width):
 
 
 @eqx.filter_jit
+@trusted
 def _fraction_impl(data, process, t0, t1, c, n_grid, width):
     g1, cdf1, _, _ = _cdf_on_grid(data, process, t1, n_grid, width)
     g0, cdf0, m0, v0 = _cdf_on_grid(data, process, t0, n_grid, width)

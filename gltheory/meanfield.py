@@ -1,7 +1,8 @@
 r"""Mean-field theory of generative diffusion: critical times, self-consistency, bifurcations,
-Landau expansion and critical exponents (THEORY.md §1.4, §2.3–2.4, §3).
+Landau expansion and critical exponents. See `docs/theory/critical-times.md#three-criteria`,
+`docs/theory/meanfield.md#self-consistency` and `docs/theory/meanfield.md#exponents`.
 
-**The three critical times** (THEORY.md §1.4). At the symmetric point $x_{\rm ref}=a_t\mathbb E[y]$
+**The three critical times** (`docs/theory/critical-times.md#three-criteria`). At the symmetric point $x_{\rm ref}=a_t\mathbb E[y]$
 (a fixed point of every field for symmetric data) the Jacobians of the three vector fields
 share their eigenvectors with the posterior covariance $\mathrm{Cov}[y\mid x_{\rm ref},t]$, whose
 top eigenvalue we call $\lambda(t)$ (= $\Lambda$ for constant-norm centred data). With
@@ -28,7 +29,7 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float, Real
 
-from ._checks import as_float_array, check_event_shape, is_concrete
+from ._checks import as_float_array, check_event_shape, concrete_value, is_concrete, trusted
 from .data import AbstractData
 from .processes import OU, VP, AbstractProcess
 from .scores import denoiser, log_prob, posterior_cov, score
@@ -59,7 +60,7 @@ _LINEAR_TOL = 1e-6
 
 
 class CriticalTimes(NamedTuple):
-    """The three critical times of THEORY.md §1.4 in the process's own time.
+    """The three critical times of `docs/theory/critical-times.md#three-criteria` in the process's own time.
 
     - `t_score`, `t_sde`, `t_ode`: the score, reverse-SDE and probability-flow-ODE critical
       times (the same field names as :class:`gltheory.field.PatchCriticalPoint`).
@@ -164,6 +165,7 @@ def _fixed_point_residual(data, process, t, x_ref):
 
 
 @eqx.filter_jit
+@trusted
 def _critical_times_impl(data, process, x_ref, ts, rtol):
     phis = jax.vmap(lambda t: criterion_values(data, process, t, x_ref=x_ref))(ts)  # (n, 3)
     residual = jax.vmap(lambda t: _fixed_point_residual(data, process, t, x_ref))(ts).max()
@@ -181,12 +183,15 @@ def _critical_times_impl(data, process, x_ref, ts, rtol):
 
         def fn(t, args):
             d, p = args
-            # with no crossing, a dummy linear function keeps the bracket valid
-            return jnp.where(found, criterion_values(d, p, t, x_ref=x_ref)[c], t - mid)
+            # phi >= 0 at lo, < 0 at hi: decreasing (flip=True); with no crossing, a dummy
+            # decreasing linear function keeps the bracket valid
+            return jnp.where(found, criterion_values(d, p, t, x_ref=x_ref)[c], mid - t)
 
         sol = optx.root_find(
             fn,
-            optx.Bisection(rtol=rtol, atol=rtol * ts[0]),
+            # flip given (not "detect"): detection adds an eqx.error_if, i.e. a host callback
+            # that keeps this program out of JAX's persistent compilation cache
+            optx.Bisection(rtol=rtol, atol=rtol * ts[0], flip=True),
             mid,
             args=(data, process),
             options={"lower": lo, "upper": hi},
@@ -304,7 +309,7 @@ def time_conversions(
 
 
 def curie_weiss_magnetization(b: ArrayLike, h: ArrayLike = 0.0, *, branch: int = 1) -> Array:
-    r"""Root of $M = \tanh(b\,(M + h))$ (THEORY.md §2.3–2.4) by Newton from $M_0=\pm1$.
+    r"""Root of $M = \tanh(b\,(M + h))$ (`docs/theory/meanfield.md#curie-weiss`) by Newton from $M_0=\pm1$.
 
     ``branch=+1`` returns the outermost non-negative-side root reached from $M_0=1$ (the
     ordered state for $b>1$, $h\ge0$; 0 for $b\le1$, $h=0$), ``branch=-1`` its mirror image.
@@ -334,7 +339,7 @@ def curie_weiss_magnetization(b: ArrayLike, h: ArrayLike = 0.0, *, branch: int =
 def curie_weiss_susceptibility(b: ArrayLike, h: ArrayLike = 0.0, *, branch: int = 1) -> Array:
     r"""$\chi = \partial M/\partial h$ of the Curie–Weiss solution (autodiff through the root).
 
-    Closed forms (THEORY.md §2.4): $\chi=b/(1-b)$ for $b<1$, $\chi\simeq1/(2(b-1))$ for $b\to1^+$.
+    Closed forms (`docs/theory/meanfield.md#susceptibility`): $\chi=b/(1-b)$ for $b<1$, $\chi\simeq1/(2(b-1))$ for $b\to1^+$.
     """
     return jax.grad(lambda hh: curie_weiss_magnetization(b, hh, branch=branch))(
         jnp.asarray(h, dtype=jnp.result_type(b, h, float))
@@ -407,7 +412,7 @@ def fixed_points(
     $a_t$ times the data's hull). Sign changes of $u\cdot F$ on ``n_grid`` points are refined by
     bisection; stability is the sign of the top eigenvalue of $\partial F/\partial x$ (autodiff).
     For the two-point data the SDE zeros are Raya & Ambrogioni's pitchfork branches
-    $(\theta^2+1)x^* = -2\theta\tanh(\theta x^*/(\theta^2-1))$ (THEORY.md §3.1).
+    $(\theta^2+1)x^* = -2\theta\tanh(\theta x^*/(\theta^2-1))$ (`docs/theory/critical-times.md#raya-ambrogioni`).
     """
     if field not in CRITERIA:
         raise ValueError(f"field must be 'score', 'sde' or 'ode', got {field!r}.")
@@ -431,10 +436,13 @@ def fixed_points(
     def refine(i):
         lo, hi = ells[jnp.maximum(i, 0)], ells[jnp.maximum(i, 0) + 1]
         mid = 0.5 * (lo + hi)
+        # orient the function to increase across the bracket, as Bisection's flip="detect"
+        # would, without the eqx.error_if (a host callback) that "detect" adds
+        sgn = jnp.where(vals[jnp.maximum(i, 0)] > vals[jnp.maximum(i, 0) + 1], -1.0, 1.0)
         sol = optx.root_find(
             # padding slots (i < 0) solve a dummy linear equation inside their bracket
-            lambda e, _: jnp.where(i >= 0, proj(e), e - mid),
-            optx.Bisection(rtol=1e-13, atol=1e-13 * half),
+            lambda e, _: jnp.where(i >= 0, sgn * proj(e), e - mid),
+            optx.Bisection(rtol=1e-13, atol=1e-13 * half, flip=False),
             mid,
             options={"lower": lo, "upper": hi},
             max_steps=256,
@@ -477,7 +485,7 @@ def generative_potential(
 ) -> Array:
     r"""Raya–Ambrogioni potential $U(x,t) = -g^2(t)\ln p_t(x) + \tfrac12 f(t)\|x\|^2$.
 
-    The reverse-SDE drift is $-\nabla U$ (THEORY.md §1.3); for VP,
+    The reverse-SDE drift is $-\nabla U$ (`docs/theory/processes.md#generative-potential`); for VP,
     $U = -\beta(t)[\ln p_t(x) + \|x\|^2/4]$, up to an $x$-independent constant.
     """
     x = as_float_array(x, "x")
@@ -546,6 +554,41 @@ class ExponentFit(NamedTuple):
     n: Array
 
 
+def _check_fit_points(x, y, yerr, x_range) -> None:
+    """``ValueError`` for concrete inputs that :func:`fit_exponent` cannot fit (see there)."""
+    xv, yv = concrete_value(x), concrete_value(y)
+    ev = None if yerr is None else concrete_value(yerr)
+    rv = None if x_range is None else [concrete_value(r) for r in x_range]
+    if xv is None or yv is None or (yerr is not None and ev is None):
+        return
+    if rv is not None and any(r is None for r in rv):
+        return
+    inside = np.ones(xv.shape, bool)
+    if rv is not None:
+        lo, hi = float(rv[0]), float(rv[1])
+        if not lo < hi:
+            raise ValueError(f"x_range must be (lo, hi) with lo < hi, got {x_range!r}.")
+        inside = (xv >= lo) & (xv <= hi)
+    bad = {
+        "x must be finite and > 0": ~(np.isfinite(xv) & (xv > 0)),
+        "y must be finite and nonzero (the fit uses ln|y|)": ~(np.isfinite(yv) & (yv != 0)),
+    }
+    if ev is not None:
+        bad["yerr must be finite and > 0"] = ~(np.isfinite(ev) & (ev > 0))
+    for what, b in bad.items():
+        idx = np.flatnonzero(b & inside)
+        if idx.size:
+            raise ValueError(
+                f"fit_exponent: {what}; bad at indices {idx[:8].tolist()} "
+                f"(x = {xv[idx[:8]].tolist()}). Remove these points or narrow x_range."
+            )
+    if inside.sum() < 3:
+        raise ValueError(
+            f"fit_exponent needs at least 3 points in x_range {x_range!r}, got "
+            f"{int(inside.sum())} (x spans [{xv.min():g}, {xv.max():g}])."
+        )
+
+
 def fit_exponent(
     x: ArrayLike,
     y: ArrayLike,
@@ -559,6 +602,14 @@ def fit_exponent(
     with ``yerr`` the weights are $1/\sigma_{\ln y}^2$, $\sigma_{\ln y} = \sigma_y/|y|$, and the
     standard error is the fit covariance's (errors taken as known). Points outside
     ``x_range`` (inclusive) get weight 0, so the function is jit-able.
+
+    **Validation.** With concrete inputs, every point inside ``x_range`` (all points when it is
+    ``None``) must have a finite $x > 0$, a finite $y \ne 0$ and (with ``yerr``) a finite
+    $\sigma_y > 0$, and at least 3 points must lie in the range: otherwise ``ValueError`` names
+    the offending points; nothing is dropped silently. Under ``jit`` such points get weight 0
+    and ``n`` says how many points the fit used.
+
+    **Returns:** an :class:`ExponentFit` (``n``: the number of points fitted).
     """
     x = as_float_array(x, "x")
     y = as_float_array(y, "y")
@@ -566,6 +617,7 @@ def fit_exponent(
         raise ValueError(
             f"x and y must be 1-D arrays of the same length >= 3, got {x.shape} and {y.shape}."
         )
+    _check_fit_points(x, y, yerr, x_range)
     lx, ly = jnp.log(x), jnp.log(jnp.abs(y))
     mask = jnp.isfinite(lx) & jnp.isfinite(ly) & (x > 0)
     if x_range is not None:
@@ -597,7 +649,7 @@ def fit_exponent(
 
 
 def meanfield_exponents(n_points: int = 40) -> dict[str, ExponentFit | Array]:
-    r"""Critical exponents measured on the self-consistency solver (THEORY.md §2.4, §11 items 6–8).
+    r"""Critical exponents measured on the self-consistency solver (`docs/theory/meanfield.md#exponents`).
 
     - ``beta``: slope of $M^*(t)$ from $M=\tanh({\rm SNR}(t)M)$ (OU, $\pm1$) against
       $t_c^S - t\in[10^{-5},10^{-3}]$;

@@ -1,7 +1,7 @@
 r"""Exact local (LS), equivariant local (ELS) and boundary-broken (bbELS) patch scores.
 
-The patch machines of Kamb & Ganguli (THEORY.md §7.2) and the patch score model of
-THEORY.md §4.2. At every lattice site $i$ the posterior over a set of *candidate patches*
+The patch machines of Kamb & Ganguli (`docs/theory/patch.md#machines`) and the patch score model of
+`docs/theory/patch.md#patch-posterior`. At every lattice site $i$ the posterior over a set of *candidate patches*
 $\phi$ (clean training patches) given the noisy neighbourhood $x_{i+\Omega}$ is
 
 $$
@@ -11,7 +11,7 @@ w_i(\phi)\propto\mu(\phi)\exp\!\Big(-\frac{\|x_{i+\Omega}-a_t\phi\|^2}{2b_t^2}\B
 $$
 
 ($\mu$ the training weight; the $\|x_{i+\Omega}\|^2$ term is common to all candidates and
-dropped, THEORY.md §12), and the score and denoiser at site $i$ are
+dropped, `docs/theory/patch.md#fast-patch-score`), and the score and denoiser at site $i$ are
 
 $$
 m_i=\langle\phi(0)\rangle_{w_i},\qquad s_i=\frac{a_t\,m_i-x_i}{b_t^2},
@@ -37,11 +37,11 @@ with raw images or a bank the machine is selected by ``window``, ``equivariant``
 - *LS* (``equivariant=False``): candidates at site $i$ are the $N$ training patches at the
   same site; zero padding, i.e. the window is cropped at the border (``boundary`` is then
   irrelevant: the LS window is always cropped, as in the reference code). With
-  $k\ge2H-1$ LS equals IS (§7.2, §11 item 16).
+  $k\ge2H-1$ LS equals IS (`docs/theory/patch.md#machines`).
 - *ELS* (``equivariant=True, boundary="periodic"``): $x$ is circularly padded, and the
   candidates are all patches of all training images at all positions, **taken with circular
-  padding of the training images too** (the patch bank $\mathcal P$ of §4.2; this makes the
-  two uniform images $\pm\mathbf1$ reproduce :func:`gltheory.uniform_patch_score` exactly
+  padding of the training images too** (the patch bank $\mathcal P$ of `docs/theory/patch.md#patch-posterior`; this makes the
+  two uniform images $\pm\mathbf1$ reproduce :func:`gltheory.scores.uniform_patch_score` exactly
   and the machine commute with circular shifts). ``training_padding="valid"`` in
   :func:`bank` selects the reference code's choice instead (only the
   $(H-k+1)(W-k+1)$ valid patches per image).
@@ -101,7 +101,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Shaped
 
-from ._checks import PROCESS, as_float_array, batch_time, check_instance, check_time, is_concrete
+from ._checks import (
+    PROCESS,
+    as_float_array,
+    batch_time,
+    check_instance,
+    check_time,
+    is_concrete,
+    trusted,
+)
 from .data import AbstractData, LatticeImages
 from .processes import AbstractProcess
 
@@ -218,7 +226,7 @@ def _machine(kernel, equivariant, boundary, hw):
                 )
         return "els"
     if any(k > 1 and k >= n for k, n in zip(kernel, hw)):
-        return "ls"  # bbELS falls back to LS when k >= H (THEORY.md §7.2)
+        return "ls"  # bbELS falls back to LS when k >= H (`docs/theory/patch.md#machines`)
     return "bbels"
 
 
@@ -354,7 +362,7 @@ def bank(
     - `equivariant`, `boundary`: the machine (LS, ELS, bbELS; module docstring).
     - `lattice_ndim`: 1 or 2 (default ``images.ndim - 1``: no channel axis).
     - `merge`: merge identical candidate patches (ELS/bbELS).
-    - `training_padding`: ELS only: ``"circular"`` (all $N L$ patches, default, THEORY.md §4.2)
+    - `training_padding`: ELS only: ``"circular"`` (all $N L$ patches, default, `docs/theory/patch.md#patch-posterior`)
       or ``"valid"`` (only patches inside the image, as in Kamb & Ganguli's code).
     - `materialize`: ELS/bbELS: store every candidate patch (``True``; needed for merging) or
       keep only the images and extract each chunk's patches inside the streaming loop
@@ -635,7 +643,7 @@ def _posterior_sums(
 # ----------------------------------------------------------------------------------------------
 
 # Constant-shift pass: every logit is bounded by U = |q|^2/(2 b^2) + max ln(mult) (the dropped
-# ||x_patch||^2 term, THEORY.md §12), so with the shift s >= U - G nothing overflows (e^G at
+# ||x_patch||^2 term, `docs/theory/patch.md#fast-patch-score`), so with the shift s >= U - G nothing overflows (e^G at
 # most). It is exact unless a site's largest logit lies more than G + T below U (then the
 # terms could underflow): the first chunk's maximum M_1 <= max logit certifies every site, and
 # otherwise the call takes the online running-maximum path.
@@ -981,6 +989,7 @@ def _site_chunk(pbank: PatchBank, bsz: int, dtype, chunk_size, memory_budget) ->
 
 
 @eqx.filter_jit
+@trusted
 def _stats_jit(pbank, process, x, t, chunk, field: str | None = None):
     """All statistics (``field=None``) or one field of them; returning a single field lets
     XLA drop the unused moment and entropy sums (the score-only path is ~1.7x faster)."""
@@ -1007,7 +1016,7 @@ def posterior_stats(
     r"""Per-site posterior moments, entropy and score of a patch machine in one streaming pass.
 
     With $w_i(\phi)\propto\mu(\phi)\exp\big(\frac{a_t}{b_t^2}\langle x_{i+\Omega},\phi\rangle
-    -\frac{a_t^2}{2b_t^2}\|\phi\|^2\big)$ (THEORY.md §4.2, §7.2, §12) returns
+    -\frac{a_t^2}{2b_t^2}\|\phi\|^2\big)$ (`docs/theory/patch.md#patch-posterior`) returns
     $\langle\phi(0)^p\rangle_{w_i}$ for $p=1,2,4$, the variance, the Binder ratio, the
     entropy and the score $s_i=(a_t m_i-x_i)/b_t^2$.
 
@@ -1103,11 +1112,11 @@ def score(
     chunk_size: int | None = None,
     memory_budget: int | None = None,
 ) -> Float[Array, "*x"]:
-    r"""Patch-machine score $s_i=(a_t\langle\phi(0)\rangle_{w_i}-x_i)/b_t^2$ (THEORY.md §4.2, §7.2).
+    r"""Patch-machine score $s_i=(a_t\langle\phi(0)\rangle_{w_i}-x_i)/b_t^2$ (`docs/theory/patch.md#machines`).
 
     LS, ELS, bbELS, ES or IS depending on the machine (or on ``window``/``equivariant``/
     ``boundary`` for raw images; module docstring); exact streaming log-sum-exp over candidate
-    chunks (§12). Same arguments as :func:`posterior_stats`; returns an array shaped like
+    chunks (`docs/theory/patch.md#fast-patch-score`). Same arguments as :func:`posterior_stats`; returns an array shaped like
     ``x``. For a machine this is :func:`gltheory.score` (``gltheory.score(machine, process, x,
     t)``), usable as ``score_fn`` in :func:`gltheory.sample` through
     ``lambda x, t: gltheory.score(machine, process, x, t)``.

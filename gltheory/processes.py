@@ -1,4 +1,7 @@
-r"""Forward noising processes $x_t = a_t\,y + b_t\,z$ (THEORY.md §1.1, §1.3).
+r"""Forward noising processes $x_t = a_t\,y + b_t\,z$.
+
+See `docs/theory/processes.md#forward-processes` and
+`docs/theory/processes.md#reverse-dynamics`.
 
 Every process is a small final ``eqx.Module`` whose numeric parameters are JAX arrays, so a
 new parameter value never retraces a jitted function. All quantities are functions of the
@@ -12,7 +15,7 @@ Conventions (one forward SDE $dx = f(t)\,x\,dt + g(t)\,dW$):
   $x_{t-h} = x_t + h\,[\,g^2 s - f x\,] + g\sqrt h\,\xi$;
 - probability-flow ODE drift: $g^2 s/2 - f x$.
 
-For OU this gives $x + 2s$ (noise $\sqrt2$) and $x + s$, as in THEORY.md §1.3.
+For OU this gives $x + 2s$ (noise $\sqrt2$) and $x + s$, as in `docs/theory/processes.md#reverse-dynamics`.
 """
 
 from __future__ import annotations
@@ -221,8 +224,8 @@ class VP(AbstractProcess):
     - ``schedule="linear"`` (Song et al.; Raya & Ambrogioni):
       $\beta(t) = \beta_{\min} + (\beta_{\max}-\beta_{\min})\,t/T$, so with $u=t/T$,
       $\bar\alpha = \exp[-T(\beta_{\min}u + \tfrac12(\beta_{\max}-\beta_{\min})u^2)]$; the
-      default $T=1$, $\beta_{\min}=0.1$, $\beta_{\max}=20$ gives THEORY.md's $\theta_s=\sqrt{\bar\alpha_s}$.
-    - ``schedule="cosine"`` (Kamb & Ganguli's "legacy cosine", THEORY.md §1.1):
+      default $T=1$, $\beta_{\min}=0.1$, $\beta_{\max}=20$ gives $\theta_s=\sqrt{\bar\alpha_s}$ (`docs/theory/processes.md#vp`).
+    - ``schedule="cosine"`` (Kamb & Ganguli's "legacy cosine", `docs/theory/processes.md#vp`):
       $\bar\alpha(t) = \cos^2\!\big(\tfrac{\pi}{2}\,\tfrac{t/T}{1+s}\big)$, $s = 0.008$.
 
     **Arguments:**
@@ -396,7 +399,7 @@ class VE(AbstractProcess):
         )
 
 
-# --- converters between time conventions (THEORY.md §10) -----------------------------------
+# --- converters between time conventions (`docs/theory/processes.md#time-conversions`) ---
 
 
 def ou_time_from_alpha_bar(alpha_bar: Real[ArrayLike, "*ab"]) -> Float[Array, "*ab"]:

@@ -1,6 +1,6 @@
 r"""Exact scores, denoisers and posteriors for any dataset and any forward process.
 
-THEORY.md §1.2: $s(x,t) = \nabla_x\ln p_t(x) = \big(a_t\,\mathbb E[y\mid x,t] - x\big)/b_t^2$ and
+See `docs/theory/score.md#tweedie`: $s(x,t) = \nabla_x\ln p_t(x) = \big(a_t\,\mathbb E[y\mid x,t] - x\big)/b_t^2$ and
 $\partial_x\mathbb E[y\mid x,t] = \frac{a_t}{b_t^2}\mathrm{Cov}[y\mid x,t]$ (Tweedie).
 
 All functions take ``x`` of shape ``(*batch, *data.event_shape)`` and ``t`` a scalar or an
@@ -114,7 +114,7 @@ def _posterior_cov(data, process, x, t):
 def denoiser(
     data: AbstractData, process: AbstractProcess, x: Num[ArrayLike, "*x"], t: Real[ArrayLike, "*t"]
 ) -> Float[Array, "*x"]:
-    r"""Posterior mean $\mathbb E[y\mid x_t = x]$ (the "magnetization" of THEORY.md §1.2).
+    r"""Posterior mean $\mathbb E[y\mid x_t = x]$ (the "magnetization" of `docs/theory/score.md#free-energy`).
 
     **Arguments:**
 
@@ -160,11 +160,11 @@ def uniform_patch_score(
     window: int,
     lattice_ndim: int,
 ) -> Float[Array, "*x"]:
-    r"""Exact local equivariant score of the two uniform images $\pm\mathbf 1$ (THEORY.md §4.3).
+    r"""Exact local equivariant score of the two uniform images $\pm\mathbf 1$ (`docs/theory/patch.md#two-image-score`).
 
     $s_i = \big(a_t\tanh(a_t(Kx)_i/b_t^2) - x_i\big)/b_t^2$ with $(Kx)_i$ the periodic box sum
     over the $k^D$ window around site $i$. Its symmetric point destabilises at
-    $\bar\alpha_c = 1/(1+k^D)$ (§11 item 13).
+    $\bar\alpha_c = 1/(1+k^D)$ (`docs/theory/patch.md#mode-softening`).
 
     **Arguments:**
 

@@ -14,8 +14,9 @@ $u(x,t) = \tfrac12 g^2(t)s(x,t) - f(t)x$:
   $x' = \frac{a'}{a}x + \big(b' - \frac{a'}{a}b\big)\hat\epsilon$ with
   $\hat\epsilon = -b\,s(x,t)$ (Song, Meng and Ermon, 2021);
 - :class:`EDMHeun`: Heun's method on the probability-flow ODE written in $(\bar x, \sigma)$,
-  $d\bar x/d\sigma = (\bar x - D(x,t)/a_t)/\sigma$ with the denoiser
-  $D = (x + b_t^2 s)/a_t$ — the second-order sampler of Karras et al. (2022, Alg. 1).
+  $d\bar x/d\sigma = (\bar x - D(x,t))/\sigma$ with $\bar x = x/a_t$, $\sigma = b_t/a_t$ and the
+  denoiser $D = (x + b_t^2 s)/a_t = \mathbb E[y\mid x]$ — the second-order sampler of
+  Karras et al. (2022, Alg. 1).
 
 Every solver exposes :meth:`AbstractSolver.step`; the loops over time live in
 :mod:`gltheory.sampling` (:func:`gltheory.sampling.integrate`, :func:`gltheory.sample`), so a

@@ -25,11 +25,12 @@ def test_time_outside_range():
     for t in (0.0, -0.1, 2.5, float("nan")):
         _raises(r"\bt\b.*\(0, T\]|t must be finite", gl.score, data, proc, x, t)
     _raises(r"\bt\b", gl.denoiser, data, proc, x, jnp.array([0.5, 0.0, 1.0]))
-    # inside jit the value check is an error_if
-    f = jax.jit(lambda t: gl.score(data, proc, x, t))
-    assert bool(jnp.all(jnp.isfinite(f(0.5))))
-    with pytest.raises(Exception, match=r"t must lie in \(0, T\]"):
-        jax.block_until_ready(f(3.0))
+    # a value traced by the user's jit is checked (an error_if) when the switch is on
+    with gl.config.check_traced_values(True):
+        f = jax.jit(lambda t: gl.score(data, proc, x, t))
+        assert bool(jnp.all(jnp.isfinite(f(0.5))))
+        with pytest.raises(Exception, match=r"t must lie in \(0, T\]"):
+            jax.block_until_ready(f(3.0))
 
 
 def test_negative_variances_and_bad_weights():

@@ -2,7 +2,7 @@ r"""Report experiments for the Ginzburg–Landau field theory of the patch model
 
 ``field_gl``: rows
 
-1. linear-response correlation length (§4.5, §11 item 15): $\xi$ of the JVP point response
+1. linear-response correlation length (`docs/theory/field.md#correlation-length`): $\xi$ of the JVP point response
    of the exact two-image patch score (:func:`gltheory.linear_response_length`) at
    $\bar\alpha=\bar\alpha_c/2$, k=5, against $\sqrt{k(k-1)/24}=0.9129$, and its log-log slope
    against $\bar\alpha_c-\bar\alpha$ (theory $-\tfrac12$);
@@ -10,11 +10,11 @@ r"""Report experiments for the Ginzburg–Landau field theory of the patch model
    :func:`gltheory.field.patch_critical_point` against $\tfrac12\ln(1+k)$ and
    $\tfrac12\,\mathrm{arcsinh}\,k$, and the plane-wave JVP of the exact score at $q=0$,
    $t_c^S$ (theory 0);
-3. domain length vs window (§4.8): final sign domains of exact reverse-SDE samples for
+3. domain length vs window (`docs/theory/field.md#pattern-formation`): final sign domains of exact reverse-SDE samples for
    k = 3, 5, 7, 9 on a 1-D ring; the log-log exponent of $\ell(k)$ (theory 1, fit SE) and the
    intercept of the linear fit $\ell=A+Bk$ (theory 0 for $\ell\propto k$, fit SE); the slope
    $B=\ell/k$ is in the row's note;
-4. GL vs exact (§4.4): the GL (model-A) reverse SDE and the exact patch-score reverse SDE
+4. GL vs exact (`docs/theory/field.md#gl-vs-exact`): the GL (model-A) reverse SDE and the exact patch-score reverse SDE
    with the same keys (:func:`gltheory.field.compare_gl_exact`); the ratio of final domain
    lengths (window-smoothed signs at $t_{\rm end}$; theory 1, stated tolerance 0.3) and the
    relative $L^2$ difference of the streamed $S(q,t)$ of the states in the linear regime

@@ -5,7 +5,7 @@ reverse SDE, and a Gaussian in 2-D (Raya & Ambrogioni, arXiv:2305.19693; Ambrogi
    reverse-SDE drift $g^2s-fx$ (D; for OU $1+2\partial_xs$) and the probability-flow drift
    $\tfrac12g^2s-fx$ (O; for OU $1+\partial_xs$) for two deltas $\pm\mu$
    ($\Lambda=\mu^2=1,4$) under OU, linear VP and EDM VE; slopes by ``jax.grad``, roots by
-   ``optimistix.Bisection`` in float64, closed forms from §1.4.
+   ``optimistix.Bisection`` in float64, closed forms from `docs/theory/critical-times.md#closed-forms`.
 2. ``two_point_sde``: exact-score reverse SDE (Euler–Maruyama, OU) for $\pm1$ with weights
    $w$: the fraction of samples with $x>0$ vs $w$, and the ensemble variance along the run vs
    the forward marginal $a_t^2{\rm Var}[y]+b_t^2$, plus the same from direct forward samples.
@@ -247,7 +247,8 @@ _THEORY_TEXT = {
 def critical_times_experiment(
     config: ReportConfig, key, sizes: FoundationConfig | None = None
 ) -> ExperimentResult:
-    """The ``critical_times`` experiment: root finding vs the closed forms of §1.4.
+    """The ``critical_times`` experiment: root finding vs the closed forms of
+    `docs/theory/critical-times.md#closed-forms`.
 
     **Arguments:**
 

@@ -5,8 +5,9 @@ $T$), Euler–Maruyama on a uniform grid of 128 steps down to $t=0.02$; class al
 exact posterior classifier. Rows:
 
 1. exact identities: $R_g(t^\star)=R(t^\star)$ (guidance susceptibility = class susceptibility),
-   §11 item 18 ratio $1-\tanh5$, §11 item 17 ($\sigma_{13},\sigma_{17},\sigma_{19},\sigma_{22}$ and 12
-   guided evaluations counted by the EDM sampler);
+   the ratio $1-\tanh5$ (`docs/theory/guidance.md#cfg-two-clusters`), the EDM grid
+   (`docs/theory/processes.md#time-grids`; $\sigma_{13},\sigma_{17},\sigma_{19},\sigma_{22}$
+   and 12 guided evaluations counted by the EDM sampler);
 2. the alignment-vs-pulse-time curve of one-step box pulses of size $\varepsilon=0.01$ (posterior
    estimator, paired with an unguided baseline): its peak (cubic fit, bootstrap SE) vs
    $\arg\max_tR$ by quadrature, and the gains vs the exact Euler-map response;
@@ -206,19 +207,24 @@ def guidance_pulses_experiment(
     diff = data.score(proc, x18, t18, 0) - data.score(proc, x18, t18, None)
     rows.append(
         Row(
-            "§11.18 |s_c - s_u| / |a m / b^2| at a m x / b^2 = 5",
+            "prediction 18: |s_c - s_u| / |a m / b^2| at a m x / b^2 = 5",
             1 - math.tanh(5.0),
             float(jnp.abs(diff[0, 0]) / (a / b2)),
             tol=1e-12,
             group=group,
-            note="exact class-conditional scores; 9.08e-5",
+            note="exact class-conditional scores; 9.08e-5 (docs/theory/guidance.md#cfg-two-clusters)",
         )
     )
     sig = edm_sigmas(32)
     for i, ref in ((13, 4.9991), (17, 1.6086), (19, 0.8446), (22, 0.2830)):
         rows.append(
             Row(
-                f"§11.17 EDM sigma_{i} (32 steps, rho=7)", ref, float(sig[i]), tol=1e-4, group=group
+                f"prediction 17: EDM sigma_{i} (32 steps, rho=7)",
+                ref,
+                float(sig[i]),
+                tol=1e-4,
+                group=group,
+                note="EDM rho-schedule (docs/theory/processes.md#time-grids)",
             )
         )
     ve = VE("edm")
@@ -232,7 +238,7 @@ def guidance_pulses_experiment(
     )
     rows.append(
         Row(
-            "§11.17 guided evaluations per image, interval [17, 22]",
+            "prediction 17: guided evaluations per image, interval [17, 22]",
             12,
             int(count),
             tol=0,

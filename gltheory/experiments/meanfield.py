@@ -3,7 +3,7 @@ r"""Mean-field experiments of the report (Raya & Ambrogioni, arXiv:2305.19693; A
 1. ``meanfield_critical``: :func:`gltheory.critical_times` for $\pm1$ (OU) and for
    $\tfrac12\mathcal N(\pm m, I)$ in $d=64$ ($\|m\|^2=d$): $t_c^S=\tfrac12\ln(1+\|m\|^2-1)$,
    $t_c^D=\tfrac12\ln(2\|m\|^2)$ (exact for unit within-cluster variance under OU, where the
-   marginal is $\tfrac12\mathcal N(\pm me^{-t}, I)$; the constant-$\Lambda$ form of §1.4 does
+   marginal is $\tfrac12\mathcal N(\pm me^{-t}, I)$; the constant-$\Lambda$ form of `docs/theory/critical-times.md#closed-forms` does
    not apply), no ODE transition; checked again by the dense autodiff Jacobian at the roots;
    Raya–Ambrogioni Eq. 8 and pitchfork branch; pitchfork and potential figures.
 2. ``meanfield_exponents``: β, γ (both sides, amplitude ratio 2), δ from
@@ -153,8 +153,9 @@ def meanfield_critical_experiment(
         "score": "theory 1/2 ln(1 + |m|^2 - s0^2) (Ambrogioni, arXiv:2310.17467)",
         "sde": (
             "theory 1/2 ln(2|m|^2) [DERIVED: s0^2 = 1 under OU gives Gamma_t = 1, SDE-drift "
-            f"Jacobian 2 mu mu^T - I at 0]; the §1.4 form 1/2 arcsinh(|m|^2 - s0^2) = "
-            f"{0.5 * math.asinh(lam_eff):.6f} does NOT apply (posterior top eigenvalue varies with t)"
+            f"Jacobian 2 mu mu^T - I at 0]; the closed form 1/2 arcsinh(|m|^2 - s0^2) = "
+            f"{0.5 * math.asinh(lam_eff):.6f} (docs/theory/critical-times.md#closed-forms) "
+            "does NOT apply (posterior top eigenvalue varies with t)"
         ),
         "ode": "none: the ODE-drift Jacobian at 0 is mu mu^T >= 0, unstable along m at every t",
     }
