@@ -17,20 +17,21 @@
 # This notebook walks through the three lowest layers of `gltheory` on the simplest dataset
 # with a phase transition: two points $y=\pm1$ in one dimension (`TwoPoint(1.0)`).
 #
-# 1. **Forward marginals.** Every process noises as $x_t = a_t\,y + b_t\,z$ (THEORY.md §1.1).
+# 1. **Forward marginals.** Every process noises as $x_t = a_t\,y + b_t\,z$ (`docs/theory/processes.md#forward-processes`).
 #    Samples drawn that way are compared with the exact density `exp(gltheory.log_prob(...))`
 #    for OU, VP (linear schedule) and VE (geometric schedule).
 # 2. **Exact scores.** The score $s(x,t)$ of the two-point law, and the time at which its slope
 #    at the symmetric point $x=0$ changes sign: $t_c^S=\tfrac12\ln2$ in OU time, next to the
-#    reverse-SDE critical time $t_c^D=\tfrac12\,\mathrm{arcsinh}\,1$ (THEORY.md §1.4).
+#    reverse-SDE critical time $t_c^D=\tfrac12\,\mathrm{arcsinh}\,1$ (`docs/theory/critical-times.md#closed-forms`).
 # 3. **Reverse sampling** with `gltheory.sample` on two-point data with weights $w=0.5$ and
 #    $w=0.8$ and on a 2-D Gaussian mixture: histograms against the data, the class fraction
 #    with its binomial error, and a handful of trajectories recorded inside the sampling loop
 #    with `observe`/`save_at`.
 #
 # **Running it.** This file is a [jupytext](https://jupytext.readthedocs.io) "percent"
-# notebook: open it in Jupyter with jupytext installed, or run it as a script,
-# `python notebooks/01_forward_and_reverse.py`. Two environment variables control it:
+# notebook: open it in Jupyter (`pip install ".[notebooks]"`, then `jupyter lab notebooks/`) or
+# run it as a script, `python notebooks/01_forward_and_reverse.py`. Two environment variables,
+# read by the preamble that every notebook shares (`notebooks/_setup.py`), control it:
 #
 # - `GLTHEORY_NB_SMALL=1`: small batches and few steps, so that it runs in seconds (the test
 #   suite, `tests/test_notebooks.py`, runs it this way);
@@ -39,32 +40,18 @@
 
 # %%
 import math
-import os
-import sys
 import time
 from functools import partial
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+from _setup import OUT, SMALL, banner, show
 from jax.tree_util import Partial
 from matplotlib.colors import PowerNorm
 
-try:
-    import gltheory as gl
-except ModuleNotFoundError:  # a checkout without `pip install -e .`: look next to us
-    for _root in (Path.cwd(), Path.cwd().parent):
-        if (_root / "gltheory" / "__init__.py").exists():
-            sys.path.insert(0, str(_root))
-            break
-    import gltheory as gl
-
-SMALL = os.environ.get("GLTHEORY_NB_SMALL", "0").strip().lower() not in ("", "0", "false", "no")
-OUT = Path(os.environ.get("GLTHEORY_NB_OUT") or "notebook_outputs")
-OUT.mkdir(parents=True, exist_ok=True)
+import gltheory as gl
 
 N_FORWARD = 4_000 if SMALL else 200_000  # forward samples per histogram
 N_SAMPLES = 1_000 if SMALL else 20_000  # reverse-sampled trajectories per run
@@ -75,10 +62,7 @@ N_GRID = 201 if SMALL else 601  # points of the x grids for exact curves
 
 KEY = jax.random.key(2024)
 T_START = time.perf_counter()
-print(
-    f"gltheory {gl.__version__}, jax {jax.__version__} on {jax.default_backend()}; "
-    f"{'SMALL' if SMALL else 'full'} sizes; figures -> {OUT.resolve()}"
-)
+banner()
 
 # Every function of the library is pure, so it can be jitted as it is. Calling the jitted
 # versions compiles once per (dataset type, process type, shapes) instead of once per
@@ -86,14 +70,6 @@ print(
 log_prob = jax.jit(gl.log_prob)
 score = jax.jit(gl.score)
 time_grid = jax.jit(gl.time_grid, static_argnums=1, static_argnames="kind")
-
-
-def show(fig, name):
-    """Save ``fig`` as ``OUT/name.png``; display it unless the backend is non-interactive."""
-    fig.savefig(OUT / f"{name}.png", dpi=80 if SMALL else 110)
-    if "agg" not in matplotlib.get_backend().lower():
-        plt.show()
-    plt.close(fig)
 
 
 # %% [markdown]
@@ -121,7 +97,8 @@ processes = {
 }
 ou = processes["OU"]
 
-T_C_SCORE = 0.5 * math.log(2.0)  # t_c^S for Lambda = 1 (THEORY.md §1.4), OU time
+# t_c^S for Lambda = 1, OU time (`docs/theory/critical-times.md#closed-forms`)
+T_C_SCORE = 0.5 * math.log(2.0)
 T_C_SDE = 0.5 * math.asinh(1.0)  # t_c^D, OU time
 snr_values = 1 / np.expm1(2 * np.array([0.05, 0.2, T_C_SCORE, 1.0]))  # OU: SNR = 1/(e^{2t}-1)
 
@@ -196,10 +173,10 @@ show(fig, "01_forward_marginals")
 # flat at the top: this is where it turns from bimodal to unimodal. In the last column
 # (${\rm SNR}\cdot\Lambda<1$) it is already hard to tell from the Gaussian with the same mean
 # and variance (dashed): the reason why Raya & Ambrogioni can start generation late from a
-# fitted Gaussian (THEORY.md §3.3), as long as the start is above the critical time.
+# fitted Gaussian (`docs/theory/meanfield.md#late-start`), as long as the start is above the critical time.
 #
 # The schedules themselves, on each process's own time axis $t/T$. The dots mark where each
-# process reaches ${\rm SNR}\cdot\Lambda = 1$, the score criterion of §1.4 ($\Lambda=1$ here).
+# process reaches ${\rm SNR}\cdot\Lambda = 1$, the score criterion of `docs/theory/critical-times.md#three-criteria` ($\Lambda=1$ here).
 
 
 # %%
@@ -233,7 +210,7 @@ show(fig, "02_schedules")
 # ## 2. The exact score and the two critical times
 #
 # For $y=\pm1$ with equal weights the denoiser is $m(x,t)=\tanh(a_t x/b_t^2)$ and the score is
-# $s(x,t)=(a_t m - x)/b_t^2$. Its slope at the symmetric point is (THEORY.md §1.2, with the
+# $s(x,t)=(a_t m - x)/b_t^2$. Its slope at the symmetric point is (`docs/theory/score.md#posterior-covariance`, with the
 # posterior variance $\Lambda=1$ at $x=0$)
 # $$\partial_x s(0,t)=\frac{a_t^2\Lambda-b_t^2}{b_t^4},$$
 # positive (the origin repels: a bimodal density) when ${\rm SNR}\cdot\Lambda>1$ and negative
@@ -456,7 +433,7 @@ show(fig, "04_reverse_two_point")
 #
 # Two Gaussian components with unequal weights and widths, $w=(0.3, 0.7)$, generated with the
 # VP process of Raya & Ambrogioni. This time the sampler integrates the probability-flow ODE,
-# drift $\tfrac12\beta(t)[x+s]$ (THEORY.md §1.3), with Heun's method (`method="heun"`): the
+# drift $\tfrac12\beta(t)[x+s]$ (`docs/theory/processes.md#reverse-sde`), with Heun's method (`method="heun"`): the
 # only randomness is the Gaussian start, and the trajectories are smooth. Each sample is
 # assigned to the component with the larger posterior responsibility, and the fraction in the
 # first component is compared with $w_1=0.3$.

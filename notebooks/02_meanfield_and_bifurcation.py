@@ -20,15 +20,16 @@
 # `gltheory.meanfield`, `gltheory.bath` and `gltheory.observables` modules:
 #
 # 1. **The Raya–Ambrogioni potential** $U(x,t) = -g^2\ln p_t(x) + \tfrac12 f x^2$, whose
-#    gradient is the reverse-SDE drift, turns into a double well (THEORY.md §1.3, §3.1).
+#    gradient is the reverse-SDE drift, turns into a double well (`docs/theory/processes.md#generative-potential`,
+#    `docs/theory/critical-times.md#raya-ambrogioni`).
 # 2. **The pitchfork**: the fixed points of the score field ($x = a_t\,m(x)$, the
-#    self-consistency of THEORY.md §2.3) and of the reverse-SDE drift against time.
-# 3. **The three critical times** (score, reverse SDE, probability-flow ODE; THEORY.md §1.4)
+#    self-consistency of `docs/theory/meanfield.md#self-consistency`) and of the reverse-SDE drift against time.
+# 3. **The three critical times** (score, reverse SDE, probability-flow ODE; `docs/theory/critical-times.md#three-criteria`)
 #    from `gltheory.critical_times`, for two deltas and a $d$-dimensional two-cluster mixture.
 # 4. **Critical exponents** $\beta=\tfrac12$, $\gamma=1$, $\delta=3$ from the self-consistency
 #    solver, and $\beta$, $\gamma$ with error bars from a *simulation*: Gibbs sampling of the
-#    $N$-site generative bath (THEORY.md §2.6), whose saddle point is the self-consistency.
-# 5. **The cloning probability** $\phi(t)$ (Biroli et al., THEORY.md §6.2): quadrature
+#    $N$-site generative bath (`docs/theory/meanfield.md#generative-bath`), whose saddle point is the self-consistency.
+# 5. **The cloning probability** $\phi(t)$ (Biroli et al., `docs/theory/cloning.md#cloning-probability`): quadrature
 #    against Monte Carlo clones of reverse-SDE trajectories.
 #
 # **Running it.** A jupytext "percent" notebook: open it in Jupyter, or run
@@ -38,32 +39,18 @@
 
 # %%
 import math
-import os
-import sys
 import time
-from pathlib import Path
 
 import jax
 
 jax.config.update("jax_enable_x64", True)  # critical times to 1e-12 need float64
 
 import jax.numpy as jnp  # noqa: E402
-import matplotlib  # noqa: E402
 import numpy as np  # noqa: E402
+from _setup import OUT, SMALL, banner, show  # noqa: E402
 
-try:
-    import gltheory as gl
-except ModuleNotFoundError:  # a checkout without `pip install -e .`: look next to us
-    for _root in (Path.cwd(), Path.cwd().parent):
-        if (_root / "gltheory" / "__init__.py").exists():
-            sys.path.insert(0, str(_root))
-            break
-    import gltheory as gl
+import gltheory as gl  # noqa: E402
 from gltheory import plotting  # noqa: E402
-
-SMALL = os.environ.get("GLTHEORY_NB_SMALL", "0").strip().lower() not in ("", "0", "false", "no")
-OUT = Path(os.environ.get("GLTHEORY_NB_OUT") or "notebook_outputs")
-OUT.mkdir(parents=True, exist_ok=True)
 
 N_T = 40 if SMALL else 150  # times of the pitchfork diagram
 D_MIX = 16 if SMALL else 64  # dimension of the two-cluster mixture
@@ -77,27 +64,12 @@ D_CLONE = 16
 
 KEY = jax.random.key(2025)
 T_START = time.perf_counter()
-print(
-    f"gltheory {gl.__version__}, jax {jax.__version__} on {jax.default_backend()}; "
-    f"{'SMALL' if SMALL else 'full'} sizes; figures -> {OUT.resolve()}"
-)
-
-
-def show(fig, name):
-    """Save ``fig`` (a matplotlib Figure) as ``OUT/name.png``; display it in a notebook."""
-    fig.savefig(OUT / f"{name}.png", dpi=80 if SMALL else 110)
-    if "agg" not in matplotlib.get_backend().lower():
-        try:
-            from IPython.display import display
-
-            display(fig)
-        except ImportError:
-            pass
+banner()
 
 
 two_point = gl.TwoPoint(1.0)  # y = +-1, Lambda = 1
 ou = gl.OU()
-T_S = 0.5 * math.log(2.0)  # t_c^S, OU, Lambda = 1 (THEORY.md §1.4)
+T_S = 0.5 * math.log(2.0)  # t_c^S, OU, Lambda = 1 (`docs/theory/critical-times.md#closed-forms`)
 T_D = 0.5 * math.asinh(1.0)  # t_c^D
 
 # %% [markdown]
@@ -109,7 +81,7 @@ T_D = 0.5 * math.asinh(1.0)  # t_c^D
 # which changes sign at $t_c^D = \tfrac12\,\mathrm{arcsinh}\,1$: before that (larger $t$) the
 # well is single, after it the origin is a maximum between two wells. Raya & Ambrogioni's
 # Eq. 8 gives the same curvature in closed form for the linear VP schedule; we check it with
-# autodiff (`gl.meanfield.potential_curvature`) at $s=0.2$ and $0.4$ (THEORY.md §11 item 3).
+# autodiff (`gl.meanfield.potential_curvature`) at $s=0.2$ and $0.4$ (`docs/theory/critical-times.md#raya-ambrogioni`).
 
 # %%
 vp = gl.VP("linear")
@@ -144,7 +116,7 @@ show(fig, "01_potential")
 # `gl.meanfield.bifurcation_diagram` finds every zero of a field along the top data direction at each
 # time and its stability (sign of the top eigenvalue of the autodiff Jacobian). For the score
 # the non-zero fixed points are $x^* = a_tM^*$ with $M^*=\tanh({\rm SNR}\,M^*)$, which near
-# $t_c^S$ behaves as $\sqrt{6(t_c^S-t)}$ (THEORY.md §2.4); for the reverse-SDE drift they are
+# $t_c^S$ behaves as $\sqrt{6(t_c^S-t)}$ (`docs/theory/meanfield.md#landau`); for the reverse-SDE drift they are
 # Raya & Ambrogioni's branches, which open at the *larger* time $t_c^D$, i.e. earlier in
 # generation (generation runs from large to small $t$).
 
@@ -176,14 +148,15 @@ show(plotting.pitchfork_figure(panels, t_marks={"t_c^S": T_S, "t_c^D": T_D}), "0
 # %% [markdown]
 # ## 3. Three critical times
 #
-# `gl.critical_times(data, process)` scans the three instability criteria of THEORY.md §1.4
+# `gl.critical_times(data, process)` scans the three instability criteria of `docs/theory/critical-times.md#three-criteria`
 # at the symmetric point and refines each sign change by bisection. For two deltas the closed
 # forms are $\tfrac12\ln(1+\Lambda)$, $\tfrac12\,\mathrm{arcsinh}\Lambda$ and (only for
 # $\Lambda<1$) $-\tfrac12\ln(1-\Lambda)$ under OU; under VE all three coincide at
 # $\sigma_c^2=\Lambda$.
 #
 # For the mixture $\tfrac12\mathcal N(\pm m, I)$ with $\|m\|^2=d$ the score criterion is
-# $\tfrac12\ln(1+\|m\|^2-\sigma_0^2)=\tfrac12\ln d$ (THEORY.md §2.3). The §1.4 formulas for
+# $\tfrac12\ln(1+\|m\|^2-\sigma_0^2)=\tfrac12\ln d$ (`docs/theory/critical-times.md#general-data`). The
+# `docs/theory/critical-times.md#closed-forms` formulas for
 # the other two assume a constant posterior covariance and do **not** apply: with
 # $\sigma_0^2=1$ under OU the marginal is exactly $\tfrac12\mathcal N(\pm me^{-t}, I)$, so at
 # $x=0$ the Jacobians are $\mu\mu^\top-I$ (score), $2\mu\mu^\top-I$ (SDE drift $x+2s$) and
@@ -227,7 +200,7 @@ for label, data, proc, theory in cases:
 # ### 4a. From the self-consistency solver
 # `gl.meanfield.meanfield_exponents()` fits $M^*\sim(t_c-t)^\beta$, $\chi=\partial M/\partial h\sim
 # |1-b|^{-\gamma}$ on both sides (amplitude ratio 2) and $M\sim h^{1/\delta}$ at $b=1$ on the
-# Curie–Weiss equation $M=\tanh(b(M+h))$ (THEORY.md §2.4, §11 items 6–8).
+# Curie–Weiss equation $M=\tanh(b(M+h))$ (`docs/theory/meanfield.md#exponents`).
 
 # %%
 fits = gl.meanfield.meanfield_exponents()
@@ -246,7 +219,7 @@ for name, th in (
 
 # %% [markdown]
 # ### 4b. From a simulation: the generative bath
-# $N$ sites $y_j=\pm1$ coupled through their mean at temperature $\sigma^2$ (THEORY.md §2.6):
+# $N$ sites $y_j=\pm1$ coupled through their mean at temperature $\sigma^2$ (`docs/theory/meanfield.md#generative-bath`):
 # the auxiliary field has the law $P_N(x)\propto p_\sigma(x)^N$, whose saddle point is the
 # diffusion self-consistency, so the bath is a Curie–Weiss magnet with $\sigma_c^2=1$.
 # `gl.bath.gibbs` samples it exactly (alternating $y\mid x$, a binomial, and
@@ -340,7 +313,7 @@ show(fig, "03_bath_exponents")
 # ## 5. Cloning probability
 #
 # Two copies of a reverse trajectory, branched at time $t$ and continued with independent
-# noise, end in the same class with probability $\phi(t)$ (Biroli et al., THEORY.md §6.2).
+# noise, end in the same class with probability $\phi(t)$ (Biroli et al., `docs/theory/cloning.md#cloning-probability`).
 # For $\tfrac12\mathcal N(\pm m, I)$ with $\|m\|^2=d$ under OU the quadrature
 # `gl.observables.cloning_probability_theory` gives $\phi(t_S)=0.7752$ for every $d$, $t_S=\tfrac12\ln d$.
 # `gl.observables.cloning_probability` measures it with the exact score (Euler–Maruyama).
@@ -402,7 +375,7 @@ show(fig, "04_cloning")
 #   opens; the score pitchfork (the self-consistency $x=a_tm(x)$) opens at the smaller time
 #   $t_c^S$ (later in generation), with the mean-field shape $\sqrt{6(t_c^S-t)}$.
 # - `critical_times` reproduces every closed form to about $10^{-12}$; for the Gaussian
-#   mixture the SDE and ODE criteria differ from the constant-$\Lambda$ formulas of §1.4, and
+#   mixture the SDE and ODE criteria differ from the constant-$\Lambda$ formulas of `docs/theory/critical-times.md#closed-forms`, and
 #   the dense Jacobian confirms the roots.
 # - The solver gives $\beta,\gamma,\delta = \tfrac12, 1, 3$ and amplitude ratio 2 to better
 #   than $10^{-3}$. The Gibbs simulation of the generative bath gives $\gamma=1$ within its

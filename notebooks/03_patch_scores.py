@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Patch machines: memorisation versus patch mosaics
 #
-# The exact patch machines of Kamb & Ganguli (THEORY.md §7.2), side by side on small 2-D
+# The exact patch machines of Kamb & Ganguli (`docs/theory/patch.md#machines`), side by side on small 2-D
 # datasets. A machine is a value built from its training images and its window, and is used
 # like a dataset: `gl.score(machine, process, x, t)`, `gl.denoiser(...)`,
 # `gl.patch.posterior_stats(machine, process, x, t)`:
@@ -32,12 +32,12 @@
 # 1. draw samples with the reverse OU SDE for each machine and show them as mosaics;
 # 2. measure **memorisation**, the fraction of samples equal to a training image, and
 #    **patch consistency**, the fraction of the $k\times k$ patches of the samples that occur
-#    in the training patch bank (THEORY.md §7.3: the ELS output is a "locally consistent
+#    in the training patch bank (`docs/theory/patch.md#patch-mosaics`: the ELS output is a "locally consistent
 #    patch mosaic");
 # 3. look at the posterior over candidate patches along one run with
 #    `gl.patch.posterior_stats` (variance, Binder ratio and entropy maps);
 # 4. compare the patch-model critical point $\bar\alpha_c=1/(1+\max_q\hat C_k(q))$ of
-#    `critical_alpha_bar` (THEORY.md §4.3) with the time at which the first Fourier mode of the
+#    `critical_alpha_bar` (`docs/theory/patch.md#mode-softening`) with the time at which the first Fourier mode of the
 #    ELS Jacobian at $x=0$ softens, measured with `mode_stiffness`.
 #
 # **Running it.** A jupytext "percent" notebook: open it in Jupyter or run it as a script.
@@ -45,30 +45,16 @@
 # `GLTHEORY_NB_OUT=<folder>` is where the PNG figures go (default `notebook_outputs/`).
 
 # %%
-import os
-import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+from _setup import SMALL, banner, show
 from jax.tree_util import Partial
 
-try:
-    import gltheory as gl
-except ModuleNotFoundError:  # a checkout without `pip install -e .`: look next to us
-    for _root in (Path.cwd(), Path.cwd().parent):
-        if (_root / "gltheory" / "__init__.py").exists():
-            sys.path.insert(0, str(_root))
-            break
-    import gltheory as gl
-
-SMALL = os.environ.get("GLTHEORY_NB_SMALL", "0").strip().lower() not in ("", "0", "false", "no")
-OUT = Path(os.environ.get("GLTHEORY_NB_OUT") or "notebook_outputs")
-OUT.mkdir(parents=True, exist_ok=True)
+import gltheory as gl
 
 SHAPE = (12, 12)  # lattice
 K = 3  # patch window (k x k)
@@ -81,18 +67,7 @@ N_T_STIFF = 12 if SMALL else 89  # times of the stiffness scan
 PROC = gl.OU(4.0)  # a_T^2 = e^{-8}: the start N(0, b_T^2 I) is p_T to O(3e-4)
 KEY = jax.random.key(3)
 T_START = time.perf_counter()
-print(
-    f"gltheory {gl.__version__}, jax {jax.__version__} on {jax.default_backend()}; "
-    f"{'SMALL' if SMALL else 'full'} sizes; figures -> {OUT.resolve()}"
-)
-
-
-def show(fig, name):
-    """Save ``fig`` as ``OUT/name.png``; display it unless the backend is non-interactive."""
-    fig.savefig(OUT / f"{name}.png", dpi=80 if SMALL else 110)
-    if "agg" not in matplotlib.get_backend().lower():
-        plt.show()
-    plt.close(fig)
+banner()
 
 
 # %% [markdown]
@@ -384,7 +359,7 @@ for MNAME in ("ELS", "LS"):
 # ## 5. Critical point of the patch model and mode softening
 #
 # For equal-norm (±1) patches the ELS Jacobian at $x=0$ is translation invariant with Fourier
-# eigenvalues $\mu(q,t)=({\rm SNR}\,\hat C_k(q)-1)/b_t^2$ (THEORY.md §4.3), so the first mode
+# eigenvalues $\mu(q,t)=({\rm SNR}\,\hat C_k(q)-1)/b_t^2$ (`docs/theory/patch.md#mode-softening`), so the first mode
 # softens ($\mu$ crosses 0, criterion S) at $\bar\alpha_c=1/(1+\max_q\hat C_k(q))$
 # (`critical_alpha_bar`). We check it for the two uniform images $\pm\mathbf 1$
 # ($\hat C_k(0)=k^2=9$, $t_c^S=\tfrac12\ln10$ in OU time, independent of the lattice size) and
@@ -463,7 +438,8 @@ show(fig, "03_softening")
 #   walls and corners whose patches are *not* in the bank, so only 35–55% of the patches are
 #   training patches. What the machines do enforce is the weaker $t\to0$ condition that every
 #   site copies the centre of the nearest training patch (≈ 0.97 for LS/bbELS, ≈ 0.99–1.00
-#   for ELS): THEORY.md §7.3's "every output neighbourhood is a training patch" holds only where
+#   for ELS): the "every output neighbourhood is a training patch" of
+#   `docs/theory/patch.md#patch-mosaics` holds only where
 #   the data's patches can tile the plane freely (random binary), not for rigid periodic data.
 # - **LS ≡ bbELS** on stripes and checkerboards (identical samples from the same noise):
 #   the training sets are closed under translations, so the patches seen at a site (LS) and at

@@ -15,18 +15,18 @@
 # # Ginzburg–Landau theory of the patch model: softening modes, correlation length, patterns
 #
 # With a local, translation-equivariant score the symmetry-breaking bifurcation of generative
-# diffusion becomes a spatially extended critical phenomenon (THEORY.md §4). This notebook
+# diffusion becomes a spatially extended critical phenomenon (`docs/theory/field.md#spatial-criticality`). This notebook
 # uses `gltheory.field` on the two-image patch model ($\pm\mathbf 1$ training images, window
 # $k$, periodic lattice, OU process):
 #
 # 1. **mode spectra** $\mu(q,t)=({\rm SNR}\,K(q)-1)/b_t^2$ soften from $q=0$ at
 #    $t_c^S=\tfrac12\ln(1+k^D)$ (closed form vs plane-wave JVPs of the exact score);
-# 2. **correlation length**: the linear-response $\xi(t)$ (§4.5) vs the JVP point response and
+# 2. **correlation length**: the linear-response $\xi(t)$ (`docs/theory/field.md#correlation-length`) vs the JVP point response and
 #    vs the correlation length of the states measured along reverse trajectories;
 # 3. **GL vs exact dynamics**: the time-dependent GL (model A) reverse SDE with $r(t)$,
-#    $\kappa(t)$, $u(t)$ of §4.4, run with the same noise as the exact patch-score SDE;
+#    $\kappa(t)$, $u(t)$ of `docs/theory/field.md#gl-coefficients`, run with the same noise as the exact patch-score SDE;
 # 4. **patterns** after $t_c$: space–time pictures with $t_c$ marked, the domain length versus
-#    $k$ (§4.8, $\ell\propto k$), and the emergent wavelength $2\pi/|q^\star|$ of stripe data;
+#    $k$ (`docs/theory/field.md#pattern-formation`, $\ell\propto k$), and the emergent wavelength $2\pi/|q^\star|$ of stripe data;
 # 5. a **finite-size data collapse** with `gltheory.criticality`.
 #
 # **Running it.** `GLTHEORY_NB_SMALL=1` gives small batches and few steps (the test suite runs
@@ -34,34 +34,18 @@
 # (default `notebook_outputs/`).
 
 # %%
-import os
-import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+from _setup import SMALL, banner, show
 
-try:
-    import gltheory as gl
-except ModuleNotFoundError:  # a checkout without `pip install -e .`: look next to us
-    for _root in (Path.cwd(), Path.cwd().parent):
-        if (_root / "gltheory" / "__init__.py").exists():
-            sys.path.insert(0, str(_root))
-            break
-    import gltheory as gl
+import gltheory as gl
 from gltheory import field as F
 
 jax.config.update("jax_enable_x64", True)
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")
-
-SMALL = os.environ.get("GLTHEORY_NB_SMALL", "0").strip().lower() not in ("", "0", "false", "no")
-OUT = Path(os.environ.get("GLTHEORY_NB_OUT") or "notebook_outputs")
-OUT.mkdir(parents=True, exist_ok=True)
 
 PROC = gl.OU()
 K = 5  # window of the 1-D runs
@@ -70,12 +54,13 @@ N = 16 if SMALL else 64  # trajectories
 N_STEPS = 100 if SMALL else 300
 KEY = jax.random.PRNGKey(4)
 T0 = time.time()
+banner()
 
 
 def save(fig, name):
+    """Tighten the layout of ``fig``, then save (and, in a notebook, display) it."""
     fig.tight_layout()
-    fig.savefig(OUT / f"{name}.png", dpi=80 if SMALL else 110)
-    plt.close(fig)
+    show(fig, name)
 
 
 cp = F.patch_critical_point(PROC, window=K, lattice_ndim=1)
@@ -142,7 +127,7 @@ save(fig, "04_mode_spectra")
 # %% [markdown]
 # ## 2. Correlation length: linear response vs measurement
 #
-# Theory (§4.5): $\xi^2=\kappa/r=\frac{k(k^2-1)}{24}\frac{\bar\alpha}{1-\bar\alpha(1+k)}$ for the
+# Theory (`docs/theory/field.md#correlation-length`): $\xi^2=\kappa/r=\frac{k(k^2-1)}{24}\frac{\bar\alpha}{1-\bar\alpha(1+k)}$ for the
 # score and $\xi^2_{\rm SDE}=2\kappa/(2r-1)$ for the reverse SDE. Measurements: (i) the second
 # moment of the exact score's response to a point kick at $x=0$
 # (`gltheory.spectral.linear_response_length`, one JVP; equal to theory to round-off, because the
@@ -175,7 +160,7 @@ states, streamed = sol.observables
 xi_traj = jax.vmap(
     lambda xs, t: jnp.mean(jax.vmap(lambda x: gl.spectral.linear_response_length(score1, x, t))(xs))
 )(states, sol.saved_ts)
-# sample estimators (THEORY §4.5) on the denoised field E[y|x_t] and on its increments
+# sample estimators (`docs/theory/field.md#xi-estimators`) on the denoised field E[y|x_t] and on its increments
 xi_den = F.correlation_length(
     streamed["S_denoised"], axes=(-1,), from_structure_factor=True, method="integrated"
 )
@@ -248,7 +233,7 @@ save(fig, "04_gl_vs_exact")
 #
 # Left: one exact reverse trajectory on the ring as a space–time picture (time runs down), with
 # $t_c^S$ and $t_c^D$ marked: frozen $\pm1$ domains (a patch mosaic) appear just after $t_c^D$.
-# Middle: the final domain length versus $k$ with a weighted linear fit; §4.8 predicts
+# Middle: the final domain length versus $k$ with a weighted linear fit; `docs/theory/field.md#pattern-formation` predicts
 # $\ell\propto k$ ($\kappa\propto k^2$ at a nearly $k$-independent quench rate). Right: 2-D
 # samples (two uniform images, $k=3$, FFT-evaluated exact score), and, in the full run, ELS
 # samples of stripe data whose structure factor peaks at the softening mode $q^\star$.
@@ -319,7 +304,7 @@ save(fig, "04_patterns")
 # ## 5. Finite-size data collapse
 #
 # The local decision of the patch score couples the $k^D$ sites of a window through
-# $\tanh(a_t(Kx)_i/b_t^2)$: §4.8 compares it with a Curie–Weiss magnet of $N=k^D$ spins, whose
+# $\tanh(a_t(Kx)_i/b_t^2)$: `docs/theory/field.md#pattern-formation` compares it with a Curie–Weiss magnet of $N=k^D$ spins, whose
 # mean-field transition only sharpens as $N\to\infty$. Here the exact finite-$N$ Curie–Weiss
 # order parameter $\langle m^2\rangle_N(b)$ (by summing over the magnetisation) for
 # $N=k^2$, $k=11,19,31,49$, is collapsed with `gltheory.criticality.fit_collapse`
@@ -328,7 +313,7 @@ save(fig, "04_patterns")
 # finds $b_c$ within its error bar, while $\nu\approx1.9$ and $\zeta\approx-0.9$ still carry the
 # $O(N^{-1/2})$ corrections to scaling (with $N=25..121$ they are $1.7$ and $-0.8$): at the
 # window sizes of a real patch model ($N=k^D\lesssim100$) the transition is far from sharp
-# (§4.8).
+# (`docs/theory/field.md#pattern-formation`).
 
 # %%
 from jax.scipy.special import gammaln  # noqa: E402

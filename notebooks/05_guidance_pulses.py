@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Guidance pulses at the critical time
 #
-# The seed papers' practical claim (THEORY.md §4.1, §4.7): classifier-free guidance applied as a
+# The seed papers' practical claim (`docs/theory/guidance.md#guidance-pulses`): classifier-free guidance applied as a
 # short pulse at the critical time has far more leverage on the class of a sample than the same
 # guidance at a random time. Here the claim is made exact in a toy model and measured:
 #
@@ -23,7 +23,7 @@
 #    $t$ changes the final alignment by $\varepsilon R(t) + O(\varepsilon^2)$, with $R$ the class
 #    susceptibility (`gl.observables.class_susceptibility_theory`; `guidance_susceptibility_theory`
 #    computes the same number from the guidance field). Finite pulses: `pulse_response_theory`.
-# 2. **The pulse experiment at fixed perturbation size** (the §4.7 caveat): pulses normalised to
+# 2. **The pulse experiment at fixed perturbation size** (the caveat of `docs/theory/guidance.md#guidance-pulses`): pulses normalised to
 #    the same displacement $\varepsilon=\int w\,g^2\nu\,dt$ at every time on a grid, at $\arg\max R$,
 #    and at random times; alignment with the exact posterior classifier; within-class variance.
 # 3. **A physics-aware sampler** that estimates the susceptibility online from its own ensemble and
@@ -38,32 +38,18 @@
 
 # %%
 import math
-import os
-import sys
 import time
-from pathlib import Path
 
 import jax
 
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
-import matplotlib  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from _setup import SMALL, banner, show  # noqa: E402
 
-try:
-    import gltheory as gl
-except ModuleNotFoundError:  # a checkout without `pip install -e .`: look next to us
-    for _root in (Path.cwd(), Path.cwd().parent):
-        if (_root / "gltheory" / "__init__.py").exists():
-            sys.path.insert(0, str(_root))
-            break
-    import gltheory as gl
+import gltheory as gl  # noqa: E402
 from gltheory import data as gd, guidance as G, observables as ob, spectral  # noqa: E402
-
-SMALL = os.environ.get("GLTHEORY_NB_SMALL", "0").strip().lower() not in ("", "0", "false", "no")
-OUT = Path(os.environ.get("GLTHEORY_NB_OUT") or "notebook_outputs")
-OUT.mkdir(parents=True, exist_ok=True)
 
 N = 600 if SMALL else 16000  # trajectories per pulse setting
 N_STEPS = 64 if SMALL else 128  # Euler-Maruyama steps from T = 2 to t = 0.02
@@ -74,14 +60,7 @@ EPS = 0.3  # guidance displacement of every pulse
 PROC = gl.OU(2.0)
 KEY = jax.random.PRNGKey(5)
 T0 = time.perf_counter()
-
-
-def show(fig, name):
-    """Save ``fig`` as ``OUT/name.png``; display it unless the backend is non-interactive."""
-    fig.savefig(OUT / f"{name}.png", dpi=80 if SMALL else 110)
-    if "agg" not in matplotlib.get_backend().lower():
-        plt.show()
-    plt.close(fig)
+banner()
 
 
 # %% [markdown]

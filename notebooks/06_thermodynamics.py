@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Non-equilibrium thermodynamics of generation
 #
-# `gltheory.thermo` (THEORY.md §5 and §6.3):
+# `gltheory.thermo` (`docs/theory/thermo.md#stochastic-thermodynamics` and `docs/theory/cloning.md#collapse`):
 #
 # 1. the mean **entropy-production rate** $\Pi(t)=\frac2{g^2}\mathbb E\|fx-\tfrac12g^2s\|^2$ of the
 #    forward process (and, identically, of generation), by quadrature and along trajectories;
@@ -32,45 +32,26 @@
 
 # %%
 import math
-import os
-import sys
 import time
-from pathlib import Path
 
 import jax
 
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
-import matplotlib  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from _setup import SMALL, banner, show  # noqa: E402
 
-try:
-    import gltheory as gl
-except ModuleNotFoundError:  # a checkout without `pip install -e .`: look next to us
-    for _root in (Path.cwd(), Path.cwd().parent):
-        if (_root / "gltheory" / "__init__.py").exists():
-            sys.path.insert(0, str(_root))
-            break
-    import gltheory as gl
+import gltheory as gl  # noqa: E402
 from gltheory import thermo as th  # noqa: E402
 
-SMALL = os.environ.get("GLTHEORY_NB_SMALL", "0").strip().lower() not in ("", "0", "false", "no")
-OUT = Path(os.environ.get("GLTHEORY_NB_OUT") or "notebook_outputs")
-OUT.mkdir(parents=True, exist_ok=True)
 N_TRAJ = 1500 if SMALL else 20000
 N_STEPS = 150 if SMALL else 800
 N_FP = 800 if SMALL else 6000
 N_COLLAPSE = 200 if SMALL else 1000
 KEY = jax.random.key(6)
 T_START = time.perf_counter()
-
-
-def show(fig, name):
-    fig.savefig(OUT / f"{name}.png", dpi=80 if SMALL else 110)
-    if "agg" not in matplotlib.get_backend().lower():
-        plt.show()
-    plt.close(fig)
+banner()
 
 
 # %% [markdown]
@@ -79,9 +60,9 @@ def show(fig, name):
 # Data $\tfrac12\mathcal N(\pm1.5, 0.5)$ in 1-D. $\Pi(t)$ by quadrature (trapezoid in the
 # standardised variable of each mixture component, score by autodiff of $\ln p_t$) for OU and
 # the linear VP schedule, with the score critical time
-# $t_c^S=\tfrac12\ln(1+\mu^2-\sigma^2)$ (THEORY.md §2.3) marked. Entropy is produced where the
+# $t_c^S=\tfrac12\ln(1+\mu^2-\sigma^2)$ (`docs/theory/critical-times.md#general-data`) marked. Entropy is produced where the
 # density is reorganised, i.e. through the speciation window. The Gaussian closed form of
-# §5.2 is checked on the way.
+# `docs/theory/thermo.md#entropy-production` is checked on the way.
 
 # %%
 GM = gl.GaussianMixture(jnp.array([[1.5], [-1.5]]), jnp.array([0.5, 0.5]))

@@ -16,10 +16,11 @@
 # # Trained score networks versus the patch theory
 #
 # Small equinox networks trained with optax (`gltheory.nets`), measured with the tools of the
-# exact theory (THEORY.md §4.3, §4.6, §7.2):
+# exact theory (`docs/theory/patch.md#mode-softening`, `docs/theory/nets.md#detecting-critical-time`,
+# `docs/theory/patch.md#machines`):
 #
 # 1. a purely convolutional denoiser with receptive field $k=5$ is trained by denoising score
-#    matching on the canonical patch model of §4.3 (two uniform images $\pm\mathbf 1$ on a
+#    matching on the canonical patch model of `docs/theory/patch.md#two-image-score` (two uniform images $\pm\mathbf 1$ on a
 #    periodic 1-D lattice), for which the best local equivariant denoiser is the ELS machine
 #    of window $k$;
 # 2. Kamb & Ganguli's calibration along the network's own DDIM trajectories: the patch size
@@ -40,33 +41,20 @@
 # `gltheory.nets.digits_images()`; nothing here needs it.
 
 # %%
-import os
-import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+from _setup import SMALL, banner, show
 
-try:
-    import gltheory as gl
-except ModuleNotFoundError:  # a checkout without `pip install -e .`: look next to us
-    for _root in (Path.cwd(), Path.cwd().parent):
-        if (_root / "gltheory" / "__init__.py").exists():
-            sys.path.insert(0, str(_root))
-            break
-    import gltheory as gl
+import gltheory as gl
 from gltheory import nets
 from gltheory.criticality import first_crossing, stiffness_curves
 
 jax.config.update("jax_enable_x64", True)  # theory in float64; the networks run in float32
 
-SMALL = os.environ.get("GLTHEORY_NB_SMALL", "0").strip().lower() not in ("", "0", "false", "no")
-OUT = Path(os.environ.get("GLTHEORY_NB_OUT") or "notebook_outputs")
-OUT.mkdir(parents=True, exist_ok=True)
 
 L, K = 32, 5  # 1-D lattice and the network's receptive field
 PROC = gl.OU(5.0)
@@ -76,18 +64,7 @@ N_CMP = 6 if SMALL else 16  # trajectories for the machine comparison
 N_T_CRIT = 30 if SMALL else 80  # times of the stiffness scans
 KEY = jax.random.PRNGKey(7)
 T_START = time.perf_counter()
-print(
-    f"gltheory {gl.__version__}, jax {jax.__version__} on {jax.default_backend()}; "
-    f"{'SMALL' if SMALL else 'full'} sizes; figures -> {OUT.resolve()}"
-)
-
-
-def show(fig, name):
-    """Save ``fig`` as ``OUT/name.png``; display it unless the backend is non-interactive."""
-    fig.savefig(OUT / f"{name}.png", dpi=80 if SMALL else 110)
-    if "agg" not in matplotlib.get_backend().lower():
-        plt.show()
-    plt.close(fig)
+banner()
 
 
 # %% [markdown]
