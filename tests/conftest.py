@@ -4,8 +4,20 @@ explicitly (weakly typed Python scalars follow the array dtype)."""
 import gc
 import importlib
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# JAX's persistent compilation cache, shared by the xdist workers of one run and by the
+# subprocesses the suite starts (the CLI and the notebooks read GLTHEORY_CACHE_DIR): a program
+# that one worker or one test module compiled is loaded, not compiled again, after the
+# per-module cache clearing below. A fresh directory per run unless GLTHEORY_CACHE_DIR is set
+# (set it to keep the cache between runs: the second run then compiles almost nothing). The
+# xdist workers inherit the controller's environment, so they share its directory.
+_OWN_CACHE = "GLTHEORY_CACHE_DIR" not in os.environ
+if _OWN_CACHE:
+    os.environ["GLTHEORY_CACHE_DIR"] = tempfile.mkdtemp(prefix="gltheory-test-cache-")
 
 import jax  # noqa: E402
 
@@ -35,12 +47,28 @@ CHECKED_MODULES = (
     "gltheory.field",
     "gltheory.criticality",
     "gltheory.thermo",
+    "gltheory.guidance.classes",
+    "gltheory.guidance.schedules",
+    "gltheory.guidance.theory",
+    "gltheory.guidance.measure",
+    "gltheory.nets.datasets",
+    "gltheory.nets.models",
+    "gltheory.nets.training",
+    "gltheory.nets.measure",
 )
 with install_import_hook(CHECKED_MODULES, "beartype.beartype"):
     import gltheory as gl  # noqa: E402
 
     for _name in CHECKED_MODULES:
         importlib.import_module(_name)
+
+gl.config.enable_compilation_cache()  # the directory chosen above
+
+
+def pytest_sessionfinish(session):
+    """Remove the run's own compilation cache once every worker is done (controller only)."""
+    if _OWN_CACHE and not hasattr(session.config, "workerinput"):
+        shutil.rmtree(os.environ["GLTHEORY_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -23,7 +23,8 @@ REPO = PKG.parent
 
 # layer of every module (a subpackage's modules share its layer); a module may import only
 # from its own layer or lower ones, and the import graph has no cycle.
-CORE = {"_checks": 0, "_io": 0, "lattice": 0, "processes": 1, "data": 2, "solvers": 2}
+CORE = {"config": 0, "_checks": 0, "_io": 0, "_roots": 0, "lattice": 0, "processes": 1}
+CORE |= {"data": 2, "solvers": 2}
 CORE |= {"scores": 3, "sampling": 3}
 TOPICS = [
     "meanfield",

@@ -1,4 +1,4 @@
-"""The generative bath model (THEORY.md §2.6): exact field law, N -> infinity, finite-size scaling."""
+"""The generative bath model (`docs/theory/meanfield.md#generative-bath`): exact field law, N -> infinity, finite-size scaling."""
 
 import math
 

@@ -1,6 +1,7 @@
 """Critical-time detectors, exponents and finite-size scaling (gltheory.criticality).
 
-Oracles: closed forms of the patch model (THEORY §4.3, §4.5: t_c^S = 1/2 ln(1+k),
+Oracles: closed forms of the patch model (`docs/theory/patch.md#mode-softening`, `docs/theory/field.md#correlation-length`:
+t_c^S = 1/2 ln(1+k),
 t_c^D = 1/2 arcsinh k, xi^2 = (k^2-1)/(24 eps)), gltheory.spectral.band_stiffness / mode_stiffness
 point by point, the cloning-probability quadrature (phi(t_S) = 0.7752 for 1/2 N(+-m, I),
 |m|^2 = d), the exact Binder crossing of the generative bath (gltheory.bath.binder_crossing), the
@@ -290,7 +291,7 @@ def test_fit_collapse_recovers_planted_exponents():
 
 
 def test_fit_collapse_of_bath_binder_cumulants():
-    """Generative bath (THEORY §2.6): U_N(sigma^2) = g((sigma^2 - sigma_c^2) N^{1/2}) at mean
+    """Generative bath (`docs/theory/meanfield.md#finite-size-scaling`): U_N(sigma^2) = g((sigma^2 - sigma_c^2) N^{1/2}) at mean
     field, sigma_c^2 = mu^2 = 1; collapse in 'size' N with zeta = 0 fixed (Binder ratio)."""
     data = gl.TwoPoint(1.0)
     s2 = jnp.linspace(0.85, 1.15, 61)
@@ -336,6 +337,7 @@ def test_bad_inputs_raise(key):
         cr.reduced_distance(OU, 1.0, 0.9, variable="x")
 
 
+@pytest.mark.slow  # a report experiment at --quick size: the slow tier
 def test_experiment_rows_ok(key):
     from gltheory.experiments.criticality import EXPERIMENTS, run_criticality
     from gltheory.report import ReportConfig

@@ -1,6 +1,7 @@
 """Ginzburg–Landau field theory, correlation lengths and patterns (gltheory.field).
 
-THEORY.md §4.3–4.5, §4.8 and §11 items 13–15. Oracles: the closed forms of §4.3–4.5, the
+See `docs/theory/field.md#field-theory` (predictions 13–15 of `docs/theory/index.md#predictions`). Oracles: the closed forms
+of `docs/theory/field.md#gl-coefficients` and `docs/theory/field.md#correlation-length`, the
 plane-wave JVPs and dense Jacobians of gltheory.spectral, autodiff Taylor coefficients of the
 exact patch score, brute-force NumPy sums (DFT, correlation function, radial bins), and
 planted Gaussian fields with known spectra.
@@ -25,7 +26,7 @@ def uniform_score(k, D, process=OU):
 
 
 # ---------------------------------------------------------------------------------------
-# §11 item 13: the patch critical point
+# `docs/theory/patch.md#mode-softening`: the patch critical point
 # ---------------------------------------------------------------------------------------
 
 
@@ -59,7 +60,7 @@ def test_critical_time_matches_dense_jacobian(criterion):
 
 
 def test_critical_times_other_processes():
-    """VE: the three criteria coincide (σ_c² = k); VP: closed forms in ᾱ (THEORY §1.4, §9)."""
+    """VE: the three criteria coincide (σ_c² = k); VP: closed forms in ᾱ (`docs/theory/field.md#criterion-times`)."""
     ve = gl.VE("edm")
     cp = F.patch_critical_point(ve, window=3, lattice_ndim=1)
     assert cp.t_score == pytest.approx(math.sqrt(3.0), rel=1e-10)
@@ -118,7 +119,7 @@ def test_general_data_critical_point_and_spectrum():
 
 
 # ---------------------------------------------------------------------------------------
-# §11 item 14: plane waves, Dirichlet kernel, mode spectra of the three vector fields
+# `docs/theory/patch.md#mode-softening`: plane waves, Dirichlet kernel, mode spectra of the three vector fields
 # ---------------------------------------------------------------------------------------
 
 
@@ -158,7 +159,7 @@ def test_mode_spectrum_equals_plane_wave_jvp(shape, k, dynamics):
 
 
 # ---------------------------------------------------------------------------------------
-# §4.4 GL coefficients: closed forms, general-data path, autodiff Taylor coefficients
+# GL coefficients (`docs/theory/field.md#gl-coefficients`): closed forms, general-data path, autodiff Taylor coefficients
 # ---------------------------------------------------------------------------------------
 
 
@@ -220,7 +221,7 @@ def test_general_gl_constants_against_the_exact_patch_score(key):
 
 
 # ---------------------------------------------------------------------------------------
-# §11 item 15: linear-response correlation length
+# `docs/theory/field.md#correlation-length`: linear-response correlation length
 # ---------------------------------------------------------------------------------------
 
 
@@ -497,7 +498,7 @@ def test_domain_statistics_exact_patterns(key):
 
 @pytest.mark.slow  # the same claim is a row of the field_gl report experiment (test below)
 def test_domain_length_proportional_to_window(key):
-    """THEORY §4.8: ℓ ∝ k. Log-log exponent within 3 SE + 0.1 (systematic) of 1."""
+    """`docs/theory/field.md#pattern-formation`: ℓ ∝ k. Log-log exponent within 3 SE + 0.1 (systematic) of 1."""
     ts = gl.time_grid(OU, 100, t_min=1e-3, t_max=3.0)
     r = F.domain_length_scaling(OU, key, windows=[3, 5, 7], lattice_shape=(256,), n=16, ts=ts)
     assert abs(float(r.exponent) - 1) < 3 * float(r.exponent_se) + 0.1

@@ -1,5 +1,6 @@
 """Guidance: class-conditional scores, guidance forms (CFG, intervals, pulses, power law), the
-pulse susceptibility theory, and the pulse experiment (THEORY.md §4.7, §8.3, §8.4, §11 items 17-18).
+pulse susceptibility theory, and the pulse experiment (`docs/theory/guidance.md#guidance`,
+`docs/theory/processes.md#time-grids`).
 
 The Monte Carlo must-show claims (argmax R vs the measured pulse-time curve, critical vs random
 pulses, physics-aware firing, learned pulse centre) are checked on one run of the report
@@ -32,6 +33,7 @@ def exp_result():
     return eg.guidance_pulses_experiment(ReportConfig.default(quick=True), jax.random.PRNGKey(11))
 
 
+@pytest.mark.slow  # a report experiment at --quick size: the slow tier
 def test_report_rows_all_ok(exp_result):
     bad = [(r.name, r.theory, r.measured, r.z) for r in exp_result.rows if not r.ok]
     assert not bad, bad
@@ -39,6 +41,7 @@ def test_report_rows_all_ok(exp_result):
     assert eg.EXPERIMENTS[0].name == "guidance_pulses"
 
 
+@pytest.mark.slow  # a report experiment at --quick size: the slow tier
 def test_argmax_R_equals_mc_peak_of_alignment_curve(exp_result):
     """Must-show: argmax of R(t) by quadrature == peak of the MC alignment-vs-pulse-time curve
     (two deltas, one-step pulses of size 0.01) within 3 bootstrap SE; the SE is small enough
@@ -50,6 +53,7 @@ def test_argmax_R_equals_mc_peak_of_alignment_curve(exp_result):
     assert abs(0.5 * math.asinh(1.0) - t_star) > 5 * se  # t_c^D is resolvably different
 
 
+@pytest.mark.slow  # a report experiment at --quick size: the slow tier
 def test_critical_pulses_beat_random_pulses(exp_result):
     """Must-show: at fixed perturbation size, pulses at argmax R beat random-time pulses in class
     alignment by more than 3 SE (paired over the same trajectories)."""
@@ -58,6 +62,7 @@ def test_critical_pulses_beat_random_pulses(exp_result):
     assert info["align_critical"] > info["align_random"]
 
 
+@pytest.mark.slow  # a report experiment at --quick size: the slow tier
 def test_learned_pulse_centre_matches_theory(exp_result):
     """Must-show: the optax-learned centre lies within 3 MC SE of the optimum of the same
     objective (its expectation over the Euler-Maruyama chain by quadrature: same shape, width,
@@ -116,7 +121,7 @@ def test_class_conditional_scores_match_closed_forms(key):
 
 
 def test_item_18_cfg_acts_before_commitment():
-    """§11 item 18: |s_c - s_u| / |a m / b^2| = 1 - tanh 5 at a m.x/b^2 = 5, and 1 at x = 0."""
+    """`docs/theory/guidance.md#cfg-two-clusters`: |s_c - s_u| / |a m / b^2| = 1 - tanh 5 at a m.x/b^2 = 5, and 1 at x = 0."""
     mu = jnp.array([1.0, 2.0])
     data = G.two_class_deltas(mu)
     t = 0.8

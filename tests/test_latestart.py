@@ -1,4 +1,4 @@
-"""Gaussian late start (THEORY.md §3.3, §11 item 11)."""
+"""Gaussian late start (`docs/theory/meanfield.md#late-start`, `docs/theory/meanfield.md#late-start-diagnostics`)."""
 
 import math
 
@@ -10,7 +10,8 @@ import gltheory as gl
 from gltheory import latestart as ls
 
 OU = gl.OU()
-T_C = 0.5 * math.log(2)  # score critical time of +-1 under OU (THEORY.md §1.4)
+# score critical time of +-1 under OU (`docs/theory/critical-times.md#closed-forms`)
+T_C = 0.5 * math.log(2)
 
 
 def test_late_start_draw_has_matched_moments(key):
@@ -31,7 +32,7 @@ def test_late_start_draw_has_matched_moments(key):
 
 @pytest.mark.parametrize("t0", [0.05, 0.5, 3.0])
 def test_gaussian_data_late_start_is_exact(key, t0):
-    # THEORY §11 item 11: Gaussian data, exact PF-ODE (Heun, 40 log-SNR steps) from any t0 gives
+    # `docs/theory/meanfield.md#late-start-diagnostics`: Gaussian data, exact PF-ODE (Heun, 40 log-SNR steps) from any t0 gives
     # the marginal p_{t1} (t1 = 1e-3) within 3 standard errors (n = 4000) for every
     # mean and covariance entry.
     data = gl.Gaussian(jnp.array([0.5, -1.0]), jnp.array([[1.5, 0.6], [0.6, 0.8]]))
@@ -50,7 +51,7 @@ def test_gaussian_data_late_start_is_exact(key, t0):
 
 
 def test_two_point_kl_reference_values():
-    # THEORY §11 item 11 (values given to 3 significant figures): KL(p_t || N(0,1)), +-1, OU.
+    # `docs/theory/meanfield.md#late-start-diagnostics` (values given to 3 significant figures): KL(p_t || N(0,1)), +-1, OU.
     # Measured: 5.0945e-2, 9.4040e-3, 2.1808e-3, 2.3896e-4, 2.9657e-5, 5.1673e-7.
     data = gl.TwoPoint(1.0)
     ref = {0.2: 5.09e-2, 0.35: 9.40e-3, 0.5: 2.18e-3, 0.75: 2.39e-4, 1.0: 2.97e-5, 1.5: 5.17e-7}

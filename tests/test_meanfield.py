@@ -1,4 +1,5 @@
-"""Mean-field theory: THEORY.md §11 items 1-8, 10, 12 and the closed forms of §1.4, §2.3-2.4, §3."""
+"""Mean-field theory: predictions 1-8, 10, 12 of `docs/theory/index.md#predictions` and the closed forms of
+`docs/theory/critical-times.md#closed-forms` and `docs/theory/meanfield.md#self-consistency`."""
 
 import itertools
 import math
@@ -58,7 +59,7 @@ def test_ve_item_5_and_hypersphere_item_12():
 
 
 def test_gaussian_mixture_closed_form():
-    """+-m with within-cluster variance s0^2: t_c^S = 1/2 ln(1 + |m|^2 - s0^2) (THEORY.md §2.3)."""
+    """+-m with within-cluster variance s0^2: t_c^S = 1/2 ln(1 + |m|^2 - s0^2) (`docs/theory/critical-times.md#general-data`)."""
     m = jnp.array([1.5, 1.0, -0.5])
     s0 = 0.6
     gm = gl.GaussianMixture(jnp.stack([m, -m]), jnp.array([s0, s0]))
@@ -69,7 +70,7 @@ def test_gaussian_mixture_closed_form():
 def test_curie_weiss_data_by_enumeration():
     """Diffused Ising data (N spins, exact enumeration): t_c^S = 1/2 ln(1 + Lambda), Lambda the
     top covariance eigenvalue (uniform mode, E[(sum s)^2]/N), growing with N towards the
-    mean-field 1/(1 - beta0 J) (THEORY.md §2.3)."""
+    mean-field 1/(1 - beta0 J) (`docs/theory/meanfield.md#self-consistency-examples`)."""
     bj = 0.5
     lams = []
     for n in (6, 8):
@@ -188,7 +189,7 @@ def test_fit_exponent_recovers_known_power_law():
 
 
 def test_fixed_points_raya_ambrogioni_example():
-    """SDE-drift zeros at theta = 0.8: stable near +-0.96, unstable 0 (THEORY.md §3.1)."""
+    """SDE-drift zeros at theta = 0.8: stable near +-0.96, unstable 0 (`docs/theory/critical-times.md#raya-ambrogioni`)."""
     vp = gl.VP()
     t = vp.t_of_alpha_bar(0.64)
     fp = mf.fixed_points(gl.TwoPoint(1.0), vp, t, field="sde")
@@ -248,7 +249,7 @@ def test_landau_coefficients_two_deltas():
 
 def _biroli_phi(d, n, seed):
     """Cloning probability of Biroli et al.'s Gaussian mixture (+-1 vector, unit within-cluster
-    variance, OU) branched at t_S - 0.8, t_S, t_S + 0.8: Monte Carlo vs quadrature (§6.2)."""
+    variance, OU) branched at t_S - 0.8, t_S, t_S + 0.8: Monte Carlo vs quadrature (`docs/theory/cloning.md#cloning-monte-carlo`)."""
     m = jnp.ones(d)
     t_s = 0.5 * math.log(d)
     proc = gl.OU(T=t_s + 3.0)

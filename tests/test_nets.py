@@ -5,7 +5,7 @@ closed-form loss of the best linear (Wiener) denoiser and its Monte Carlo estima
 samples, the exact (memorising) posterior mean as the Bayes bound, byte-exact checkpoint
 round trips, an uninterrupted run as the oracle of a resumed one, an exact patch machine
 wrapped as a "network" (it must be calibrated to its own window with r^2 = 1), and the exact
-patch-model critical times of THEORY.md §4.3 / §11 item 13 for the t_c detector.
+patch-model critical times of `docs/theory/patch.md#mode-softening` for the t_c detector.
 """
 
 import math
@@ -306,7 +306,7 @@ def test_machine_wrapped_as_network_is_calibrated_to_its_window():
 
 
 # ---------------------------------------------------------------------------------------
-# the t_c detector on an exact patch score wrapped as a network (THEORY §4.3, §11 item 13)
+# the t_c detector on an exact patch score wrapped as a network (`docs/theory/patch.md#mode-softening`)
 # ---------------------------------------------------------------------------------------
 
 
@@ -343,6 +343,7 @@ def test_detector_recovers_patch_model_critical_time():
 # ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a report experiment at --quick size: the slow tier
 def test_report_experiment_rows_ok():
     (exp,) = nets_experiments.EXPERIMENTS
     res = exp.run(ReportConfig.default(quick=True), jax.random.PRNGKey(0))

@@ -1,5 +1,5 @@
 """Observables: cloning probability and class susceptibility (simulation vs quadrature vs
-scipy), scaling-limit numbers of THEORY.md §4.7/§6.2, order parameter and Binder cumulant."""
+scipy), scaling-limit numbers of `docs/theory/cloning.md#kick-response`, order parameter and Binder cumulant."""
 
 import math
 
@@ -213,7 +213,7 @@ def test_theory_limits_and_jit_vmap():
 
 
 # ----------------------------------------------------------------------------------------------
-# scaling limit (THEORY.md §6.2, §4.7)
+# scaling limit (`docs/theory/cloning.md#kick-response`)
 # ----------------------------------------------------------------------------------------------
 
 

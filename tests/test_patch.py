@@ -1,6 +1,6 @@
 """Patch machines (LS, ELS, bbELS, IS, ES) against brute-force loops and exact oracles.
 
-THEORY.md §4.2-4.3, §7.2, §11 items 13, 14, 16, §12.
+See `docs/theory/patch.md#patch-machines` (predictions 13, 14, 16 of `docs/theory/index.md#predictions`).
 """
 
 import itertools
@@ -238,7 +238,7 @@ def test_chunked_equals_one_shot(machine):
 @pytest.mark.parametrize("lattice", [(6,), (3, 4)])
 @pytest.mark.parametrize("dtype,tol", [(jnp.float64, 1e-10), (jnp.float32, 1e-6)])
 def test_ls_large_window_is_ideal_score(lattice, dtype, tol):
-    """THEORY.md §11 item 16: LS with k >= 2H - 1 equals the ideal score."""
+    """`docs/theory/patch.md#machines`: LS with k >= 2H - 1 equals the ideal score."""
     key1, key2, key3 = jax.random.split(jax.random.PRNGKey(3), 3)
     images = jax.random.choice(key1, jnp.array([-1.0, 1.0]), (5,) + lattice).astype(dtype)
     w = jax.random.uniform(key3, (5,), minval=0.5, maxval=1.5)
@@ -256,7 +256,7 @@ def test_ls_large_window_is_ideal_score(lattice, dtype, tol):
 
 @pytest.mark.parametrize("boundary", ["periodic", "zero"])
 def test_els_constant_image_returns_constant(boundary):
-    """§11 item 16: one constant training image y = c gives the denoiser c everywhere."""
+    """`docs/theory/patch.md#machines`: one constant training image y = c gives the denoiser c everywhere."""
     images = jnp.full((1, 5, 6, 2), 0.7)
     x = jax.random.normal(jax.random.PRNGKey(4), (3, 5, 6, 2))
     m = gl.patch.denoiser(images, OU, x, 0.2, window=3, boundary=boundary, lattice_ndim=2)
@@ -265,7 +265,7 @@ def test_els_constant_image_returns_constant(boundary):
 
 @pytest.mark.parametrize("lattice,window", [((9,), 3), ((9,), 9), ((5, 6), 3), ((5, 6), 5)])
 def test_els_commutes_with_circular_shifts(lattice, window):
-    """§11 item 16: periodic ELS is translation equivariant (max abs error <= 1e-6)."""
+    """`docs/theory/patch.md#machines`: periodic ELS is translation equivariant (max abs error <= 1e-6)."""
     k1, k2 = jax.random.split(jax.random.PRNGKey(5))
     images = jax.random.normal(k1, (2,) + lattice).astype(jnp.float32)
     x = jax.random.normal(k2, (2,) + lattice).astype(jnp.float32)
@@ -279,7 +279,7 @@ def test_els_commutes_with_circular_shifts(lattice, window):
 
 @pytest.mark.parametrize("lattice,window", [((8,), 3), ((8,), 5), ((5, 6), 3)])
 def test_els_two_uniform_images_is_uniform_patch_score(lattice, window):
-    """THEORY.md §4.3: ELS of {+1, -1} is the exact tanh local score."""
+    """`docs/theory/patch.md#two-image-score`: ELS of {+1, -1} is the exact tanh local score."""
     data = gl.data.uniform_images(lattice)
     x = 0.3 * jax.random.normal(jax.random.PRNGKey(6), (3,) + lattice)
     for t in (0.1, 0.6, 1.5):
@@ -289,7 +289,7 @@ def test_els_two_uniform_images_is_uniform_patch_score(lattice, window):
 
 
 def test_plane_waves_are_eigenvectors():
-    """§11 item 14: jvp(score, 0, e_q) = mu(q, t) e_q, mu = (SNR K(q) - 1)/b^2 (Dirichlet K)."""
+    """`docs/theory/patch.md#mode-softening`: jvp(score, 0, e_q) = mu(q, t) e_q, mu = (SNR K(q) - 1)/b^2 (Dirichlet K)."""
     n, k, t = 12, 5, 0.7
     bank = gl.patch.bank(gl.data.uniform_images((n,)), window=k)
     snr, b2 = float(OU.snr(t)), float(OU.b2(t))
@@ -404,7 +404,7 @@ def test_bad_input():
 
 @pytest.mark.parametrize("lattice,k", [((8,), 3), ((8,), 5), ((5, 5), 3)])
 def test_critical_point_of_two_uniform_images(lattice, k):
-    """§11 item 13: the top eigenvalue of the ELS Jacobian at x = 0 vanishes at
+    """`docs/theory/patch.md#mode-softening`: the top eigenvalue of the ELS Jacobian at x = 0 vanishes at
     alpha_bar_c = 1/(1 + k^D), i.e. t_c^S = ln(1 + k^D)/2 under OU."""
     bank = gl.patch.bank(gl.data.uniform_images(lattice), window=k)
     d = int(np.prod(lattice))

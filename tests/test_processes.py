@@ -1,4 +1,5 @@
-"""Forward processes: closed forms against autodiff, THEORY.md values and round trips."""
+"""Forward processes: closed forms against autodiff, the values of
+`docs/theory/processes.md#predictions` and round trips."""
 
 import math
 
@@ -75,7 +76,7 @@ def test_ou_is_vp_with_constant_beta():
 
 
 def test_raya_ambrogioni_critical_step_and_curvature():
-    """THEORY.md §3.1: critical generative step 707/1000 (theta = 0.6429 on the grid), Eq. 8."""
+    """`docs/theory/critical-times.md#raya-ambrogioni`: critical generative step 707/1000 (theta = 0.6429 on the grid), Eq. 8."""
     vp = gl.VP()
     t_c = vp.t_of_alpha_bar(math.sqrt(2) - 1)
     step = int(vp.step_of_t(t_c, 1000))
@@ -107,7 +108,7 @@ def test_converters():
 
 
 def test_edm_rho_schedule():
-    """THEORY.md §11 item 17: EDM 32-point rho=7 schedule."""
+    """`docs/theory/processes.md#time-grids`: EDM 32-point rho=7 schedule."""
     ts = gl.time_grid(gl.VE("edm"), 31, kind="edm", t_min=0.002)
     np.testing.assert_allclose(
         np.asarray(ts)[[0, 13, 17, 19, 22, 31]],

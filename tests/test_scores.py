@@ -33,7 +33,7 @@ PAIRS = (
 
 @pytest.mark.parametrize("name,pidx", PAIRS, ids=[f"{n}-{PIDS[i]}" for n, i in PAIRS])
 def test_score_is_gradient_of_log_prob(name, pidx, key):
-    """score == grad(log p_t) by autodiff, float64, <= 1e-8 relative (THEORY.md §1.2)."""
+    """score == grad(log p_t) by autodiff, float64, <= 1e-8 relative (`docs/theory/score.md#tweedie`)."""
     data, proc = DATASETS[name], PROCS[pidx]
     xs = _points(data, key)
     ts = jnp.asarray(FRACS) * proc.T
@@ -50,7 +50,7 @@ def test_score_is_gradient_of_log_prob(name, pidx, key):
 
 @pytest.mark.parametrize("name,pidx", PAIRS, ids=[f"{n}-{PIDS[i]}" for n, i in PAIRS])
 def test_tweedie_fluctuation_response(name, pidx, key):
-    """jacfwd(denoiser) == (a_t / b_t^2) Cov[y|x] (THEORY.md §11 item 9)."""
+    """jacfwd(denoiser) == (a_t / b_t^2) Cov[y|x] (`docs/theory/score.md#posterior-covariance`)."""
     data, proc = DATASETS[name], PROCS[pidx]
     xs = _points(data, key, n=2, scale=0.5)
 
@@ -264,7 +264,7 @@ def test_float32_small_t_accuracy(key):
 
 
 def test_uniform_patch_score_with_full_window_is_ideal_score(key):
-    """Window covering the periodic lattice == exact score of the two uniform images (THEORY §4.3)."""
+    """Window covering the periodic lattice == exact score of the two uniform images (`docs/theory/patch.md#two-image-score`)."""
     proc = gl.OU()
     for shape in [(7,), (5, 5)]:
         data = gl.data.uniform_images(shape)

@@ -1,6 +1,7 @@
-"""Spectral probes (gltheory.spectral) against THEORY.md §4.3–4.6 and §11 items 13–15.
+"""Spectral probes (gltheory.spectral) against `docs/theory/patch.md#mode-softening`,
+`docs/theory/patch.md#spectral-probes` and `docs/theory/field.md#correlation-length`.
 
-Oracles: the closed-form uniform-image patch score (§4.3) and a brute-force equivariant local
+Oracles: the closed-form uniform-image patch score (`docs/theory/patch.md#two-image-score`) and a brute-force equivariant local
 score (ELS, circular padding, posterior over all patches of all images) written here.
 """
 
@@ -53,7 +54,7 @@ def brute_els(images, k, process=OU):
 
 
 # ---------------------------------------------------------------------------------------
-# §11 item 14: plane waves are eigenvectors
+# `docs/theory/patch.md#mode-softening`: plane waves are eigenvectors
 # ---------------------------------------------------------------------------------------
 
 
@@ -85,7 +86,7 @@ def test_dirichlet_small_q():
 
 
 # ---------------------------------------------------------------------------------------
-# §11 item 13: patch-model critical point
+# `docs/theory/patch.md#mode-softening`: patch-model critical point
 # ---------------------------------------------------------------------------------------
 
 
@@ -192,7 +193,7 @@ def test_softening_criterion_random_binary(seed, symmetrise):
 
 
 def test_tilted_patch_covariance_unequal_norms():
-    """Unequal patch norms: the ELS Jacobian at 0 uses the SNR-tilted bank (THEORY §4.3)."""
+    """Unequal patch norms: the ELS Jacobian at 0 uses the SNR-tilted bank (`docs/theory/patch.md#tilted-bank`)."""
     imgs = jax.random.normal(jax.random.PRNGKey(5), (2, 7))
     score = brute_els(imgs, 3)
     t = 0.5
@@ -249,7 +250,7 @@ def test_band_stiffness():
 
 
 # ---------------------------------------------------------------------------------------
-# §11 item 15: linear-response correlation length
+# `docs/theory/field.md#correlation-length`: linear-response correlation length
 # ---------------------------------------------------------------------------------------
 
 

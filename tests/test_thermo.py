@@ -1,4 +1,4 @@
-"""Non-equilibrium thermodynamics (THEORY.md §5, §6.3): entropy production (closed form vs
+"""Non-equilibrium thermodynamics (`docs/theory/thermo.md#stochastic-thermodynamics`, `docs/theory/cloning.md#collapse`): entropy production (closed form vs
 quadrature vs Monte Carlo vs autodiff of the KL), the KL identity for OU/VP, fluctuation
 theorems along exact-score trajectories, the Franz–Parisi potential and the collapse time."""
 
@@ -33,14 +33,14 @@ def biroli_mixture(d, var=1.0):
 
 @pytest.mark.parametrize("proc", [gl.OU(4.0), gl.VP(), gl.VE()], ids=["OU", "VP", "VE"])
 def test_gaussian_rate_closed_form_quadrature_mc(proc, key):
-    """Gaussian data N(0, s2): Pi(t) closed form (§5.2) == 1-D quadrature (1e-8) == Monte Carlo
+    """Gaussian data N(0, s2): Pi(t) closed form (`docs/theory/thermo.md#entropy-production`) == 1-D quadrature (1e-8) == Monte Carlo
     (3 SE, d = 1 and d = 3, where Pi is additive over dimensions)."""
     s2 = 2.5
     ts = jnp.array([0.05, 0.3, 0.7]) * proc.T
     closed = th.gaussian_entropy_production_rate(proc, ts, sigma2=s2)
     quad = th.entropy_production_rate(gl.Gaussian(jnp.zeros(1), s2), proc, ts)
     np.testing.assert_allclose(quad, closed, rtol=1e-8)
-    if isinstance(proc, gl.OU):  # the literal §5.2 formula
+    if isinstance(proc, gl.OU):  # the literal formula of `docs/theory/thermo.md#entropy-production`
         e = np.exp(-2 * np.asarray(ts))
         np.testing.assert_allclose(closed, (s2 - 1) ** 2 * e**2 / (1 + (s2 - 1) * e), rtol=1e-12)
     g3 = gl.Gaussian(jnp.zeros(3), s2)
@@ -155,7 +155,8 @@ def test_kl_entropy_quadrature_vs_scipy():
 
 
 def test_two_point_kl_table_and_late_start():
-    """Two deltas +-1 under OU: q_t = N(0,1), so KL(p_t||N) is THEORY.md §11 item 11's table,
+    """Two deltas +-1 under OU: q_t = N(0,1), so KL(p_t||N) is the table of
+    `docs/theory/meanfield.md#late-start-diagnostics`,
     equal to gltheory.latestart.kl; late_start_kl_mc agrees within 3 SE."""
     data, ou = gl.TwoPoint(1.0), gl.OU()
     table = {0.2: 5.09e-2, 0.5: 2.18e-3, 1.0: 2.97e-5}
@@ -426,7 +427,7 @@ def test_franz_parisi_empirical_and_collapse():
 
 
 def test_collapse_time_theory_numbers_and_regimes():
-    """THEORY.md §6.3: sigma = 1, P = 20000: N = 256, 1024, 4096 -> 1.299, 1.978, 2.667; the VP
+    """`docs/theory/cloning.md#collapse`: sigma = 1, P = 20000: N = 256, 1024, 4096 -> 1.299, 1.978, 2.667; the VP
     version has the same SNR; t_C < t_S (collapse after speciation in generative order)."""
     for n_dim, ref in [(256, 1.299), (1024, 1.978), (4096, 2.667)]:
         assert abs(float(th.collapse_time(20000, n_dim, 1.0)) - ref) < 1e-3
