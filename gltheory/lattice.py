@@ -15,7 +15,7 @@ __all__ = ["box_sum_periodic"]
 def box_sum_periodic(
     x: Shaped[Array, "*x"], window: int | np.integer, axes: tuple[int | np.integer, ...]
 ) -> Shaped[Array, "*x"]:
-    r"""Periodic box sum $(Kx)_i=\sum_{\delta\in\{-r..r\}^D}x_{i+\delta}$, $r = $ ``window // 2``.
+    r"""Periodic box sum $(Kx)_i=\sum_{\delta\in\{-r..r\}^D}x_{i+\delta}$, $r$ = ``window // 2``.
 
     Separable: one pass of $2r$ rolls per lattice axis.
 

@@ -407,7 +407,7 @@ def cloning_probability(
     noise_block: int | np.integer | None = None,
 ) -> CloningEstimate:
     r"""Monte Carlo cloning probability: the fraction of trajectories whose copies, branched at
-    $t = $ ``ts[branch_index]`` and continued with independent noise, end in the same class.
+    $t$ = ``ts[branch_index]`` and continued with independent noise, end in the same class.
 
     $$\hat\phi(t) = \frac1n\sum_{i=1}^n \mathbf 1\big[c(x^{(i,1)}_{\rm end}) = \dots =
     c(x^{(i,k)}_{\rm end})\big],\qquad \mathrm{se} = \sqrt{\hat\phi(1-\hat\phi)/n},$$
@@ -511,7 +511,7 @@ def kick_response(
 ) -> ResponseEstimate:
     r"""Measured class susceptibility: response of the final class fraction to a kick at time $t$.
 
-    Each trajectory is run to $t = $ ``ts[kick_index]``, then continued twice from
+    Each trajectory is run to $t$ = ``ts[kick_index]``, then continued twice from
     $x_t \pm \delta\hat u$ ($\hat u$ = `direction` normalised) with the *same* noise (common
     random numbers), and
     $$\hat R = \frac1n\sum_i\frac{\mathbf 1[c(x^{i,+}_{\rm end}) = c^*] -
