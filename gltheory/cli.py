@@ -1,7 +1,10 @@
 """Command-line interface: ``gltheory report [--out DIR] [--json] [--quick] [--seed N]``.
 
 Exit codes: 0 when every row of the report is ok, 1 when any row is off (they are listed on
-stderr), 2 for bad arguments (argparse's convention).
+stderr), 2 for bad arguments (argparse's convention; also an ``--out`` folder that cannot be
+created or written: it is checked, by creating and removing a file in it, before any experiment
+runs), 130 after Ctrl-C (one line on stderr; files are written atomically, so none is partial,
+and an ``--out`` folder this run created and left empty is removed).
 
 Heavy imports (the report, the experiments, matplotlib) happen only when a command runs, so
 ``--help`` is quick. Float64 is switched on here, in the program's entry point, never at
@@ -17,6 +20,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 
@@ -111,15 +115,53 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             )
         experiments = [e for e in experiments if e.name in wanted]
     out = os.path.abspath(args.out)
+    created = _prepare_out(args.out, out, parser)
+    try:
+        return _run_report(args, parser, rep, experiments, out)
+    except KeyboardInterrupt:
+        if created:  # leave no empty folder behind either
+            try:
+                os.rmdir(out)
+            except OSError:
+                pass
+        raise
+
+
+def _fail(parser: argparse.ArgumentParser, message: str) -> None:
+    """Exit with status 2 and one line on stderr (no usage block)."""
+    parser.exit(2, f"gltheory report: error: {message}\n")
+
+
+def _prepare_out(given: str, out: str, parser: argparse.ArgumentParser) -> bool:
+    """Create ``out`` if needed and prove it writable by creating and removing a file in it.
+
+    Runs before any experiment; a problem exits with status 2 and one line. **Returns:**
+    whether the folder was created here.
+    """
     if os.path.exists(out) and not os.path.isdir(out):
-        parser.error(f"--out {args.out!r} exists and is not a folder")
+        _fail(parser, f"--out {given!r} exists and is not a folder")
+    created = not os.path.exists(out)
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as e:
-        parser.error(f"cannot create --out folder {args.out!r}: {e.strerror}")
-    if not os.access(out, os.W_OK):
-        parser.error(f"--out folder {args.out!r} is not writable")
+        _fail(parser, f"cannot create --out folder {given!r}: {e.strerror or e}")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".gltheory-write-test-", dir=out)
+        try:
+            os.close(fd)
+        finally:
+            os.unlink(probe)
+    except OSError as e:
+        if created:
+            try:
+                os.rmdir(out)
+            except OSError:
+                pass
+        _fail(parser, f"--out folder {given!r} is not writable: {e.strerror or e}")
+    return created
 
+
+def _run_report(args, parser, rep, experiments, out: str) -> int:
     t_start = time.perf_counter()
     import jax
 
@@ -130,7 +172,7 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         try:
             enable_compilation_cache(args.cache_dir)
         except OSError as e:
-            parser.error(f"cannot use --cache-dir {args.cache_dir!r}: {e.strerror}")
+            _fail(parser, f"cannot use --cache-dir {args.cache_dir!r}: {e.strerror or e}")
     import matplotlib
 
     matplotlib.use("Agg")  # figures use the Agg canvas; never open a window
@@ -175,7 +217,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    return args.func(args, parser)
+    try:
+        return args.func(args, parser)
+    except KeyboardInterrupt:
+        print(
+            "gltheory: interrupted (Ctrl-C); no partial files were left.",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":

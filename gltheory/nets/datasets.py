@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Real
 
-from .._checks import as_float_array, check_positive_int
+from .._checks import as_float_array, check_positive_int, concrete_value, guard
 from ..data import LatticeImages
 
 __all__ = ["images_and_weights", "data_moments", "digits_images"]
@@ -27,7 +27,9 @@ def images_and_weights(
     **Arguments:**
 
     - `images`: a :class:`gltheory.data.LatticeImages`, or an array of shape ``(N, L)`` or
-      ``(N, H, W)`` (one channel, no channel axis; equal weights $1/N$).
+      ``(N, H, W)`` (one channel, no channel axis; equal weights $1/N$); at least one image,
+      every pixel finite (``ValueError`` otherwise; checked inside a ``jit`` only when
+      ``gl.config.check_traced_values`` is on).
 
     **Returns:** ``(y, w)``: images of shape ``(N, *lattice)`` and weights of shape ``(N,)``.
     """
@@ -35,12 +37,26 @@ def images_and_weights(
         y, w = images.images, images.weights
     else:
         y = as_float_array(images, "images")
-        w = jnp.full((y.shape[0],), 1.0 / y.shape[0], y.dtype)
+        w = None
     if y.ndim not in (2, 3):
         raise ValueError(
             "images must have shape (N, L) or (N, H, W) (one channel, no channel axis), "
             f"got {y.shape}."
         )
+    if y.shape[0] == 0:
+        raise ValueError(f"images is empty (shape {y.shape}): at least one image is needed.")
+    if w is None:
+        w = jnp.full((y.shape[0],), 1.0 / y.shape[0], y.dtype)
+    value = concrete_value(y)
+    if value is None:
+        y = guard(y, lambda v: ~jnp.all(jnp.isfinite(v)), "images must be finite (traced check).")
+    else:
+        bad = ~np.isfinite(value).reshape(value.shape[0], -1).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"images must be finite: NaN or Inf pixels in {int(bad.sum())} of "
+                f"{value.shape[0]} images (the first at index {int(np.argmax(bad))})."
+            )
     return y, w
 
 

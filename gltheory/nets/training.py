@@ -8,7 +8,9 @@ w=1+{\rm SNR}\ (\text{default}),$$
 on lattice datasets (:mod:`gltheory.data`) or scikit-learn's 8x8 digits
 (:func:`gltheory.nets.digits_images`, optional extra ``digits``). The randomness of step $n$
 is ``fold_in(PRNGKey(seed), n)``, so a run resumed from an (atomically written) checkpoint is
-bit-identical to an uninterrupted one. :func:`denoising_loss` estimates the same objective
+bit-identical to an uninterrupted one. A checkpoint records the configuration and SHA-256
+hashes of the training data and the process (resuming another run raises unless asked for)
+and carries a SHA-256 checksum of its contents (a changed bit raises on loading). :func:`denoising_loss` estimates the same objective
 with fixed quadrature in $\lambda$ for any denoiser; :func:`linear_denoiser_loss` is the exact
 loss of the best linear (Wiener) denoiser, the baseline a trained network must beat.
 """
@@ -16,6 +18,10 @@ loss of the best linear (Wiener) denoiser, the baseline a trained network must b
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
+import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +35,7 @@ import optax
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, Real
 
 from .._checks import PROCESS, check_instance, check_positive_int
-from .._io import atomic_write
+from .._io import atomic_write, to_jsonable
 from ..data import LatticeImages
 from ..processes import AbstractProcess
 from .datasets import data_moments, images_and_weights
@@ -70,6 +76,12 @@ class TrainConfig:
     - `sigma_data`: $\\sigma_{\\rm d}$ of the input scaling.
     - `chunk`: steps per jitted ``lax.scan`` call (checkpoints land on chunk boundaries).
     - `seed`: step $n$ uses ``fold_in(PRNGKey(seed), n)``.
+
+    Every field is checked at construction (``ValueError`` naming it and its allowed range):
+    integers ``n_steps, batch_size, chunk >= 1`` and ``warmup_steps, seed >= 0``; finite
+    ``learning_rate > 0``, ``sigma_data > 0``, ``weight_decay >= 0``; ``end_lr_factor`` in
+    $[0,1]$, ``ema_decay`` in $[0,1)$; ``clip_norm > 0`` (``inf``: no clipping); finite
+    ``log_snr_min < log_snr_max``; the two strings among their values.
     """
 
     n_steps: int = 1000
@@ -90,23 +102,40 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("n_steps", "batch_size", "chunk"):
-            check_positive_int(getattr(self, name), name)
-        check_positive_int(self.warmup_steps, "warmup_steps", 0)
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}.")
+            check_positive_int(getattr(self, name), f"TrainConfig.{name}")
+        check_positive_int(self.warmup_steps, "TrainConfig.warmup_steps", 0)
+        check_positive_int(self.seed, "TrainConfig.seed", 0)
+        for name, allowed, ok in (
+            ("learning_rate", "a finite number > 0", lambda v: math.isfinite(v) and v > 0),
+            ("end_lr_factor", "a number in [0, 1]", lambda v: 0 <= v <= 1),
+            ("weight_decay", "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0),
+            ("clip_norm", "a number > 0 (inf: no clipping)", lambda v: v > 0),
+            ("ema_decay", "a number in [0, 1)", lambda v: 0 <= v < 1),
+            ("log_snr_min", "a finite number", math.isfinite),
+            ("log_snr_max", "a finite number", math.isfinite),
+            ("sigma_data", "a finite number > 0", lambda v: math.isfinite(v) and v > 0),
+        ):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float | np.integer | np.floating)
+                or not ok(float(value))
+            ):
+                raise ValueError(f"TrainConfig.{name} must be {allowed}, got {value!r}.")
         if not self.log_snr_min < self.log_snr_max:
             raise ValueError(
-                f"need log_snr_min < log_snr_max, got {self.log_snr_min}, {self.log_snr_max}."
+                "TrainConfig needs log_snr_min < log_snr_max, got "
+                f"log_snr_min={self.log_snr_min}, log_snr_max={self.log_snr_max}."
             )
         if self.weighting not in ("snr_plus_one", "uniform", "snr"):
             raise ValueError(
-                f"weighting must be 'snr_plus_one', 'uniform' or 'snr', got {self.weighting!r}."
+                "TrainConfig.weighting must be 'snr_plus_one', 'uniform' or 'snr', got "
+                f"{self.weighting!r}."
             )
         if self.parametrisation not in ("edm", "denoiser", "epsilon"):
             raise ValueError(
-                f"parametrisation must be 'edm', 'denoiser' or 'epsilon', got {self.parametrisation!r}."
+                "TrainConfig.parametrisation must be 'edm', 'denoiser' or 'epsilon', got "
+                f"{self.parametrisation!r}."
             )
 
 
@@ -242,16 +271,210 @@ def _train_chunk(state: TrainState, images, weights, process, config: TrainConfi
     return eqx.combine(dyn, static)
 
 
-def save_checkpoint(path: str | os.PathLike, state: TrainState) -> Path:
-    """Write ``state`` atomically with ``eqx.tree_serialise_leaves`` (temp file + ``os.replace``)."""
-    return atomic_write(path, lambda f: eqx.tree_serialise_leaves(f, state))
+_MAGIC = b"GLTHEORY-CHECKPOINT 1\n"
+_CONFIG_IGNORED = ("chunk",)  # how a run is cut into jitted calls: it does not change the result
 
 
-def load_checkpoint(path: str | os.PathLike, like: TrainState) -> TrainState:
-    """Read a checkpoint into the structure of ``like`` (e.g. :func:`init_train_state`'s output)."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}.")
-    return eqx.tree_deserialise_leaves(path, like)
+def _sha256(*arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.asarray(a)
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _process_sha256(process: AbstractProcess) -> str:
+    leaves, treedef = jax.tree_util.tree_flatten(process)
+    h = hashlib.sha256(f"{type(process).__qualname__}:{treedef}".encode())
+    for leaf in leaves:
+        h.update(_sha256(np.asarray(leaf, np.float64)).encode())
+    return h.hexdigest()
+
+
+def _run_record(config, images, process, state: TrainState) -> dict[str, Any]:
+    """What a checkpoint records about the run that wrote it (JSON values)."""
+    record: dict[str, Any] = {"config": None, "data_sha256": None, "process_sha256": None}
+    if config is not None:
+        check_instance(config, TrainConfig, "config", "a TrainConfig")
+        record["config"] = to_jsonable(dataclasses.asdict(config))
+    if images is not None:
+        y, w = images_and_weights(images)
+        dtype = state.losses.dtype  # the dtype the run trains in
+        record["data_sha256"] = _sha256(y.astype(dtype), w.astype(dtype))
+    if process is not None:
+        check_instance(process, AbstractProcess, "process", PROCESS)
+        record["process_sha256"] = _process_sha256(process)
+    return record
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    state: TrainState,
+    *,
+    config: TrainConfig | None = None,
+    images: LatticeImages | Real[ArrayLike, " n *lattice"] | None = None,
+    process: AbstractProcess | None = None,
+) -> Path:
+    r"""Write ``state`` atomically, with a record of the run and a SHA-256 checksum.
+
+    The file is a header (the line ``GLTHEORY-CHECKPOINT 1``, the line ``sha256:<hex>``, one
+    line of JSON recording ``config``, a SHA-256 of the training images and weights and one of
+    the process) followed by ``eqx.tree_serialise_leaves`` of ``state``; the checksum covers
+    everything after its own line, so :func:`load_checkpoint` detects any changed bit. The
+    write goes through a temporary file and ``os.replace`` (a reader never sees a partial
+    file; the temporary files of killed writes are removed by the next write).
+
+    **Arguments:**
+
+    - `path`: destination file; `state`: a :class:`TrainState`.
+    - `config`, `images`, `process`: the run's settings, training set and forward process,
+      recorded so that resuming with different ones is refused (:func:`load_checkpoint`,
+      :func:`train`); ``None`` records nothing for that item.
+
+    **Returns:** the destination as a :class:`pathlib.Path`.
+    """
+    check_instance(state, TrainState, "state", "a TrainState")
+    return _write_checkpoint(path, state, _run_record(config, images, process, state))
+
+
+def _write_checkpoint(path, state: TrainState, record: dict[str, Any]) -> Path:
+    record = dict(record)
+    buf = io.BytesIO()
+    eqx.tree_serialise_leaves(buf, state)
+    record["payload_bytes"] = buf.tell()
+    body = json.dumps(record, sort_keys=True, allow_nan=False).encode() + b"\n" + buf.getvalue()
+    blob = _MAGIC + b"sha256:" + hashlib.sha256(body).hexdigest().encode() + b"\n" + body
+    return atomic_write(path, lambda f: f.write(blob))
+
+
+def _read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
+    """The verified record and payload of a checkpoint file (``ValueError`` naming the file)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no checkpoint at {p}.")
+    blob = p.read_bytes()
+    if not blob:
+        raise ValueError(f"checkpoint {p} is empty (0 bytes): not a gltheory checkpoint.")
+    if not blob.startswith(_MAGIC):
+        what = (
+            f"a checkpoint format other than {_MAGIC.strip().decode()!r}"
+            if blob.startswith(b"GLTHEORY-CHECKPOINT")
+            else "not a gltheory checkpoint (or its header is corrupted; files written before "
+            "checkpoints carried a checksum cannot be read)"
+        )
+        raise ValueError(f"checkpoint {p} is {what}.")
+    rest = blob[len(_MAGIC) :]
+    line, sep, body = rest.partition(b"\n")
+    digest = line[len(b"sha256:") :]
+    if not (sep and line.startswith(b"sha256:") and len(digest) == 64):
+        raise ValueError(
+            f"checkpoint {p} is truncated or its header is corrupted (no sha256 line)."
+        )
+    meta, sep, payload = body.partition(b"\n")
+    try:
+        record = json.loads(meta) if sep else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        record = None
+    expected = record.get("payload_bytes") if isinstance(record, dict) else None
+    if isinstance(expected, int) and len(payload) < expected:
+        raise ValueError(
+            f"checkpoint {p} is truncated: {len(payload)} of {expected} data bytes "
+            "(an interrupted copy?)."
+        )
+    if hashlib.sha256(body).hexdigest().encode() != digest:
+        raise ValueError(
+            f"checkpoint {p} is corrupted: its SHA-256 checksum does not match its contents."
+        )
+    if not isinstance(record, dict) or not isinstance(expected, int):
+        raise ValueError(f"checkpoint {p} has a corrupted header (its JSON record).")
+    return record, payload
+
+
+def _record_differences(record, current) -> list[str]:
+    diffs = []
+    if current["config"] is not None:
+        old = record.get("config")
+        if old is None:
+            diffs.append("the checkpoint records no training configuration")
+        else:
+            new = json.loads(json.dumps(current["config"]))
+            for name in sorted(set(old) | set(new)):
+                if name not in _CONFIG_IGNORED and old.get(name) != new.get(name):
+                    diffs.append(
+                        f"config.{name} (checkpoint {old.get(name)!r}, now {new.get(name)!r})"
+                    )
+    for key, what in (("data_sha256", "training images"), ("process_sha256", "process")):
+        if current[key] is not None and record.get(key) != current[key]:
+            old = record.get(key)
+            diffs.append(
+                f"the {what} (SHA-256 {old[:12] if old else 'not recorded'} in the checkpoint, "
+                f"{current[key][:12]} now)"
+            )
+    return diffs
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    like: TrainState,
+    *,
+    config: TrainConfig | None = None,
+    images: LatticeImages | Real[ArrayLike, " n *lattice"] | None = None,
+    process: AbstractProcess | None = None,
+    allow_config_change: bool = False,
+) -> TrainState:
+    """Read a checkpoint of :func:`save_checkpoint` into the structure of ``like``.
+
+    The checksum is verified first; an empty, truncated, corrupted or foreign file raises
+    ``ValueError`` naming the file (a missing one ``FileNotFoundError``).
+
+    **Arguments:**
+
+    - `path`: the checkpoint file.
+    - `like`: a :class:`TrainState` of the same network and configuration (e.g.
+      :func:`init_train_state`'s output): the template of the structure, shapes and dtypes
+      (required; a checkpoint does not store the network's code).
+    - `config`, `images`, `process`: when given, compared with what the checkpoint records
+      (the configuration field by field, except ``chunk``; the images and the process by
+      SHA-256); a difference raises ``ValueError`` naming it unless `allow_config_change`.
+    - `allow_config_change`: accept a checkpoint of a different configuration, data or process.
+
+    **Returns:** the :class:`TrainState` stored in the file.
+    """
+    check_instance(
+        like, TrainState, "like", "a TrainState template (e.g. init_train_state(net, config))"
+    )
+    if not isinstance(allow_config_change, bool):
+        raise ValueError(f"allow_config_change must be True or False, got {allow_config_change!r}.")
+    current = _run_record(config, images, process, like)
+    return _load_checkpoint(path, like, current, allow_config_change)
+
+
+def _load_checkpoint(path, like: TrainState, current, allow_config_change: bool) -> TrainState:
+    record, payload = _read_checkpoint(path)
+    diffs = _record_differences(record, current)
+    if diffs and not allow_config_change:
+        raise ValueError(
+            f"checkpoint {path} was written by a different run: {'; '.join(diffs)}. Resume with "
+            "the same settings, use another checkpoint file, or pass allow_config_change=True."
+        )
+    misfit = f"checkpoint {path} does not fit `like` (a different network or n_steps?)"
+    buf = io.BytesIO(payload)
+    try:
+        state = eqx.tree_deserialise_leaves(buf, like)
+    except Exception as err:  # noqa: BLE001 - any mismatch of the structure
+        raise ValueError(f"{misfit}: {type(err).__name__}: {err}") from err
+    if buf.tell() != len(payload):
+        raise ValueError(f"{misfit}: it holds more leaves than `like`.")
+    stored = jax.tree_util.tree_leaves_with_path(eqx.filter(state, eqx.is_array))
+    wanted = jax.tree_util.tree_leaves(eqx.filter(like, eqx.is_array))
+    for (where, a), b in zip(stored, wanted, strict=True):
+        if a.shape != b.shape or a.dtype != b.dtype:
+            raise ValueError(
+                f"{misfit}: leaf {jax.tree_util.keystr(where)} is {a.dtype}{list(a.shape)} in "
+                f"the file, {b.dtype}{list(b.shape)} in `like`."
+            )
+    return state
 
 
 def train(
@@ -264,6 +487,7 @@ def train(
     checkpoint_every: int | np.integer | None = None,
     resume: bool = True,
     stop_after: int | np.integer | None = None,
+    allow_config_change: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     r"""Train ``net`` by denoising score matching on ``images`` (module docstring).
@@ -279,10 +503,15 @@ def train(
     - `config`: a :class:`TrainConfig`.
     - `checkpoint`: file for atomic checkpoints (written every ``checkpoint_every`` steps and
       at the end). With ``resume=True`` an existing file is loaded and training continues
-      from its step (bit-identical to an uninterrupted run).
+      from its step (bit-identical to an uninterrupted run). The checkpoint records
+      ``config`` and SHA-256 hashes of the training images (with their weights) and of the
+      process; resuming with a different configuration (any field but ``chunk``), data or
+      process raises ``ValueError`` naming the difference.
     - `checkpoint_every`: a multiple of ``config.chunk`` (default: only at the end).
     - `stop_after`: stop once this many steps are done (a multiple of ``config.chunk``),
       e.g. to simulate an interruption.
+    - `allow_config_change`: resume from a checkpoint of a different configuration, data or
+      process anyway (the network structure and ``n_steps`` must still match).
     - `log`: optional callable receiving one progress line per chunk.
 
     **Returns:** a :class:`TrainResult`.
@@ -306,11 +535,20 @@ def train(
             check_positive_int(v, name)
             if v % config.chunk:
                 raise ValueError(f"{name}={v} must be a multiple of config.chunk={config.chunk}.")
+    if not isinstance(allow_config_change, bool):
+        raise ValueError(f"allow_config_change must be True or False, got {allow_config_change!r}.")
     state = init_train_state(net, config)
     dtype = state.losses.dtype
     y, w = y.astype(dtype), w.astype(dtype)
-    if checkpoint is not None and resume and Path(checkpoint).is_file():
-        state = load_checkpoint(checkpoint, state)
+    record = None
+    if checkpoint is not None:
+        record = {
+            "config": to_jsonable(dataclasses.asdict(config)),
+            "data_sha256": _sha256(y, w),
+            "process_sha256": _process_sha256(process),
+        }
+        if resume and Path(checkpoint).is_file():
+            state = _load_checkpoint(checkpoint, state, record, allow_config_change)
     end = config.n_steps if stop_after is None else min(stop_after, config.n_steps)
     done = int(state.step)
     while done < end:
@@ -322,7 +560,7 @@ def train(
         if checkpoint is not None and (
             (checkpoint_every is not None and done % checkpoint_every == 0) or done >= end
         ):
-            save_checkpoint(checkpoint, state)
+            _write_checkpoint(checkpoint, state, record)
 
     def wrap(n):
         return ScoreNetwork(
