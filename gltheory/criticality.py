@@ -153,6 +153,9 @@ class CriticalTimeEstimate(NamedTuple):
     - `t`: times of the curve, in generation order (decreasing).
     - `curve`, `curve_se`: the statistic and its pointwise bootstrap SE.
     - `method`: which detector and criterion produced it.
+    - `n_nonfinite`: number of trajectories with a NaN/Inf state or per-trajectory value; when
+      it is not zero `t_c`, `se` and `interp_err` are NaN (no estimate, and no bootstrap
+      ``se = 0``, is built on non-finite trajectories; nothing is raised, also under ``jit``).
 
     The total uncertainty is :attr:`err` $=\sqrt{{\rm se}^2+{\rm interp\_err}^2}$.
     """
@@ -164,6 +167,7 @@ class CriticalTimeEstimate(NamedTuple):
     curve: Array
     curve_se: Array
     method: str
+    n_nonfinite: Array | int = 0
 
     @property
     def err(self) -> Array:
@@ -353,6 +357,21 @@ def _nanstd(v):
     m = jnp.sum(jnp.where(ok, v, 0.0)) / jnp.maximum(jnp.sum(ok), 1)
     var = jnp.sum(jnp.where(ok, (v - m) ** 2, 0.0)) / jnp.maximum(jnp.sum(ok) - 1, 1)
     return jnp.sqrt(var)
+
+
+def _nonfinite_traj(values, traj_axis: int) -> Array:
+    """``(n,)`` booleans: which trajectories (``traj_axis`` of ``values``) hold a NaN/Inf."""
+    v = jnp.moveaxis(jnp.asarray(values), traj_axis, 0)
+    return ~jnp.all(jnp.isfinite(v.reshape(v.shape[0], -1)), axis=1)
+
+
+def _refuse_nonfinite(est: CriticalTimeEstimate, bad) -> CriticalTimeEstimate:
+    """``est`` with its count of non-finite trajectories, and NaN estimates if it is not 0."""
+    n_bad = jnp.sum(bad, dtype=jnp.int32)
+    nan_if = lambda v: jnp.where(n_bad > 0, jnp.nan, v)  # noqa: E731
+    return est._replace(
+        t_c=nan_if(est.t_c), se=nan_if(est.se), interp_err=nan_if(est.interp_err), n_nonfinite=n_bad
+    )
 
 
 def _check_n_boot(n_boot):
@@ -582,7 +601,8 @@ def softening_time(
     - `criterion`, `q`, `n_bands`, `band`, `n_probes`: as above / :func:`stiffness_curves`.
     - `n_boot`: bootstrap resamples.
 
-    **Returns:** a :class:`CriticalTimeEstimate` (curve = $\hat\mu+o$).
+    **Returns:** a :class:`CriticalTimeEstimate` (curve = $\hat\mu+o$; trajectories with a
+    NaN/Inf state counted in ``n_nonfinite``, which makes the estimate NaN).
     """
     n_boot = _check_n_boot(n_boot)
     ts, states = _check_states(ts, states)
@@ -594,9 +614,10 @@ def softening_time(
     if mode not in ("crossing", "peak"):
         raise ValueError(f"mode must be 'crossing' or 'peak', got {mode!r}.")
     curve_pt = mu + off[:, None]
-    return _estimate_from_per_traj(
+    est = _estimate_from_per_traj(
         ts, curve_pt, k_boot, n_boot, mode, f"softening/{criterion}/{mode}"
     )
+    return _refuse_nonfinite(est, _nonfinite_traj(states, 1) | _nonfinite_traj(curve_pt, 1))
 
 
 def _estimate_from_per_traj(ts, per_traj, key, n_boot, kind, method, level=0.0):
@@ -661,7 +682,8 @@ def xi_peak_time(
     Ornstein–Zernike $S(q,t)$, tested); not the linear $t_c$. On the 1-D patch model with
     $k=5$ no peak is resolved (module docstring).
 
-    **Returns:** a :class:`CriticalTimeEstimate` (curve = $\xi$; ``curve_se`` bootstrap).
+    **Returns:** a :class:`CriticalTimeEstimate` (curve = $\xi$; ``curve_se`` bootstrap;
+    trajectories with a NaN/Inf field counted in ``n_nonfinite``, which makes the estimate NaN).
     """
     n_boot = _check_n_boot(n_boot)
     ts, f = _check_states(ts, fields)
@@ -676,7 +698,7 @@ def xi_peak_time(
         )
     out = _xi_impl(f, ts, _check_key(key), n_boot, bool(increments), bool(growth), method)
     name = f"xi_{'growth' if growth else 'peak'}/{method}/{'increments' if increments else 'field'}"
-    return CriticalTimeEstimate(*out, name)
+    return _refuse_nonfinite(CriticalTimeEstimate(*out, name), _nonfinite_traj(f, 1))
 
 
 @functools.partial(jax.jit, static_argnums=(3, 4, 5, 6))
@@ -753,13 +775,17 @@ def cloning_time(
     in high dimension (tested in ``test_criticality``); on the patch model, with ``classify``
     the sign of one site, it is a different (local) definition with a measured offset.
 
-    **Returns:** a :class:`CriticalTimeEstimate` (curve = $\phi$ or $|d\phi/dt|$).
+    **Returns:** a :class:`CriticalTimeEstimate` (curve = $\phi$ or $|d\phi/dt|$; $\phi$ is
+    NaN at branch times where a trajectory or copy has a NaN/Inf state, and such trajectories,
+    counted in ``n_nonfinite``, make the estimate NaN).
     """
     if mode not in ("level", "max_slope"):
         raise ValueError(f"mode must be 'level' or 'max_slope', got {mode!r}.")
     n_boot = _check_n_boot(n_boot)
     k_run, k_boot = jax.random.split(_check_key(key))
-    t, phi, se = _cloning_curve(score_fn, process, k_run, x, ts, branch_index, classify, method)
+    t, phi, se, bad = _cloning_curve(
+        score_fn, process, k_run, x, ts, branch_index, classify, method
+    )
     if t.shape[0] < 3 + (mode == "max_slope"):
         raise ValueError("cloning_time needs at least 3 branch times (4 for max_slope).")
     z = jax.random.normal(k_boot, (n_boot,) + phi.shape, phi.dtype)
@@ -767,12 +793,13 @@ def cloning_time(
     if mode == "level":
         t_c, interp = first_crossing(t, phi, level)
         tb, _ = first_crossing(t, phib, level)
-        return CriticalTimeEstimate(t_c, _nanstd(tb), interp, t, phi, se, "cloning/level")
+        est = CriticalTimeEstimate(t_c, _nanstd(tb), interp, t, phi, se, "cloning/level")
+        return _refuse_nonfinite(est, bad)
     tm = 0.5 * (t[1:] + t[:-1])
     slope = lambda p: jnp.abs(jnp.diff(p, axis=-1) / jnp.diff(t))
     t_c, interp = peak_time(tm, slope(phi))
     tb, _ = peak_time(tm, slope(phib))
-    return CriticalTimeEstimate(
+    est = CriticalTimeEstimate(
         t_c,
         _nanstd(tb),
         interp,
@@ -781,6 +808,7 @@ def cloning_time(
         jnp.std(slope(phib), axis=0, ddof=1),
         "cloning/max_slope",
     )
+    return _refuse_nonfinite(est, bad)
 
 
 def _cloning_curve(score_fn, process, key, x, ts, branch_index, classify, method):
@@ -821,7 +849,12 @@ def _cloning_curve(score_fn, process, key, x, ts, branch_index, classify, method
     lab = jnp.stack([check_labels(classify, xb, 2 * n) for xb in xf])
     lab = lab.reshape(len(idx), 2, n)
     phi = jnp.mean((lab[:, 0] == lab[:, 1]).astype(jnp.result_type(float)), axis=1)
-    return ts[np.asarray(idx)], phi, jnp.sqrt(phi * (1 - phi) / n)
+    # (n_branch, n): trajectory m is non-finite at branch b (its state or either copy's end)
+    bad = jax.vmap(
+        lambda sb, xb: _nonfinite_traj(sb, 0) | _nonfinite_traj(xb, 0).reshape(2, n).any(0)
+    )(states, xf)
+    phi = jnp.where(bad.any(axis=1), jnp.nan, phi)
+    return ts[np.asarray(idx)], phi, jnp.sqrt(phi * (1 - phi) / n), bad.any(axis=0)
 
 
 # ----------------------------------------------------------------------------------------

@@ -106,6 +106,16 @@ class AbstractData(eqx.Module):
 # ----------------------------------------------------------------------------------------------
 
 
+def _check_finite(arr: Array, name: str) -> Array:
+    """``arr`` checked to hold only finite numbers (concrete: ``ValueError`` naming `name`;
+    traced: :func:`check_values`'s guard). Returns the (possibly guarded) array."""
+    return check_values(
+        arr,
+        lambda v: ~(abs(v) < float("inf")).all(),
+        f"{name} must be finite (no NaN or Inf entries).",
+    )
+
+
 def _check_weights(weights, k: int, name: str = "weights") -> Array:
     if weights is None:
         return jnp.full((k,), 1.0 / k)
@@ -220,7 +230,7 @@ class DeltaMixture(AbstractFiniteSet):
             )
         if pts.shape[0] == 0:
             raise ValueError("points is empty: a DeltaMixture needs at least one point.")
-        self.points = pts
+        self.points = _check_finite(pts, "points")
         self.event_shape = tuple(pts.shape[1:])
         self.weights = _check_weights(weights, pts.shape[0])
 
@@ -254,7 +264,7 @@ class LatticeImages(AbstractFiniteSet):
             raise ValueError(f"images must have shape (N, *lattice_shape), got {imgs.shape}.")
         if imgs.shape[0] == 0:
             raise ValueError("images is empty: a LatticeImages set needs at least one image.")
-        self.images = imgs
+        self.images = _check_finite(imgs, "images")
         self.event_shape = tuple(imgs.shape[1:])
         self.weights = _check_weights(weights, imgs.shape[0])
 
@@ -289,7 +299,7 @@ class TwoPoint(AbstractData):
         dim: int | np.integer | None = None,
         weight: Real[ArrayLike, ""] = 0.5,
     ):
-        m = as_float_array(mu, "mu")
+        m = _check_finite(as_float_array(mu, "mu"), "mu")
         if m.ndim == 0:
             dim = 1 if dim is None else dim
             if not isinstance(dim, (int, np.integer)) or dim < 1:
@@ -379,8 +389,9 @@ class Gaussian(AbstractData):
         mu = as_float_array(mean, "mean")
         if mu.ndim != 1 or mu.shape[0] == 0:
             raise ValueError(f"mean must be a non-empty vector (d,), got shape {mu.shape}.")
+        mu = _check_finite(mu, "mean")
         d = mu.shape[0]
-        c = as_float_array(cov, "cov")
+        c = _check_finite(as_float_array(cov, "cov"), "cov")
         if c.ndim == 0:
             c = check_values(c, lambda v: v < 0, f"cov (a variance) must be >= 0, got {cov}.")
             c = c * jnp.eye(d, dtype=c.dtype)
@@ -470,8 +481,9 @@ class GaussianMixture(AbstractData):
         mu = as_float_array(means, "means")
         if mu.ndim != 2 or mu.shape[0] == 0 or mu.shape[1] == 0:
             raise ValueError(f"means must have shape (K, d) with K, d >= 1, got {mu.shape}.")
+        mu = _check_finite(mu, "means")
         k, d = mu.shape
-        v = as_float_array(variances, "variances")
+        v = _check_finite(as_float_array(variances, "variances"), "variances")
         if v.ndim == 0:
             v = jnp.full((k,), v)
         if v.shape == (k,):
@@ -621,7 +633,11 @@ class Hypersphere(AbstractData):
         r = as_float_array(radius, "radius")
         if r.ndim != 0:
             raise ValueError(f"radius must be a scalar, got shape {r.shape}.")
-        self.radius = check_values(r, lambda v: ~(v > 0), f"radius must be > 0, got {radius}.")
+        self.radius = check_values(
+            r,
+            lambda v: ~(v > 0) | ~(abs(v) < float("inf")),
+            f"radius must be > 0 and finite, got {radius}.",
+        )
         self.event_shape = (int(dim),)
 
     def sample(self, key, n):
@@ -693,6 +709,8 @@ def uniform_images(
     vals = np.asarray(values, dtype=np.float64)
     if vals.ndim != 1 or vals.size == 0:
         raise ValueError(f"values must be a non-empty sequence of numbers, got {values!r}.")
+    if not np.all(np.isfinite(vals)):
+        raise ValueError(f"values must be finite (no NaN or Inf), got {values!r}.")
     return LatticeImages(jnp.asarray(vals.reshape((-1,) + (1,) * len(shp)) * np.ones(shp)))
 
 

@@ -29,7 +29,18 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float, Real
 
-from ._checks import as_float_array, check_event_shape, concrete_value, is_concrete, trusted
+from ._checks import (
+    DATASET,
+    PROCESS,
+    as_float_array,
+    check_instance,
+    check_positive_int,
+    check_time,
+    check_values,
+    concrete_value,
+    is_concrete,
+    trusted,
+)
 from .data import AbstractData
 from .processes import OU, VP, AbstractProcess
 from .scores import denoiser, log_prob, posterior_cov, score
@@ -77,6 +88,35 @@ class CriticalTimes(NamedTuple):
 # ----------------------------------------------------------------------------------------------
 # the criteria at the symmetric point
 # ----------------------------------------------------------------------------------------------
+
+
+def _check_data_process(data, process) -> None:
+    check_instance(data, AbstractData, "data", DATASET)
+    check_instance(process, AbstractProcess, "process", PROCESS)
+
+
+def _checked_x_ref(data: AbstractData, x_ref, name: str = "x_ref"):
+    """``x_ref`` (or ``None``) as a float array of the dataset's event shape with finite entries
+    (concrete values checked in Python; traced ones by :func:`check_values`'s guard)."""
+    if x_ref is None:
+        return None
+    x_ref = as_float_array(x_ref, name)
+    if tuple(x_ref.shape) != tuple(data.event_shape):
+        raise ValueError(
+            f"{name} must be one point of the dataset's event shape {tuple(data.event_shape)}, "
+            f"got shape {tuple(x_ref.shape)}."
+        )
+    return check_values(
+        x_ref, lambda v: ~(abs(v) < float("inf")).all(), f"{name} must be finite (no NaN/Inf)."
+    )
+
+
+def _scalar(value, name: str):
+    """A scalar float array; ``ValueError`` naming `name` for anything else."""
+    arr = as_float_array(value, name)
+    if arr.ndim != 0:
+        raise ValueError(f"{name} must be a scalar, got shape {tuple(arr.shape)}.")
+    return arr
 
 
 def _x_ref(data: AbstractData, process: AbstractProcess, t, x_ref):
@@ -233,25 +273,25 @@ def critical_times(
     bifurcation and gives ``None`` (the cubic coefficient of the score along the soft mode is
     checked at the root).
 
+    **Validation.** ``ValueError`` naming the argument for: `data`/`process` not a gltheory
+    dataset/process, `n_grid` < 4, `t_min`/`t_max` not scalars with
+    $0 < t_{\min} < t_{\max}\le T$, an `x_ref` that is not one finite point of the event
+    shape (so ``None`` always means "no transition", never a NaN input).
+
     **Returns:** :class:`CriticalTimes` (floats or ``None``; arrays with NaN under tracing).
     """
-    if not isinstance(data, AbstractData) or not isinstance(process, AbstractProcess):
-        raise ValueError("critical_times(data, process) needs a gltheory dataset and process.")
-    if not isinstance(n_grid, (int, np.integer)) or n_grid < 4:
-        raise ValueError(f"n_grid must be an integer >= 4, got {n_grid!r}.")
-    if x_ref is not None:
-        x_ref = as_float_array(x_ref, "x_ref")
-        check_event_shape(x_ref, data.event_shape, "x_ref")
-        if x_ref.shape != tuple(data.event_shape):
-            raise ValueError(
-                f"x_ref must have the event shape {data.event_shape}, got {x_ref.shape}."
-            )
-    t_min = as_float_array(1e-4 * process.T if t_min is None else t_min, "t_min")
-    t_max = as_float_array(process.T if t_max is None else t_max, "t_max")
+    _check_data_process(data, process)
+    check_positive_int(n_grid, "n_grid", 4)
+    x_ref = _checked_x_ref(data, x_ref)
+    t_min = _scalar(1e-4 * process.T if t_min is None else t_min, "t_min")
+    t_max = _scalar(process.T if t_max is None else t_max, "t_max")
     if is_concrete((t_min, t_max)) and not 0 < float(t_min) < float(t_max) <= float(process.T) * (
         1 + 1e-6
     ):
-        raise ValueError(f"need 0 < t_min < t_max <= T, got t_min={t_min}, t_max={t_max}.")
+        raise ValueError(
+            f"t_min and t_max must satisfy 0 < t_min < t_max <= T = {float(process.T):g}, got "
+            f"t_min={float(t_min):g}, t_max={float(t_max):g}."
+        )
     # grid uniform in log SNR, decreasing from t_max to t_min
     u = jnp.linspace(0.0, 1.0, n_grid, dtype=t_min.dtype)
     lo, hi = process.log_snr(t_max), process.log_snr(t_min)
@@ -391,6 +431,11 @@ def _unit_direction(data, direction):
         u = as_float_array(direction, "direction").reshape(-1)
         if u.shape != (data.dim,):
             raise ValueError(f"direction must have {data.dim} entries, got {u.size}.")
+        u = check_values(
+            u,
+            lambda v: ~((abs(v) < float("inf")).all() & ((v**2).sum() > 0)),
+            "direction must be a finite, nonzero vector (the line x_ref + ell * direction).",
+        )
     return (u / jnp.linalg.norm(u)).reshape(data.event_shape)
 
 
@@ -413,12 +458,27 @@ def fixed_points(
     bisection; stability is the sign of the top eigenvalue of $\partial F/\partial x$ (autodiff).
     For the two-point data the SDE zeros are Raya & Ambrogioni's pitchfork branches
     $(\theta^2+1)x^* = -2\theta\tanh(\theta x^*/(\theta^2-1))$ (`docs/theory/critical-times.md#raya-ambrogioni`).
+
+    **Validation.** ``ValueError`` naming the argument for: `data`/`process` not a gltheory
+    dataset/process, `t` not a scalar in $(0, T]$, `n_grid` < 2, `max_roots` < 1, a zero or
+    non-finite `direction`, an `x_ref` that is not one finite point of the event shape (traced
+    values are checked only with ``gl.config.check_traced_values`` on). Unused slots (fewer
+    zeros than ``max_roots``) are NaN.
     """
+    _check_data_process(data, process)
     if field not in CRITERIA:
         raise ValueError(f"field must be 'score', 'sde' or 'ode', got {field!r}.")
+    check_positive_int(n_grid, "n_grid", 2)
+    check_positive_int(max_roots, "max_roots", 1)
+    t = as_float_array(t, "t")
+    if t.ndim != 0:
+        raise ValueError(
+            f"t must be a scalar time, got shape {tuple(t.shape)} (use bifurcation_diagram for "
+            "several times)."
+        )
+    t = check_time(t, process.T, "t")
     u = _unit_direction(data, direction)
-    t = jnp.asarray(t)
-    x0 = _x_ref(data, process, t, x_ref)
+    x0 = _x_ref(data, process, t, _checked_x_ref(data, x_ref))
     spread = jnp.sqrt(jnp.max(jnp.linalg.eigvalsh(data.covariance()))) + jnp.linalg.norm(
         data.mean()
     )
@@ -472,7 +532,10 @@ def bifurcation_diagram(
     max_roots: int = 5,
 ) -> FixedPoints:
     """:func:`fixed_points` at every time of ``ts`` (vmapped): the pitchfork diagram."""
+    _check_data_process(data, process)
     ts = as_float_array(ts, "ts")
+    if ts.ndim != 1:
+        raise ValueError(f"ts must be a 1-D array of times, got shape {tuple(ts.shape)}.")
     return jax.vmap(
         lambda t: fixed_points(
             data, process, t, field=field, direction=direction, n_grid=n_grid, max_roots=max_roots
@@ -503,9 +566,10 @@ def potential_curvature(
     direction: ArrayLike | None = None,
 ) -> Array:
     r"""$\partial_\ell^2 U(x + \ell u, t)$ at $\ell=0$ (autodiff); Raya & Ambrogioni's Eq. 8 at $x=0$."""
+    _check_data_process(data, process)
     u = _unit_direction(data, direction)
     t = jnp.asarray(t)
-    x0 = _x_ref(data, process, t, x)
+    x0 = _x_ref(data, process, t, _checked_x_ref(data, x, "x"))
     return jax.grad(jax.grad(lambda e: generative_potential(data, process, x0 + e * u, t)))(
         jnp.zeros((), u.dtype)
     )
@@ -524,9 +588,10 @@ def landau_coefficients(
 
     Two deltas $\pm\mu$: $r = (b^2 - a^2\Lambda)/b^4$, $u = \tfrac13 (a\sqrt\Lambda/b^2)^4$.
     """
+    _check_data_process(data, process)
     u_dir = _unit_direction(data, direction)
     t = jnp.asarray(t)
-    x0 = _x_ref(data, process, t, x_ref)
+    x0 = _x_ref(data, process, t, _checked_x_ref(data, x_ref))
     f = lambda e: -log_prob(data, process, x0 + e * u_dir, t)
     d2 = jax.grad(jax.grad(f))
     d4 = jax.grad(jax.grad(d2))
@@ -563,6 +628,8 @@ def _check_fit_points(x, y, yerr, x_range) -> None:
         return
     if rv is not None and any(r is None for r in rv):
         return
+    if ev is not None and ev.shape != yv.shape:
+        raise ValueError(f"yerr must have the shape of y {yv.shape}, got {ev.shape}.")
     inside = np.ones(xv.shape, bool)
     if rv is not None:
         lo, hi = float(rv[0]), float(rv[1])
@@ -587,6 +654,11 @@ def _check_fit_points(x, y, yerr, x_range) -> None:
             f"fit_exponent needs at least 3 points in x_range {x_range!r}, got "
             f"{int(inside.sum())} (x spans [{xv.min():g}, {xv.max():g}])."
         )
+    if np.unique(xv[inside]).size < 2:
+        raise ValueError(
+            "fit_exponent: x must take at least 2 distinct values in x_range (a slope needs a "
+            f"spread in ln x), got x = {np.unique(xv[inside])[:8].tolist()}."
+        )
 
 
 def fit_exponent(
@@ -605,14 +677,17 @@ def fit_exponent(
 
     **Validation.** With concrete inputs, every point inside ``x_range`` (all points when it is
     ``None``) must have a finite $x > 0$, a finite $y \ne 0$ and (with ``yerr``) a finite
-    $\sigma_y > 0$, and at least 3 points must lie in the range: otherwise ``ValueError`` names
-    the offending points; nothing is dropped silently. Under ``jit`` such points get weight 0
-    and ``n`` says how many points the fit used.
+    $\sigma_y > 0$, at least 3 points must lie in the range and their $x$ must take at least
+    2 distinct values: otherwise ``ValueError`` names the offending points; nothing is dropped
+    silently. Under ``jit`` such points get weight 0 and ``n`` says how many points the fit
+    used (a degenerate fit then returns NaN).
 
     **Returns:** an :class:`ExponentFit` (``n``: the number of points fitted).
     """
     x = as_float_array(x, "x")
     y = as_float_array(y, "y")
+    if x_range is not None and (not isinstance(x_range, tuple | list) or len(x_range) != 2):
+        raise ValueError(f"x_range must be a pair (lo, hi) with lo < hi, got {x_range!r}.")
     if x.ndim != 1 or x.shape != y.shape or x.shape[0] < 3:
         raise ValueError(
             f"x and y must be 1-D arrays of the same length >= 3, got {x.shape} and {y.shape}."

@@ -16,6 +16,12 @@ parameter, measured by simulation and computed by quadrature. See
 - :func:`magnetization_observable` and :func:`bimodality` — the order parameter
   $M = u\cdot\mathbb E[y\mid x_t]$ along trajectories and its mean $|M|$ and Binder cumulant.
 
+**Non-finite trajectories.** Every Monte Carlo estimator here counts the trajectories (or
+samples) whose states hold a NaN or Inf and reports the count as ``n_nonfinite``; when it is
+not zero the estimate and its standard error are NaN (a class label of a NaN state is
+meaningless, so no estimate, and in particular no ``se = 0``, is built on them). This holds
+under ``jit`` too (no error is raised, no host callback is added).
+
 **Theory** (two symmetric clusters $\pm m$ with isotropic within-cluster variance $\sigma^2$;
 $\sigma^2 = 0$ gives two deltas): along $\hat m$ the marginal is
 $p_t(q) = \tfrac12[G_+(q) + G_-(q)]$, $G_\pm = \mathcal N(q;\pm\mu_t,\Gamma_t)$ with
@@ -123,12 +129,16 @@ class CloningEstimate(NamedTuple):
     - `se`: binomial standard error $\\sqrt{\\phi(1-\\phi)/n}$, shaped like `phi`.
     - `n`: number of branched trajectories per branch time.
     - `t`: the branch times ``ts[branch_index]``, shaped like `phi`.
+    - `n_nonfinite`: number of the ``n`` trajectories with a NaN/Inf state (at the branch time
+      or at the end of any copy), shaped like `phi`; where it is not zero, `phi` and `se` are
+      NaN.
     """
 
     phi: Array
     se: Array
     n: int
     t: Array
+    n_nonfinite: Array | int = 0
 
 
 class ResponseEstimate(NamedTuple):
@@ -139,12 +149,16 @@ class ResponseEstimate(NamedTuple):
     - `se`: its standard error from the ``n`` paired differences (common random numbers).
     - `n`: number of pairs.
     - `t`: the kick times (``None`` for :func:`class_fraction_response`).
+    - `n_nonfinite`: number of pairs with a NaN/Inf state (kicked state or final state of
+      either member), shaped like `response`; where it is not zero, `response` and `se` are
+      NaN.
     """
 
     response: Array
     se: Array
     n: int
     t: Array | None
+    n_nonfinite: Array | int = 0
 
 
 class Bimodality(NamedTuple):
@@ -154,6 +168,8 @@ class Bimodality(NamedTuple):
     - `binder`, `binder_se`: $U = 1 - \\langle M^4\\rangle/(3\\langle M^2\\rangle^2)$ and its
       delta-method standard error.
     - `n`: number of samples.
+    - `n_nonfinite`: number of non-finite samples (per kept index); where it is not zero every
+      estimate and standard error is NaN.
     """
 
     mean_abs: Array
@@ -161,6 +177,7 @@ class Bimodality(NamedTuple):
     binder: Array
     binder_se: Array
     n: int
+    n_nonfinite: Array | int = 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -433,7 +450,8 @@ def cloning_probability(
     - `n_copies`: copies per branched trajectory ($k\ge2$).
 
     **Returns:** a :class:`CloningEstimate` (`phi`, `se`, `t` scalars for a single index, arrays
-    for a sequence).
+    for a sequence). Trajectories with a NaN/Inf state are counted in `n_nonfinite`, and then
+    `phi` and `se` are NaN (module docstring).
 
     Reference: `docs/theory/cloning.md#cloning-monte-carlo` (Biroli et al., ``src/Plots_paper.py``).
     """
@@ -458,7 +476,7 @@ def cloning_probability(
         noise_block=noise_block,
     )
     post = fold_keys(base, 1)
-    phis = []
+    phis, bads = [], []
     for b, i in enumerate(idx):
         keys_b = fold_keys(post, i)
         copy_keys = jax.vmap(lambda j, kb=keys_b: fold_keys(kb, j))(jnp.arange(n_copies))
@@ -471,12 +489,26 @@ def cloning_probability(
         lab = check_labels(classify, sol.x, n_copies * n).reshape(n_copies, n)
         agree = jnp.all(lab == lab[:1], axis=0).astype(jnp.result_type(float))
         phis.append(jnp.mean(agree))
-    phi = jnp.stack(phis)
+        bad = _nonfinite_rows(states[b], n)
+        bad = bad | _nonfinite_rows(sol.x, n_copies * n).reshape(n_copies, n).any(axis=0)
+        bads.append(jnp.sum(bad, dtype=jnp.int32))
+    phi, n_bad = jnp.stack(phis), jnp.stack(bads)
     se = jnp.sqrt(phi * (1 - phi) / n)
+    phi, se = _nan_where(n_bad, phi, se)
     t = ts[np.asarray(idx)]
     if scalar:
-        phi, se, t = phi[0], se[0], t[0]
-    return CloningEstimate(phi=phi, se=se, n=n, t=t)
+        phi, se, t, n_bad = phi[0], se[0], t[0], n_bad[0]
+    return CloningEstimate(phi=phi, se=se, n=n, t=t, n_nonfinite=n_bad)
+
+
+def _nonfinite_rows(x, n: int) -> Array:
+    """``(n,)`` booleans: which of the ``n`` leading rows of ``x`` hold a NaN or Inf."""
+    return ~jnp.all(jnp.isfinite(jnp.reshape(x, (n, -1))), axis=1)
+
+
+def _nan_where(count, *values):
+    """Each value replaced by NaN where ``count > 0`` (the module's non-finite policy)."""
+    return tuple(jnp.where(count > 0, jnp.nan, v) for v in values)
 
 
 def _paired(lab_plus, lab_minus, target, step) -> tuple[Array, Array]:
@@ -530,7 +562,8 @@ def kick_response(
     - `delta`: kick size $\delta>0$ (Euclidean norm of the kick).
     - `target`: the class $c^*$ whose fraction responds.
 
-    **Returns:** a :class:`ResponseEstimate` with the kick times in `t`.
+    **Returns:** a :class:`ResponseEstimate` with the kick times in `t` (pairs with a NaN/Inf
+    state counted in `n_nonfinite`; then `response` and `se` are NaN).
 
     Reference: `docs/theory/cloning.md#kick-response` [DERIVED].
     """
@@ -557,7 +590,7 @@ def kick_response(
         noise_block=noise_block,
     )
     post = fold_keys(base, 1)
-    vals, ses = [], []
+    vals, ses, bads = [], [], []
     for b, i in enumerate(idx):
         keys_b = fold_keys(post, i)
         kick = (delta * u).astype(states.dtype)
@@ -575,11 +608,14 @@ def kick_response(
         r, se = _paired(lab[:n], lab[n:], target, delta)
         vals.append(r)
         ses.append(se)
-    r, se = jnp.stack(vals), jnp.stack(ses)
+        bad = _nonfinite_rows(xb, 2 * n) | _nonfinite_rows(sol.x, 2 * n)
+        bads.append(jnp.sum(bad[:n] | bad[n:], dtype=jnp.int32))
+    r, se, n_bad = jnp.stack(vals), jnp.stack(ses), jnp.stack(bads)
+    r, se = _nan_where(n_bad, r, se)
     t = ts[np.asarray(idx)]
     if scalar:
-        r, se, t = r[0], se[0], t[0]
-    return ResponseEstimate(response=r, se=se, n=n, t=t)
+        r, se, t, n_bad = r[0], se[0], t[0], n_bad[0]
+    return ResponseEstimate(response=r, se=se, n=n, t=t, n_nonfinite=n_bad)
 
 
 def class_fraction_response(
@@ -614,7 +650,8 @@ def class_fraction_response(
     - `h`, `dh`: centre and half-step of the central difference ($dh>0$).
     - `target`: the class $c^*$ whose fraction responds.
 
-    **Returns:** a :class:`ResponseEstimate` (``t`` is ``None``).
+    **Returns:** a :class:`ResponseEstimate` (``t`` is ``None``; pairs with a NaN/Inf final
+    state counted in `n_nonfinite`, and then `response` and `se` are NaN).
 
     Reference: `docs/theory/guidance.md#class-susceptibility` (linear response of the class fraction)
     [DERIVED].
@@ -653,7 +690,10 @@ def class_fraction_response(
     )
     lab = check_labels(classify, sol.x, 2 * n)
     r, se = _paired(lab[:n], lab[n:], target, dh)
-    return ResponseEstimate(response=r, se=se, n=n, t=None)
+    bad = _nonfinite_rows(sol.x, 2 * n)
+    n_bad = jnp.sum(bad[:n] | bad[n:], dtype=jnp.int32)
+    r, se = _nan_where(n_bad, r, se)
+    return ResponseEstimate(response=r, se=se, n=n, t=None, n_nonfinite=n_bad)
 
 
 def sign_classifier(direction: ArrayLike) -> Callable[[Array], Array]:
@@ -732,7 +772,8 @@ def bimodality(m: ArrayLike, axis: int = -1) -> Bimodality:
     - `m`: samples; `axis` is the sample axis (other axes, e.g. saved times, are kept).
     - `axis`: the sample axis (default last, as in ``Solution.observables`` of shape ``(k, n)``).
 
-    **Returns:** a :class:`Bimodality`.
+    **Returns:** a :class:`Bimodality` (non-finite samples counted in `n_nonfinite`; where
+    there are any, the estimates are NaN).
 
     Reference: `docs/theory/meanfield.md#landau` (order parameter); Binder cumulant as in
     `docs/theory/meanfield.md#finite-size-scaling`.
@@ -744,7 +785,8 @@ def bimodality(m: ArrayLike, axis: int = -1) -> Bimodality:
     n = m.shape[-1]
     if n < 2:
         raise ValueError(f"bimodality needs at least 2 samples, got {n}.")
-    return Bimodality(*_bimodality_impl(m), n=n)
+    n_bad = jnp.sum(~jnp.isfinite(m), axis=-1, dtype=jnp.int32)
+    return Bimodality(*_nan_where(n_bad, *_bimodality_impl(m)), n=n, n_nonfinite=n_bad)
 
 
 @jax.jit

@@ -174,6 +174,7 @@ def uniform_patch_score(
     - `window`: odd window size $k$.
     - `lattice_ndim`: $D$.
     """
+    check_instance(process, AbstractProcess, "process", PROCESS)
     if lattice_ndim not in (1, 2):
         raise ValueError(f"lattice_ndim must be 1 or 2, got {lattice_ndim!r}.")
     if not isinstance(window, int) or window < 1 or window % 2 == 0:

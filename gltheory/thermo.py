@@ -120,11 +120,17 @@ _LOG_2PI = math.log(2 * math.pi)
 
 
 class MCEstimate(NamedTuple):
-    """A Monte Carlo mean and its standard error (same shapes); ``n`` samples."""
+    """A Monte Carlo mean and its standard error (same shapes); ``n`` samples.
+
+    ``n_nonfinite`` (shaped like ``mean``) counts the samples whose value is NaN or Inf (a
+    non-finite state or score); where it is not zero ``mean`` and ``se`` are NaN: no estimate
+    is built on non-finite samples (nothing is raised, also under ``jit``).
+    """
 
     mean: Array
     se: Array
     n: int
+    n_nonfinite: Array | int = 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -345,7 +351,7 @@ def _rate_mc_impl(data, process, score_fn, key, n, t):
     f, g2 = process.f(t), process.g2(t)
     axes = tuple(range(1, x.ndim))
     vals = (2 / g2) * jnp.sum((f * x - 0.5 * g2 * s) ** 2, axis=axes)
-    return jnp.mean(vals), jnp.std(vals, ddof=1) / jnp.sqrt(n)
+    return _mc(vals, n)
 
 
 def entropy_production_rate_mc(
@@ -363,14 +369,14 @@ def entropy_production_rate_mc(
     score (pass a learned one to measure a model's entropy production). Along generated
     trajectories the same average is returned step by step by :func:`trajectory_entropy`.
 
-    **Returns:** :class:`MCEstimate` (mean, standard error, n).
+    **Returns:** :class:`MCEstimate` (mean, standard error, n, ``n_nonfinite``: samples whose
+    value is NaN/Inf, e.g. from a learned score; then mean and se are NaN).
     """
     _check_dp(data, process)
     n = _check_int(n, "n", 2)
     t = _scalar_t(t, process)
     sf = _exact_score(data, process) if score_fn is None else score_fn
-    m, se = _rate_mc_impl(data, process, sf, key, n, t.astype(_dtype_of(t)))
-    return MCEstimate(m, se, n)
+    return _rate_mc_impl(data, process, sf, key, n, t.astype(_dtype_of(t)))
 
 
 @eqx.filter_jit
@@ -494,7 +500,11 @@ def _delta_logits(points: Array, log_w: Array, x: Array, a, b2) -> Array:
 
 
 def _mc(vals, n):
-    return MCEstimate(jnp.mean(vals), jnp.std(vals, ddof=1) / math.sqrt(n), n)
+    """:class:`MCEstimate` of the samples ``vals`` (leading axis), NaN if any is non-finite."""
+    n_bad = jnp.sum(~jnp.isfinite(vals), axis=0, dtype=jnp.int32)
+    mean = jnp.where(n_bad > 0, jnp.nan, jnp.mean(vals, axis=0))
+    se = jnp.where(n_bad > 0, jnp.nan, jnp.std(vals, axis=0, ddof=1) / math.sqrt(n))
+    return MCEstimate(mean, se, n, n_bad)
 
 
 def marginal_entropy_mc(
@@ -561,7 +571,10 @@ class EntropyProduction(NamedTuple):
     - `total`: $\Delta s_{\rm tot}$ = system + medium.
     - `rate`, `rate_se`: ensemble mean of the instantaneous $\Pi$ integrand
       $\frac2{g^2}\|f x-\tfrac12g^2s\|^2$ over the states at ``ts[:-1]`` (shape ``(n_steps,)``),
-      i.e. $\Pi(t)$ by Monte Carlo along the trajectories, and its standard error.
+      i.e. $\Pi(t)$ by Monte Carlo along the trajectories, and its standard error (NaN at the
+      steps where a state is NaN/Inf).
+    - `n_nonfinite`: number of trajectories with a NaN/Inf final state or total entropy
+      production (their per-trajectory values are NaN; averages over them are NaN too).
     """
 
     x: Array
@@ -571,6 +584,7 @@ class EntropyProduction(NamedTuple):
     total: Array
     rate: Array
     rate_se: Array
+    n_nonfinite: Array | int = 0
 
 
 Direction = Literal["reverse", "forward", "reversed_protocol"]
@@ -708,11 +722,17 @@ def trajectory_entropy(
     xf, system, medium, rate, rate_se = _traj_impl(
         score_fn, log_prob_fn, process, keys, x0, ts, direction, noise_block
     )
-    return EntropyProduction(xf, ts, system, medium, system + medium, rate, rate_se)
+    total = system + medium
+    bad = ~jnp.all(jnp.isfinite(xf.reshape(xf.shape[0], -1)), axis=1) | ~jnp.isfinite(total)
+    n_bad = jnp.sum(bad, dtype=jnp.int32)
+    return EntropyProduction(xf, ts, system, medium, total, rate, rate_se, n_bad)
 
 
 def integral_fluctuation_theorem(total: ArrayLike) -> MCEstimate:
-    r"""$\langle e^{-\Delta s_{\rm tot}}\rangle$ and its standard error (should be 1)."""
+    r"""$\langle e^{-\Delta s_{\rm tot}}\rangle$ and its standard error (should be 1).
+
+    Non-finite values of $e^{-\Delta s_{\rm tot}}$ are counted in ``n_nonfinite`` and make the
+    estimate NaN (:class:`MCEstimate`)."""
     s = as_float_array(total, "total")
     if s.ndim != 1 or s.shape[0] < 2:
         raise ValueError(f"total must be a 1-D array of >= 2 values, got shape {s.shape}.")
@@ -725,7 +745,8 @@ class DetailedFT(NamedTuple):
     - `s`: bin centres; `log_ratio`: $\ln[P_F(s)/P_B(-s)]$; `se`: its standard error
       $\sqrt{1/n_F + 1/n_B}$ (Poisson counts); `counts_f`, `counts_b`: bin counts;
       `slope`, `slope_se`: weighted least-squares slope of log_ratio vs s through the origin
-      (theory 1).
+      (theory 1); `n_nonfinite`: NaN/Inf values in the two inputs together (the histograms
+      use the finite ones; when it is not zero `slope` and `slope_se` are NaN).
     """
 
     s: Array
@@ -735,6 +756,7 @@ class DetailedFT(NamedTuple):
     counts_b: Array
     slope: Array
     slope_se: Array
+    n_nonfinite: int = 0
 
 
 def detailed_fluctuation_theorem(
@@ -759,7 +781,8 @@ def detailed_fluctuation_theorem(
     Pass ``total_forward`` from ``direction="reverse"`` (started at $p_T$) and
     ``total_backward`` from ``direction="reversed_protocol"`` (started at $p_{t_{\min}}$).
 
-    Bins with fewer than ``min_count`` counts on either side are dropped (NaN).
+    Bins with fewer than ``min_count`` counts on either side are dropped (NaN). NaN/Inf
+    values are counted in ``n_nonfinite`` and make ``slope``/``slope_se`` NaN.
 
     **Returns:** :class:`DetailedFT`.
     """
@@ -768,6 +791,13 @@ def detailed_fluctuation_theorem(
     if sf.ndim != 1 or sb.ndim != 1:
         raise ValueError("total_forward and total_backward must be 1-D arrays.")
     bins = _check_int(bins, "bins", 2)
+    n_bad = int(np.sum(~np.isfinite(sf)) + np.sum(~np.isfinite(sb)))
+    sf, sb = sf[np.isfinite(sf)], sb[np.isfinite(sb)]
+    if sf.size < 2 or sb.size < 2:
+        raise ValueError(
+            "total_forward and total_backward must each hold at least 2 finite values, got "
+            f"{sf.size} and {sb.size}."
+        )
     if s_range is None:
         lo = max(np.quantile(sf, 0.02), np.quantile(-sb, 0.02))
         hi = min(np.quantile(sf, 0.98), np.quantile(-sb, 0.98))
@@ -788,7 +818,9 @@ def detailed_fluctuation_theorem(
     w = np.where(ok, 1 / se**2, 0.0)
     slope = np.sum(w * s * np.nan_to_num(lr)) / np.sum(w * s**2)
     slope_se = 1 / math.sqrt(np.sum(w * s**2))
-    return DetailedFT(s, lr, se, cf, cb, np.asarray(slope), np.asarray(slope_se))
+    if n_bad:
+        slope, slope_se = np.nan, np.nan
+    return DetailedFT(s, lr, se, cf, cb, np.asarray(slope), np.asarray(slope_se), n_bad)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1108,7 +1140,8 @@ def _excess_impl(points, process, key, n, ts, test):
         xx = jnp.sum(x**2, axis=-1)
         neg_logp = -(lse - 0.5 * xx / b2 - 0.5 * d * (_LOG_2PI + jnp.log(b2)))
         vals = alpha - (neg_logp / d - 0.5 * (_LOG_2PI + 1 + jnp.log(b2)))
-        return jnp.mean(vals), jnp.std(vals, ddof=1) / jnp.sqrt(n)
+        est = _mc(vals, n)
+        return est.mean, est.se, est.n_nonfinite
 
     return jax.lax.map(one, ts)
 
@@ -1152,8 +1185,8 @@ def excess_entropy(
         test = as_float_array(test_points, "test_points").astype(dtype)
         if test.ndim != 2 or test.shape[1] != pts.shape[1]:
             raise ValueError(f"test_points must have shape (M, {pts.shape[1]}), got {test.shape}.")
-    m, se = _excess_impl(pts.astype(dtype), process, key, n, ts.astype(dtype), test)
-    return MCEstimate(m, se, n)
+    m, se, n_bad = _excess_impl(pts.astype(dtype), process, key, n, ts.astype(dtype), test)
+    return MCEstimate(m, se, n, n_bad)
 
 
 def collapse_time_estimate(

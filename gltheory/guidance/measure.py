@@ -6,6 +6,12 @@ Ambrogioni, arXiv:2603.20092. Every estimator runs the reverse-time dynamics thr
 :mod:`gltheory.sampling` with explicit keys; rows of a scan share keys and initial states
 (common random numbers), so gains are paired differences. The theory each measurement is
 compared with lives in :mod:`gltheory.guidance.theory`.
+
+**Non-finite trajectories.** Every estimator counts the trajectories whose final state holds a
+NaN or Inf (``n_nonfinite`` in its result); their per-trajectory values (``hits``, posteriors,
+paired gains) are NaN, so every mean, gain and standard error built on them is NaN: no estimate
+(in particular no ``se = 0``) is ever built on a NaN state, whose class label would be
+meaningless. Nothing is raised (the same under ``jit``, without host callbacks).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from ..sampling import (
     TrajectoryKeys,
     as_trajectory_keys,
     check_time_grid,
+    count_nonfinite,
     integrate,
     sample,
     split_trajectory_keys,
@@ -79,6 +86,8 @@ class AlignmentEstimate(NamedTuple):
     - `diversity`: mean per-coordinate variance of the aligned samples (within-class variance).
     - `n`: number of trajectories.
     - `final`: the final states; `observed`: the sampler's ``observe`` record (or ``None``).
+    - `n_nonfinite`: number of trajectories with a NaN/Inf final state; their `hits` are NaN,
+      and when it is not zero `alignment`, `se` and `diversity` are NaN.
     """
 
     alignment: Array
@@ -88,6 +97,7 @@ class AlignmentEstimate(NamedTuple):
     n: int
     final: Array
     observed: Any = None
+    n_nonfinite: Array | int = 0
 
 
 class _RowPosterior(eqx.Module):
@@ -99,6 +109,12 @@ class _RowPosterior(eqx.Module):
 
     def __call__(self, x, t):
         return self.data.class_posterior(self.process, x, t)[..., self.target]
+
+
+def _nonfinite_rows(x: Array) -> Array:
+    """``(n,)`` booleans: which rows (trajectories) of ``x`` of shape ``(n, *event)`` hold a
+    NaN or Inf."""
+    return ~jnp.all(jnp.isfinite(x.reshape(x.shape[0], -1)), axis=1)
 
 
 def random_pulse_centres(
@@ -130,7 +146,8 @@ def pulse_alignment(
     guidance form: common random numbers) and classifies the final states with the exact posterior
     classifier (mixtures) or the patch-feature classifier (lattices). Diversity: the mean
     per-coordinate variance of the samples assigned to ``target`` (guidance that collapses the
-    class shows up as a small value).
+    class shows up as a small value). Trajectories with a NaN/Inf final state are counted in
+    ``n_nonfinite`` and make every estimate NaN (module docstring).
     """
     if not isinstance(guidance, AbstractGuidance):
         raise ValueError(f"guidance must be an AbstractGuidance, got {type(guidance).__name__}.")
@@ -143,15 +160,18 @@ def pulse_alignment(
     )
     sol = sample(gs, process, key, x, ts=ts, method=method, observe=observe, save_at=save_at)
     lab = data.classify(process, sol.x, sol.ts[-1])
-    hits = (lab == target).astype(sol.x.dtype)
+    bad = _nonfinite_rows(sol.x)
+    hits = jnp.where(bad, jnp.nan, (lab == target).astype(sol.x.dtype))
     n = hits.shape[0]
+    n_bad = jnp.sum(bad, dtype=jnp.int32)
     a = jnp.mean(hits)
     se = jnp.sqrt(a * (1 - a) / n)
     xf = sol.x.reshape(n, -1)
     cnt = jnp.maximum(jnp.sum(hits), 2.0)
     mean = jnp.sum(hits[:, None] * xf, axis=0) / cnt
     var = jnp.sum(hits[:, None] * (xf - mean) ** 2, axis=0) / (cnt - 1)
-    return AlignmentEstimate(a, se, hits, jnp.mean(var), n, sol.x, sol.observables)
+    div = jnp.where(n_bad > 0, jnp.nan, jnp.mean(var))
+    return AlignmentEstimate(a, se, hits, div, n, sol.x, sol.observables, n_bad)
 
 
 class PulseScan(NamedTuple):
@@ -168,6 +188,9 @@ class PulseScan(NamedTuple):
       `final_states`: the final states of the guided rows, ``(R, n, *event)``.
     - `diversity`: within-class variance of the aligned samples per row, ``(R,)``.
     - `n`: trajectories per row.
+    - `n_nonfinite`: per row ``(R,)``, the trajectories with a NaN/Inf final state in that row
+      or in the baseline (a paired gain needs both); their per-trajectory values are NaN, and
+      so are the row's estimates and standard errors when it is not zero.
     """
 
     alignment: Array
@@ -183,6 +206,7 @@ class PulseScan(NamedTuple):
     diversity: Array
     n: int
     final_states: Array
+    n_nonfinite: Array | int = 0
 
 
 def paired_difference(
@@ -236,7 +260,8 @@ def pulse_scan(
       gain has an SE proportional to $\varepsilon$ (usable in the linear-response regime).
       Centres must be concrete (the read times are chosen in NumPy).
 
-    **Returns:** a :class:`PulseScan`.
+    **Returns:** a :class:`PulseScan` (trajectories with a NaN/Inf final state are counted
+    per row in ``n_nonfinite`` and make that row's estimates NaN).
     """
     x = as_float_array(x, "x")
     n = x.shape[0]
@@ -304,8 +329,21 @@ def pulse_scan(
         base = pr[-1, 0]
         b = jnp.mean(base)
         b_se = jnp.std(base, ddof=1) / math.sqrt(n)
+    bad = _nonfinite_rows(est.final).reshape(r + 1, n)
+    bad_rows = bad[1:] | bad[:1]
+    n_bad = jnp.sum(bad_rows, axis=1, dtype=jnp.int32)
+    # the posterior estimator reads states before the end: mark the whole trajectory
+    h = jnp.where(bad[1:], jnp.nan, h)
+    paired = jnp.where(bad_rows, jnp.nan, paired)
+    align = jnp.where(n_bad > 0, jnp.nan, align)
+    se = jnp.where(n_bad > 0, jnp.nan, se)
+    gain = jnp.where(n_bad > 0, jnp.nan, gain)
+    gain_se = jnp.where(n_bad > 0, jnp.nan, gain_se)
+    base = jnp.where(bad[0], jnp.nan, base)
+    b = jnp.where(bad[0].any(), jnp.nan, b)
+    b_se = jnp.where(bad[0].any(), jnp.nan, b_se)
     lab = data.classify(process, est.final, ts[-1]).reshape(r + 1, n)
-    final_hits = (lab[1:] == target).astype(x.dtype)
+    final_hits = jnp.where(bad[1:], jnp.nan, (lab[1:] == target).astype(x.dtype))
     xf = est.final.reshape(r + 1, n, -1)[1:]
     cnt = jnp.maximum(jnp.sum(h, axis=1), 2.0)
     mean = jnp.einsum("rn,rnd->rd", h, xf) / cnt[:, None]
@@ -324,6 +362,7 @@ def pulse_scan(
         jnp.mean(var, -1),
         n,
         est.final.reshape((r + 1, n) + est.final.shape[1:])[1:],
+        n_bad,
     )
 
 
@@ -349,7 +388,9 @@ def alignment_curve_peak(
     theorem); its SE is the standard deviation over
     ``n_boot`` bootstrap resamples of the trajectories (columns). A cubic removes the skewness
     bias of a parabola (for $R(t)$ of two deltas, $\Lambda=1$, on $t^\star\pm0.16$: bias
-    $5\times10^{-4}$ vs $2.7\times10^{-2}$ for a parabola). **Returns:** ``(t_peak, se)``.
+    $5\times10^{-4}$ vs $2.7\times10^{-2}$ for a parabola). A NaN/Inf anywhere in ``values``
+    (e.g. the ``paired`` gains of a :class:`PulseScan` with ``n_nonfinite > 0``) makes both
+    outputs NaN. **Returns:** ``(t_peak, se)``.
     """
     t = as_float_array(t, "t")
     v = as_float_array(values, "values")
@@ -386,7 +427,11 @@ def _curve_peak_impl(t, v, key, degree: int, n_boot: int):
     n = v.shape[1]
     idx = jax.random.randint(key, (n_boot, n), 0, n)
     boots = jax.vmap(lambda i: peak(jnp.mean(v[:, i], axis=1)))(idx)
-    return peak(jnp.mean(v, axis=1)), jnp.std(boots, ddof=1)
+    ok = jnp.all(jnp.isfinite(v))
+    return (
+        jnp.where(ok, peak(jnp.mean(v, axis=1)), jnp.nan),
+        jnp.where(ok, jnp.std(boots, ddof=1), jnp.nan),
+    )
 
 
 # ==============================================================================================
@@ -400,7 +445,9 @@ class PhysicsAwareResult(NamedTuple):
     - `x`: final states. - `fire_index`, `fire_time`: grid index and time at which the pulse
       started (index ``-1`` / time NaN if it never fired). - `r_hat`: the online estimate of the
       guidance susceptibility at every step, shape ``(n_steps,)``. - `spread`: the ensemble
-      variance of $P(c\\mid x_t)$ at every step.
+      variance of $P(c\\mid x_t)$ at every step. - `n_nonfinite`: number of trajectories with a
+      NaN/Inf final state (a NaN state makes $\\hat R$ NaN, so the pulse never fires: check
+      this count before reading ``fire_index``).
     """
 
     x: Array
@@ -408,6 +455,7 @@ class PhysicsAwareResult(NamedTuple):
     fire_time: Array
     r_hat: Array
     spread: Array
+    n_nonfinite: Array | int = 0
 
 
 @eqx.filter_jit
@@ -505,7 +553,7 @@ def physics_aware_sample(
         int(target),
         jnp.asarray(drop, x.dtype),
     )
-    return PhysicsAwareResult(*out)
+    return PhysicsAwareResult(*out, count_nonfinite(out[0], x.ndim - 1))
 
 
 # ==============================================================================================
