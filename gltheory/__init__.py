@@ -4,7 +4,7 @@ The top level holds the everyday names (processes, datasets, exact scores, the s
 its solvers, critical times, the patch machines); every topic is a namespace:
 ``gl.processes``, ``gl.data``, ``gl.scores``, ``gl.solvers``, ``gl.sampling``,
 ``gl.meanfield``, ``gl.bath``, ``gl.observables``, ``gl.patch``, ``gl.spectral``,
-``gl.field``, ``gl.criticality``, ``gl.thermo``, ``gl.latestart``, ``gl.guidance``,
+``gl.field``, ``gl.criticality``, ``gl.thermo``, ``gl.latestart``, ``gl.schedules``, ``gl.guidance``,
 ``gl.nets``. ``import gltheory`` loads neither the report, its experiments, the plotting
 helpers nor matplotlib (``gltheory.report`` and ``gltheory.experiments`` are imported
 explicitly, as the ``gltheory`` command does).
@@ -74,6 +74,7 @@ _LAZY_TOPICS = (
     "latestart",
     "nets",
     "observables",
+    "schedules",
     "spectral",
     "thermo",
 )
@@ -87,6 +88,7 @@ if TYPE_CHECKING:  # static tools see the namespaces as ordinary imports
         latestart,
         nets,
         observables,
+        schedules,
         spectral,
         thermo,
     )
@@ -162,6 +164,7 @@ __all__ = [
     "criticality",
     "thermo",
     "latestart",
+    "schedules",
     "guidance",
     "nets",
     "__version__",

@@ -42,6 +42,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, Key, PRNGKeyArray, PyTree, R
 from ._checks import (
     PROCESS,
     as_float_array,
+    check_callable,
     check_instance,
     check_values,
     concrete_value,
@@ -54,6 +55,7 @@ from .solvers import METHODS as _SOLVER_METHODS, AbstractSolver, as_solver
 
 __all__ = [
     "Solution",
+    "count_nonfinite",
     "sample",
     "sample_diffrax",
     "time_grid",
@@ -102,12 +104,51 @@ class Solution(NamedTuple):
     - `saved_ts`: the times at which ``observe`` was recorded, shape ``(n_saved,)``.
     - `observables`: the pytree returned by ``observe``, stacked along a new leading axis
       of length ``n_saved`` (``None`` when no ``observe`` was given).
+    - `n_nonfinite`: the number of trajectories whose final state holds a NaN or Inf entry,
+      an int32 scalar array (``count_nonfinite(x, len(event_shape))``). The sampler never
+      drops or repairs such trajectories (a NaN or Inf in the initial states, or a score that
+      overflows, propagates as in ``jax.numpy``); check this count before averaging ``x``.
     """
 
     x: Array
     ts: Array
     saved_ts: Array
     observables: Any
+    n_nonfinite: Array
+
+
+def count_nonfinite(x: Real[ArrayLike, "*x"], event_ndim: int = 1) -> Int[Array, ""]:
+    """The number of trajectories (batch elements) of ``x`` with a NaN or Inf in their event.
+
+    ``x`` has shape ``(*batch, *event)`` with ``event_ndim`` trailing event axes; a batch
+    element counts once however many of its entries are non-finite. For states
+    ``(n, *event)`` this counts the rows of the leading axis; for :func:`branch`'s output
+    ``(n_branch, m, *event)`` it counts all ``n_branch * m`` clones. :func:`sample` reports
+    this count as ``Solution.n_nonfinite``; :func:`branch` and :func:`sample_diffrax` return
+    plain arrays, so Monte Carlo estimators built on them call this function on the final
+    states. Pure (works under ``jit``).
+
+    **Arguments:**
+
+    - `x`: the states, any real dtype.
+    - `event_ndim`: the number of trailing event axes (``0 <= event_ndim <= x.ndim``).
+
+    **Returns:** an int32 scalar array.
+    """
+    if isinstance(event_ndim, bool) or not isinstance(event_ndim, int | np.integer):
+        raise ValueError(f"event_ndim must be an integer >= 0, got {event_ndim!r}.")
+    x = jnp.asarray(x)
+    if not 0 <= event_ndim <= x.ndim:
+        raise ValueError(
+            f"event_ndim must lie in 0..x.ndim = 0..{x.ndim} (x has shape {x.shape}), "
+            f"got {event_ndim}."
+        )
+    if not (jnp.issubdtype(x.dtype, jnp.number) or x.dtype == jnp.bool_):
+        raise ValueError(f"x must be a real array, got dtype {x.dtype}.")
+    bad = ~jnp.isfinite(x)
+    if event_ndim:
+        bad = jnp.any(bad, axis=tuple(range(x.ndim - int(event_ndim), x.ndim)))
+    return jnp.sum(bad, dtype=jnp.int32)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -119,15 +160,27 @@ def _is_typed_key(key) -> bool:
     return isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
 
 
+def _check_key(key: object) -> None:
+    """``ValueError`` naming `key` unless it is a typed PRNG key array or raw uint32 key data."""
+    if _is_typed_key(key):
+        return
+    dtype = getattr(key, "dtype", None)
+    if dtype is None:  # not an array: a string, a Python int, a list, None, ...
+        raise ValueError(
+            f"key must be a JAX PRNG key (e.g. jax.random.key(0)) or a batch of keys, got "
+            f"{type(key).__name__} {key!r}."
+        )
+    if dtype != jnp.uint32:
+        raise ValueError(
+            f"key must be a JAX PRNG key (e.g. jax.random.key(0)) or a batch of keys, got "
+            f"an array of dtype {dtype}."
+        )
+
+
 def key_batch_ndim(key: ArrayLike) -> int:
     """0 for a single PRNG key, 1 for a batch of keys; ``ValueError`` naming `key` otherwise."""
-    if _is_typed_key(key):
-        nd = key.ndim
-    else:
-        key = jnp.asarray(key)
-        if key.dtype != jnp.uint32:
-            raise ValueError(f"key must be a JAX PRNG key, got an array of dtype {key.dtype}.")
-        nd = key.ndim - 1
+    _check_key(key)
+    nd = key.ndim if _is_typed_key(key) else jnp.ndim(key) - 1
     if nd not in (0, 1):
         raise ValueError(
             f"key must be a single PRNG key or a 1-D batch of keys (one per trajectory), got "
@@ -222,6 +275,52 @@ def trajectory_noise(
 # ----------------------------------------------------------------------------------------------
 
 
+_BASE_KINDS = ("uniform", "log_snr", "edm")
+_CRITICAL_REF_NODES = 2048  # nodes of the monotone interpolation of the critical grid's CDF
+_CRITICAL_NEWTON = 2  # Newton corrections after the interpolation (unrolled: differentiable)
+
+
+def _base_times(process, u, kind, t_min, t_max, rho):
+    """Closed-form base grid ``t(u)``, ``u`` in [0, 1] (``t(0) = t_max``, ``t(1) = t_min``)."""
+    if kind == "uniform":
+        return t_max + u * (t_min - t_max)
+    if kind == "log_snr":
+        lo, hi = process.log_snr(t_max), process.log_snr(t_min)
+        return process.t_of_snr(jnp.exp(lo + u * (hi - lo)))
+    s_max, s_min = process.sigma(t_max), process.sigma(t_min)
+    sig = (s_max ** (1 / rho) + u * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
+    return process.t_of_sigma(sig)
+
+
+def _critical_cdf(process, u, base, t_min, t_max, rho, centre, width, weight):
+    r"""$F(u) = (1-\beta)u + \beta G(t(u))$: the fraction of steps taken by time ``t(u)``."""
+    t = _base_times(process, u, base, t_min, t_max, rho)
+    top = jax.scipy.special.ndtr((t_max - centre) / width)
+    den = top - jax.scipy.special.ndtr((t_min - centre) / width)
+    den = jnp.maximum(den, jnp.finfo(u.dtype).tiny)
+    g = (top - jax.scipy.special.ndtr((t - centre) / width)) / den
+    return (1 - weight) * u + weight * g
+
+
+@eqx.filter_jit
+def _critical_grid(process, n_steps, base, t_min, t_max, rho, centre, width, weight):
+    """The inverse of :func:`_critical_cdf` at ``i / n_steps``: monotone (linear)
+    interpolation on ``_CRITICAL_REF_NODES`` nodes, then unrolled Newton corrections."""
+    dtype = t_min.dtype
+    n_ref = max(_CRITICAL_REF_NODES, 8 * int(n_steps))
+    u_ref = jnp.linspace(0.0, 1.0, n_ref + 1, dtype=dtype)
+
+    def cdf(u):
+        return _critical_cdf(process, u, base, t_min, t_max, rho, centre, width, weight)
+
+    y = jnp.linspace(0.0, 1.0, n_steps + 1, dtype=dtype)
+    u = jnp.interp(y, cdf(u_ref), u_ref)
+    for _ in range(_CRITICAL_NEWTON):
+        f, df = jax.jvp(cdf, (u,), (jnp.ones_like(u),))
+        u = jnp.clip(u - (f - y) / df, 0.0, 1.0)
+    return _base_times(process, u, base, t_min, t_max, rho)
+
+
 def time_grid(
     process: AbstractProcess,
     n_steps: int | np.integer,
@@ -230,6 +329,10 @@ def time_grid(
     t_min: Real[ArrayLike, ""] | None = None,
     t_max: Real[ArrayLike, ""] | None = None,
     rho: float | int = 7.0,
+    centre: Real[ArrayLike, ""] | None = None,
+    width: Real[ArrayLike, ""] | None = None,
+    weight: Real[ArrayLike, ""] = 0.6,
+    base: str = "log_snr",
 ) -> Float[Array, " n_steps_plus_1"]:
     r"""A decreasing grid of ``n_steps + 1`` forward times from ``t_max`` (default $T$) to ``t_min``.
 
@@ -237,14 +340,32 @@ def time_grid(
     - ``"log_snr"``: uniform in $\ln{\rm SNR}$;
     - ``"edm"``: Karras et al.'s $\rho$-schedule in $\sigma=b/a$,
       $\sigma_i = \big(\sigma_{\max}^{1/\rho} + \tfrac{i}{n}(\sigma_{\min}^{1/\rho} - \sigma_{\max}^{1/\rho})\big)^\rho$
-      (`docs/theory/processes.md#time-grids`; with ``VE("edm")``, 31 steps and $\rho=7$ it gives $\sigma_{13}=4.9991$).
+      (`docs/theory/processes.md#time-grids`; with ``VE("edm")``, 31 steps and $\rho=7$ it gives $\sigma_{13}=4.9991$);
+    - ``"critical"``: the grid of ``base`` (one of the three above) with a fraction ``weight``
+      of the steps moved into a window: the step density is
+      $\rho(t) = (1-\beta)\rho_{\rm base}(t) + \beta\,\mathcal N_{[t_{\min},t_{\max}]}(t; c, w)$
+      (a Gaussian bump of centre $c$ = ``centre`` and width $w$ = ``width`` in the process's
+      time, truncated to the grid's range; $\beta$ = ``weight`` in $[0, 1)$), and $t_i$ solves
+      $F(t_i) = i/n$ for its distribution function $F$ (the fraction of steps taken by time
+      $t$). $F$ is inverted by linear interpolation on a fine grid of the base coordinate
+      followed by two Newton corrections, all plain JAX operations: the grid is
+      differentiable in ``centre``, ``width`` and ``weight``; it is strictly decreasing
+      ($F$ is strictly increasing for $\beta<1$) and equals the base grid when $\beta = 0$.
+      Locate the window with :mod:`gltheory.schedules` (from a dataset, a given window or a
+      detector); the defaults are derived in `docs/theory/schedules.md#critical-grid`.
 
-    Default ``t_min``: ``sigma_min`` for ``VE("edm")``, else $10^{-3}T$.
+    Default ``t_min``: ``sigma_min`` for ``VE("edm")``, else $10^{-3}T$. ``centre``,
+    ``width``, ``weight`` and ``base`` are used by ``kind="critical"`` only (``centre`` in
+    $(t_{\min}, t_{\max})$ and ``width`` $> 0$ are then required).
     """
     if not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
         raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}.")
-    if kind not in ("uniform", "log_snr", "edm"):
-        raise ValueError(f"kind must be 'uniform', 'log_snr' or 'edm', got {kind!r}.")
+    if kind not in _BASE_KINDS + ("critical",):
+        raise ValueError(f"kind must be 'uniform', 'log_snr', 'edm' or 'critical', got {kind!r}.")
+    if kind == "critical" and base not in _BASE_KINDS:
+        raise ValueError(f"base must be 'uniform', 'log_snr' or 'edm', got {base!r}.")
+    check_instance(process, AbstractProcess, "process", PROCESS)
+    _check_rho(rho)
     if t_min is None:
         t_min = (
             process.sigma_min
@@ -252,26 +373,64 @@ def time_grid(
             else 1e-3 * process.T
         )
     t_max = process.T if t_max is None else t_max
-    t_min = as_float_array(t_min, "t_min")
-    t_max = as_float_array(t_max, "t_max")
+    t_min = _scalar_time(t_min, "t_min")
+    t_max = _scalar_time(t_max, "t_max")
     bounds = jnp.stack([t_min, t_max, jnp.asarray(process.T, t_min.dtype)])
     check_values(
         bounds,
         lambda v: ~((v[0] > 0) & (v[0] < v[1]) & (v[1] <= v[2] * (1 + 1e-6))),
         f"need 0 < t_min < t_max <= T, got t_min={t_min}, t_max={t_max}, T={process.T}.",
     )
+    if kind == "critical":
+        if centre is None or width is None:
+            raise ValueError(
+                "kind='critical' needs centre and width (the window, in the process's time; "
+                "gltheory.schedules locates it from a dataset or a detector)."
+            )
+        dtype = jnp.result_type(t_min, t_max, float)
+        t_min, t_max = t_min.astype(dtype), t_max.astype(dtype)
+        centre = as_float_array(centre, "centre").astype(dtype)
+        width = as_float_array(width, "width").astype(dtype)
+        weight = as_float_array(weight, "weight").astype(dtype)
+        for name, v in (("centre", centre), ("width", width), ("weight", weight)):
+            if jnp.ndim(v) != 0:
+                raise ValueError(f"{name} must be a scalar, got shape {jnp.shape(v)}.")
+        centre = check_values(
+            jnp.stack([centre, t_min, t_max]),
+            lambda v: ~((v[0] > v[1]) & (v[0] < v[2])),
+            f"centre must lie in (t_min, t_max) = ({t_min}, {t_max}), got {centre}.",
+        )[0]
+        width = check_values(width, lambda v: ~(v > 0), f"width must be > 0, got {width}.")
+        weight = check_values(
+            weight, lambda v: ~((v >= 0) & (v < 1)), f"weight must lie in [0, 1), got {weight}."
+        )
+        ts = _critical_grid(process, n_steps, base, t_min, t_max, rho, centre, width, weight)
+        return ts.at[0].set(t_max).at[-1].set(t_min)
     u = jnp.linspace(0.0, 1.0, n_steps + 1, dtype=t_min.dtype)
     if kind == "uniform":
-        return t_max + u * (t_min - t_max)
-    if kind == "log_snr":
-        lo, hi = process.log_snr(t_max), process.log_snr(t_min)
-        ts = process.t_of_snr(jnp.exp(lo + u * (hi - lo)))
-    else:
-        s_max, s_min = process.sigma(t_max), process.sigma(t_min)
-        sig = (s_max ** (1 / rho) + u * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
-        ts = process.t_of_sigma(sig)
+        return _base_times(process, u, kind, t_min, t_max, rho)
+    ts = _base_times(process, u, kind, t_min, t_max, rho)
     # pin the end points exactly
     return ts.at[0].set(t_max).at[-1].set(t_min)
+
+
+def _check_rho(rho: object) -> None:
+    """``ValueError`` naming `rho` unless it is a finite number > 0 (the EDM schedule's exponent)."""
+    if isinstance(rho, bool) or np.ndim(rho) != 0:
+        raise ValueError(f"rho must be a finite number > 0, got {rho!r}.")
+    value = concrete_value(rho)
+    if value is None:  # traced (inside a user's jit): not checked here
+        return
+    if not np.issubdtype(value.dtype, np.number) or not (np.isfinite(value) and value > 0):
+        raise ValueError(f"rho must be a finite number > 0, got {rho!r}.")
+
+
+def _scalar_time(value: object, name: str) -> Float[Array, ""]:
+    """``value`` as a float array; ``ValueError`` naming `name` unless it is a scalar."""
+    arr = as_float_array(value, name)
+    if arr.ndim != 0:
+        raise ValueError(f"{name} must be a scalar time, got shape {arr.shape}.")
+    return arr
 
 
 def check_time_grid(
@@ -445,9 +604,8 @@ def _sample_impl(
         _check_score_fn(score_fn, shape, ts.dtype if x0 is None else x0.dtype, ts.dtype)
     keys = as_trajectory_keys(key, shape[0])
     noise_keys, init_keys = split_trajectory_keys(keys)
-    if x0 is None:  # x_{t_0} ~ N(0, b_{t_0}^2 I) from each trajectory's own key
-        z0 = jax.vmap(lambda k: jax.random.normal(k, shape[1:], ts.dtype))(init_keys)
-        x0 = process.b(ts[0]).astype(ts.dtype) * z0
+    if x0 is None:
+        x0 = _draw_initial(process, init_keys, shape, ts)
     first_slot = slots[0]
     slots = jnp.asarray(slots, dtype=jnp.int32)
 
@@ -486,7 +644,43 @@ def _sample_impl(
         dtype=x0.dtype,
         noise_block=noise_block,
     )
-    return x, buf
+    return x, buf, count_nonfinite(x, len(shape) - 1)
+
+
+def _draw_initial(process, init_keys, shape, ts):
+    """``x_{t_0} ~ N(0, b_{t_0}^2 I)`` from each trajectory's own init key, in ``ts``'s dtype."""
+    z0 = jax.vmap(lambda k: jax.random.normal(k, shape[1:], ts.dtype))(init_keys)
+    return process.b(ts[0]).astype(ts.dtype) * z0
+
+
+def _cast_grid(ts, dtype):
+    """``ts`` cast to the states' dtype and checked again: a narrow dtype (float16) can round
+    neighbouring times of a fine grid to one value, or the last time to 0."""
+    if ts.dtype == dtype:
+        return ts
+    cast = ts.astype(dtype)
+    hint = "use fewer steps, a larger t_min, or a wider float dtype for x"
+    tn = concrete_value(cast)
+    if tn is not None:
+        tn = tn.astype(np.float64)
+        bad = np.flatnonzero(np.diff(tn) >= 0)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"ts must stay strictly decreasing in x's dtype {jnp.dtype(dtype)}, but "
+                f"ts[{i}] = {float(ts[i]):.8g} and ts[{i + 1}] = {float(ts[i + 1]):.8g} both "
+                f"round to {tn[i]:.8g} ({bad.size} repeated time(s) after the cast); {hint}."
+            )
+        if not tn[-1] > 0:
+            raise ValueError(
+                f"ts[-1] = {float(ts[-1]):.3g} rounds to 0 in x's dtype {jnp.dtype(dtype)}; {hint}."
+            )
+        return cast
+    return guard(
+        cast,
+        lambda v: (jnp.diff(v) >= 0).any() | (v[-1] <= 0),
+        f"ts must stay strictly decreasing and > 0 in x's dtype {jnp.dtype(dtype)}; {hint}.",
+    )
 
 
 def _initial_states(x, ts):
@@ -500,8 +694,11 @@ def _initial_states(x, ts):
         return None, shape, ts
     x0 = as_float_array(x, "x")
     if x0.ndim < 1 or x0.shape[0] < 1:
-        raise ValueError(f"x must have a leading batch axis (n, *event_shape), got {x0.shape}.")
-    return x0, x0.shape, ts.astype(x0.dtype)  # x's precision wins (as in gltheory.scores)
+        raise ValueError(
+            f"x must be states with a leading batch axis (n, *event_shape) or a shape tuple "
+            f"(n, *event_shape), got an array of shape {x0.shape}."
+        )
+    return x0, x0.shape, _cast_grid(ts, x0.dtype)  # x's precision wins (as in gltheory.scores)
 
 
 def _check_score_fn(score_fn: Callable, shape: tuple[int, ...], dtype, t_dtype) -> None:
@@ -585,27 +782,30 @@ def sample(
       definition: keep it fixed to reproduce trajectories). Default
       :func:`default_noise_block` of the event shape.
 
-    **Returns:** a :class:`Solution`.
+    **Returns:** a :class:`Solution` (its `n_nonfinite` counts the trajectories that ended
+    with a NaN or Inf entry).
     """
     solver = _resolve_solver(solver, method)
     check_instance(process, AbstractProcess, "process", PROCESS)
-    if not callable(score_fn):
-        raise ValueError("score_fn must be callable as score_fn(x, t).")
+    check_callable(score_fn, "score_fn", "score_fn(x, t)")
     if observe is not None and not callable(observe):
         raise ValueError("observe must be callable as observe(x, t) or None.")
     check_noise_block(noise_block)
     ts = check_time_grid(ts, process.T)
     n_steps = ts.shape[0] - 1
     x0, shape, ts = _initial_states(x, ts)
+    _check_key(key)
     if key_batch_ndim(key) == 1 and key.shape[0] != shape[0]:
         raise ValueError(f"key holds {key.shape[0]} trajectory keys but n={shape[0]}.")
     slots, idx = _save_slots(n_steps, save_at)
     if noise_block is None:
         noise_block = default_noise_block(shape[1:])
-    x_final, obs = _sample_impl(
+    x_final, obs, n_bad = _sample_impl(
         score_fn, process, key, x0, shape, ts, solver, observe, slots, len(idx), int(noise_block)
     )
-    return Solution(x=x_final, ts=ts, saved_ts=ts[np.asarray(idx)], observables=obs)
+    return Solution(
+        x=x_final, ts=ts, saved_ts=ts[np.asarray(idx)], observables=obs, n_nonfinite=n_bad
+    )
 
 
 def _identity_observe(x, t):
@@ -630,6 +830,7 @@ def states_at(
 
     **Returns:** an array of shape ``(len(indices), n, *event)``.
     """
+    check_instance(process, AbstractProcess, "process", PROCESS)
     ts = check_time_grid(ts, process.T)
     idx = tuple(int(i) for i in np.atleast_1d(np.asarray(indices)))
     if not idx:
@@ -654,6 +855,8 @@ def states_at(
 def _branch_impl(score_fn, process, keys, states, ts, starts, first, solver, noise_block):
     lead = states.shape[:2]
     ev = states.shape[2:]
+    with trust(False):  # once per compilation, as in _sample_impl
+        _check_score_fn(score_fn, (lead[0] * lead[1],) + ev, states.dtype, ts.dtype)
     x = states.reshape((-1,) + ev)
     kf = keys.reshape((-1,) + keys.shape[2:])
     noise_keys, _ = split_trajectory_keys(kf)
@@ -704,13 +907,17 @@ def branch(
     - `ts`: the full decreasing grid.
     - `indices`: ``n_branch`` start indices into ``ts`` (each ``<= len(ts) - 2``).
 
-    **Returns:** the final states at ``ts[-1]``, shape ``(n_branch, m, *event)``.
+    **Returns:** the final states at ``ts[-1]``, shape ``(n_branch, m, *event)``. Rows whose
+    state is or becomes non-finite are returned as they are; count them with
+    :func:`count_nonfinite` (``count_nonfinite(out, len(event))``).
     """
     solver = as_solver(solver)
+    check_instance(process, AbstractProcess, "process", PROCESS)
+    check_callable(score_fn, "score_fn", "score_fn(x, t)")
     check_noise_block(noise_block)
     ts = check_time_grid(ts, process.T)
     states = as_float_array(states, "states")
-    ts = ts.astype(states.dtype)
+    ts = _cast_grid(ts, states.dtype)
     n_steps = ts.shape[0] - 1
     idx = tuple(int(i) for i in np.atleast_1d(np.asarray(indices)))
     if states.ndim < 2 or states.shape[0] != len(idx):
@@ -720,6 +927,11 @@ def branch(
         )
     if any(i < 0 or i > n_steps - 1 for i in idx):
         raise ValueError(f"indices must lie in 0..{n_steps - 1}, got {indices!r}.")
+    if not _is_typed_key(keys) and getattr(keys, "dtype", None) != jnp.uint32:
+        got = getattr(keys, "dtype", type(keys).__name__)
+        raise ValueError(
+            f"keys must be PRNG keys of shape (n_branch, m) (e.g. from jax.random.split), got {got}."
+        )
     kshape = keys.shape if _is_typed_key(keys) else keys.shape[:-1]
     if tuple(kshape) != tuple(states.shape[:2]):
         raise ValueError(
@@ -779,7 +991,7 @@ def sample_diffrax(
     score_fn: ScoreFn,
     process: AbstractProcess,
     key: PRNGKeyArray | TrajectoryKeys,
-    x: Real[ArrayLike, " n *event"],
+    x: Real[ArrayLike, " n *event"] | Sequence[int | np.integer],
     *,
     ts: Real[ArrayLike, " n_steps_plus_1"],
     method: str = "euler_maruyama",
@@ -794,24 +1006,39 @@ def sample_diffrax(
     two agree to float round-off; ``brownian="unsafe"`` uses ``diffrax.UnsafeBrownianPath``
     (the fastest diffrax configuration, independent noise), for benchmarks.
 
-    **Returns:** the final states, shape ``(n, *event)``.
+    The arguments are those of :func:`sample`: `x` holds the initial states ``(n, *event)``
+    or is a shape tuple ``(n, *event)`` (then $x_{t_0}\sim\mathcal N(0, b_{t_0}^2 I)$ is drawn
+    from each trajectory's key exactly as :func:`sample` draws it), and `score_fn`'s output is
+    checked once by abstract evaluation.
+
+    **Returns:** the final states, shape ``(n, *event)``; trajectories that end non-finite are
+    returned as they are (count them with :func:`count_nonfinite`).
     """
     if method not in ("euler_maruyama", "heun_sde", "heun"):
         raise ValueError(f"method must be 'euler_maruyama', 'heun_sde' or 'heun', got {method!r}.")
     if brownian not in ("grid", "unsafe"):
         raise ValueError(f"brownian must be 'grid' or 'unsafe', got {brownian!r}.")
+    check_instance(process, AbstractProcess, "process", PROCESS)
+    check_callable(score_fn, "score_fn", "score_fn(x, t)")
+    check_noise_block(noise_block)
     ts = check_time_grid(ts, process.T)
-    x0 = as_float_array(x, "x")
-    ts = ts.astype(x0.dtype)
-    keys = as_trajectory_keys(key, x0.shape[0])
+    x0, shape, ts = _initial_states(x, ts)
+    _check_key(key)
+    if key_batch_ndim(key) == 1 and key.shape[0] != shape[0]:
+        raise ValueError(f"key holds {key.shape[0]} trajectory keys but n={shape[0]}.")
+    keys = as_trajectory_keys(key, shape[0])
     if noise_block is None:
-        noise_block = default_noise_block(x0.shape[1:])
-    return _diffrax_impl(score_fn, process, keys, x0, ts, method, brownian, int(noise_block))
+        noise_block = default_noise_block(shape[1:])
+    return _diffrax_impl(score_fn, process, keys, x0, shape, ts, method, brownian, int(noise_block))
 
 
 @eqx.filter_jit
 @trusted
-def _diffrax_impl(score_fn, process, keys, x0, ts, method, brownian, noise_block):
+def _diffrax_impl(score_fn, process, keys, x0, shape, ts, method, brownian, noise_block):
+    with trust(False):  # once per compilation, as in _sample_impl
+        _check_score_fn(score_fn, shape, ts.dtype if x0 is None else x0.dtype, ts.dtype)
+    if x0 is None:
+        x0 = _draw_initial(process, split_trajectory_keys(keys)[1], shape, ts)
     t_start = ts[0]
     taus = t_start - ts
     solver = diffrax.Euler() if method == "euler_maruyama" else diffrax.Heun()

@@ -36,6 +36,7 @@ TOPICS = [
     "criticality",
     "thermo",
     "latestart",
+    "schedules",
     "guidance",
     "nets",
 ]

@@ -30,6 +30,7 @@ TOPICS = (
     gl.field,
     gl.criticality,
     gl.thermo,
+    gl.schedules,
     gl.guidance.classes,
     gl.guidance.schedules,
     gl.guidance.theory,
