@@ -20,6 +20,19 @@ _OWN_CACHE = "GLTHEORY_CACHE_DIR" not in os.environ
 if _OWN_CACHE:
     os.environ["GLTHEORY_CACHE_DIR"] = tempfile.mkdtemp(prefix="gltheory-test-cache-")
 
+# Two ways to run the suite (README "Tests"):
+# - the default, quick mode (the README test command): XLA:CPU at backend optimisation level 1
+#   (compilation, which dominates the suite's time, costs about a sixth less; the programs
+#   compute the same IEEE operations) and no run-time type checking;
+# - the checked mode, GLTHEORY_TEST_CHECKED=1 (run by .ci/run after the quick mode): XLA's
+#   default optimisation, exactly as users run it, and every call the suite makes into the
+#   modules below checked against its jaxtyping annotations (beartype).
+CHECKED_RUN = os.environ.get("GLTHEORY_TEST_CHECKED", "") not in ("", "0")
+if not CHECKED_RUN and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=1"
+    ).strip()
+
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
@@ -28,9 +41,9 @@ import jax.numpy as jnp  # noqa: E402
 import pytest  # noqa: E402
 from jaxtyping import install_import_hook  # noqa: E402
 
-# The core and topic modules' jaxtyping annotations are checked at run time (beartype) on every
-# call made by the suite, as diffrax's tests do; the hook must wrap the first import of each
-# module. gltheory imports most topic namespaces lazily (on first attribute access), so each
+# In the checked mode the core and topic modules' jaxtyping annotations are checked at run time
+# (beartype) on every call made by the suite, as diffrax's tests do; the hook must wrap the
+# first import of each module. gltheory imports most topic namespaces lazily (on first attribute access), so each
 # checked module is imported here explicitly, under the hook.
 CHECKED_MODULES = (
     "gltheory.processes",
@@ -59,9 +72,9 @@ CHECKED_MODULES = (
     "gltheory.nets.measure",
 )
 _hook = (
-    contextlib.nullcontext()
-    if os.environ.get("GLTHEORY_TEST_NO_TYPECHECK")
-    else install_import_hook(CHECKED_MODULES, "beartype.beartype")
+    install_import_hook(CHECKED_MODULES, "beartype.beartype")
+    if CHECKED_RUN
+    else contextlib.nullcontext()
 )
 with _hook:
     import gltheory as gl  # noqa: E402
@@ -85,11 +98,26 @@ def _release_compiled_programs():
     Every XLA:CPU executable keeps a few memory mappings for its code, and the suite compiles
     tens of thousands of programs: in one process that runs into the kernel's
     ``vm.max_map_count`` (65 530 by default) and the next compilation segfaults. Clearing the
-    caches per module keeps the count (and the RSS) bounded; the cost is recompiling the few
-    library functions that several modules share."""
+    caches keeps the count (and the RSS) bounded, but it costs: every module then re-traces
+    and re-compiles (or reloads) the library functions and the small eager operations it
+    shares with the modules before it. So the caches are cleared only once the process holds
+    more than a third of the limit in mappings (always where the count cannot be read)."""
     yield
-    jax.clear_caches()
-    gc.collect()
+    if _map_count() > _MAP_COUNT_CLEAR:
+        jax.clear_caches()
+        gc.collect()
+
+
+_MAP_COUNT_CLEAR = 20_000
+
+
+def _map_count() -> int:
+    """Memory mappings of this process (Linux); a number above the threshold elsewhere."""
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return _MAP_COUNT_CLEAR + 1
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
 """The core and topic modules' jaxtyping annotations are present, resolvable and run-time checked.
 
-``tests/conftest.py`` imports gltheory under jaxtyping's import hook with beartype, so every
-call the suite makes into processes, data, scores, solvers, sampling and the topic modules
-(``TOPICS``) checks the shapes and dtypes its signature promises. Without the hook (what users
-run) the functions are the plain functions and the library's own checks raise ``ValueError``
-naming the argument.
+In the checked mode (``GLTHEORY_TEST_CHECKED=1``, run by ``.ci/run``) ``tests/conftest.py``
+imports gltheory under jaxtyping's import hook with beartype, so every call the suite makes into
+processes, data, scores, solvers, sampling and the topic modules (``TOPICS``) checks the shapes
+and dtypes its signature promises. In the quick mode (the README command) the hook is off and
+the tests below wrap the functions they need themselves, exactly as the hook would
+(``jaxtyped(typechecker=beartype)``). Without the hook (what users run) the functions are the
+plain functions and the library's own checks raise ``ValueError`` naming the argument.
 """
 
 import inspect
@@ -14,8 +16,18 @@ import jax
 import jax.numpy as jnp
 import jaxtyping
 import pytest
+from beartype import beartype
+from conftest import CHECKED_RUN
 
 import gltheory as gl
+
+
+def _checked(fn):
+    """``fn`` as the suite's import hook wraps it (already wrapped in the checked mode)."""
+    if CHECKED_RUN:
+        return fn
+    return jaxtyping.jaxtyped(typechecker=beartype)(inspect.unwrap(fn))
+
 
 CORE = (gl.processes, gl.data, gl.scores, gl.solvers, gl.sampling)
 # Topic modules whose public functions are also checked (each is in conftest's CHECKED_MODULES).
@@ -135,7 +147,8 @@ def test_every_public_parameter_is_annotated(name, fn):
 
 
 def test_core_functions_are_wrapped_by_the_hook():
-    """Under the test suite's import hook each public function is a checking wrapper."""
+    """Under the test suite's import hook (checked mode) each public function is a checking
+    wrapper; in the quick mode each can be wrapped (beartype resolves every annotation)."""
     for name, fn in PUBLIC:
         # walk down the (sub)packages to the module, then take its top-level attribute
         parts = iter(name.split(".")[1:])
@@ -143,7 +156,10 @@ def test_core_functions_are_wrapped_by_the_hook():
         while inspect.ismodule(top):
             top = getattr(top, next(parts))
         if inspect.isfunction(top):
-            assert inspect.unwrap(top) is not top, f"{name} is not checked at run time"
+            if CHECKED_RUN:
+                assert inspect.unwrap(top) is not top, f"{name} is not checked at run time"
+            else:
+                assert _checked(top) is not inspect.unwrap(top), name
 
 
 def test_hook_rejects_a_wrong_rank_key_before_the_body_runs():
@@ -153,7 +169,7 @@ def test_hook_rejects_a_wrong_rank_key_before_the_body_runs():
     typed = gl.trajectory_keys(jax.random.key(0), 3)
     assert typed.shape == (3,)
     with pytest.raises(jaxtyping.TypeCheckError, match="parameter 'key'"):
-        gl.sampling.trajectory_keys(keys, 2)
+        _checked(gl.sampling.trajectory_keys)(keys, 2)
     # without the hook (as users run it) the library's own check answers, naming the argument
     with pytest.raises(ValueError, match="single key"):
         inspect.unwrap(gl.sampling.trajectory_keys)(keys, 2)
@@ -165,12 +181,14 @@ def test_hook_checks_shapes_shared_between_arguments():
     data = gl.TwoPoint(1.0, dim=2)
     score_fn = lambda x, t: gl.score(data, process, x, t)  # noqa: E731
     x = jnp.zeros((4, 2))
-    y = gl.EulerMaruyama().step(score_fn, process, x, 1.0, 0.9, jnp.ones((4, 2)))
+    step = _checked(gl.EulerMaruyama.step)
+    em = gl.EulerMaruyama()
+    y = step(em, score_fn, process, x, 1.0, 0.9, jnp.ones((4, 2)))
     assert y.shape == (4, 2)
     with pytest.raises(jaxtyping.TypeCheckError, match="parameter 'z'"):
-        gl.EulerMaruyama().step(score_fn, process, x, 1.0, 0.9, jnp.ones((4, 3)))
+        step(em, score_fn, process, x, 1.0, 0.9, jnp.ones((4, 3)))
     with pytest.raises(jaxtyping.TypeCheckError, match="parameter 't'"):
-        gl.EulerMaruyama().step(score_fn, process, x, jnp.ones(2), 0.9, jnp.ones((4, 2)))
+        step(em, score_fn, process, x, jnp.ones(2), 0.9, jnp.ones((4, 2)))
 
 
 def test_library_value_errors_still_come_first_for_checked_arguments():

@@ -48,14 +48,19 @@ def test_ve_item_5_and_hypersphere_item_12():
     tc = mf.critical_times(gl.TwoPoint(1.0), gl.VE("edm"))
     for t in tc:
         assert t == pytest.approx(1.0, abs=1e-9)
-    # uniform sphere of radius sqrt(d): sigma_c^2 = R^2 / d = 1
-    for d in (3, 8):
-        ts = mf.critical_times(gl.Hypersphere(math.sqrt(d), d), gl.VE("edm"), n_grid=48)
-        assert ts.t_score == pytest.approx(1.0, abs=1e-8)
-    # radius 2 in d = 5 under OU: Lambda = 4/5
+    # radius 2 in d = 5 under OU: Lambda = R^2 / d = 4/5
     ts = mf.critical_times(gl.Hypersphere(2.0, 5), gl.OU(), n_grid=48)
     assert ts.t_score == pytest.approx(0.5 * math.log1p(0.8), abs=1e-9)
     assert ts.t_ode == pytest.approx(-0.5 * math.log1p(-0.8), abs=1e-9)
+
+
+@pytest.mark.slow
+def test_hypersphere_item_12_under_ve():
+    """The uniform sphere of radius sqrt(d) under VE: sigma_c^2 = R^2 / d = 1 in d = 3 and 8
+    (the fast cover is the OU case above: the same Lambda = R^2 / d, one program fewer each)."""
+    for d in (3, 8):
+        ts = mf.critical_times(gl.Hypersphere(math.sqrt(d), d), gl.VE("edm"), n_grid=48)
+        assert ts.t_score == pytest.approx(1.0, abs=1e-8)
 
 
 def test_gaussian_mixture_closed_form():
@@ -278,7 +283,10 @@ def _biroli_phi(d, n, seed):
     assert float(theory[1]) == pytest.approx(0.7752, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_biroli_cloning_probability_d1024():
+    """Fast cover: tests/test_observables.py::test_cloning_mc_matches_quadrature (the same
+    estimator, the same Gaussian mixture and quadrature, in d = 16, three branch times)."""
     _biroli_phi(1024, 800, 0)
 
 

@@ -11,15 +11,29 @@ first one, converted, runs in a Jupyter kernel with nbclient. Both run at small 
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-import jupytext
-import nbformat
 import pytest
+
+
+class _Lazy:
+    """A module imported on first use: jupytext and nbformat take seconds to import, and
+    every xdist worker imports every test module while collecting."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr):
+        return getattr(importlib.import_module(self._name), attr)
+
+
+jupytext = _Lazy("jupytext")
+nbformat = _Lazy("nbformat")
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
