@@ -62,7 +62,11 @@ $1\times L$ lattice with a $1\times k$ window.
 maximum and running sums rescaled when the maximum grows, normalised once at the end; a
 last chunk is a window overlapping its predecessor whose overlap is masked (so the bank is
 never copied or padded, and the result does not depend on the chunk size); chunks are
-balanced and, by default, sized to keep one chunk's logits near $2^{20}$ numbers. Peak memory is $O(\text{batch}\times\text{sites}\times\text{chunk})$;
+balanced and, by default, sized to keep one chunk's logits near $2^{20}$ numbers. The batch
+is processed in fixed-shape blocks of about 1024 query rows (trajectories x sites, padded),
+and the chunk size depends on the block, never on the batch, so a trajectory's statistics are
+bitwise independent of the batch size; the one-pass shift below is certified site by site
+for the same reason. Peak memory is $O(\text{block}\times\text{sites}\times\text{chunk})$;
 the chunk size is set from ``memory_budget`` (bytes) unless given.
 
 **Speed.** ELS logits are one GEMM per chunk (queries $[\lambda x_{i+\Omega},\,\mu,\,1]$,
@@ -111,6 +115,7 @@ from ._checks import (
     trusted,
 )
 from .data import AbstractData, LatticeImages
+from .lattice import map_batch_blocks
 from .processes import AbstractProcess
 
 __all__ = [
@@ -767,8 +772,10 @@ def _els_sums(bank: PatchBank, x4: Array, a: Array, b2: Array, chunk: int, momen
     ell0, _, _ = logits(0)
     m_first = jnp.max(ell0, axis=-1)  # <= the largest logit of the site
     shift = jnp.maximum(upper - big_g, m_first)
-    # bbELS: a chunk may hold no candidate of a site's border class, so M_1 certifies nothing
-    certified = False if masked else jnp.all(m_first >= upper - big_g - big_t)
+    # bbELS: a chunk may hold no candidate of a site's border class, so M_1 certifies nothing.
+    # Certified per site, so that which algorithm serves a site never depends on the other
+    # rows of the batch (batch-size independence).
+    certified = m_first >= upper - big_g - big_t  # (B, S)
 
     def fast(_):
         # Per chunk: GEMM -> exp -> weighted sums over the chunk with a small weight matrix
@@ -820,7 +827,16 @@ def _els_sums(bank: PatchBank, x4: Array, a: Array, b2: Array, chunk: int, momen
 
     if masked:
         return online(None)
-    return jax.lax.cond(certified, fast, online, None)
+    fast_out = fast(None)
+
+    def fallback(_):  # the online pass for the sites the one-pass shift does not certify
+        online_out = online(None)
+        pick = lambda f, o: jnp.where(
+            certified.reshape(certified.shape + (1,) * (f.ndim - 2)), f, o
+        )
+        return jax.tree.map(pick, fast_out, online_out)
+
+    return jax.lax.cond(jnp.all(certified), lambda _: fast_out, fallback, None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -976,16 +992,26 @@ def _prepare(
         )
     t = check_time(t, process.T, "t")
     batch_time(t, x, len(ev))  # shape check only
-    batch = x.shape[: x.ndim - len(ev)]
-    bsz = int(np.prod(batch)) if batch else 1
-    chunk = _site_chunk(pbank, bsz, x.dtype, chunk_size, memory_budget)
+    chunk = _site_chunk(pbank, x.dtype, chunk_size, memory_budget)
     return pbank, process, x, t, chunk
 
 
-def _site_chunk(pbank: PatchBank, bsz: int, dtype, chunk_size, memory_budget) -> int:
+_BLOCK_ROWS = 1024
+"""Query rows (trajectory x site) per fixed-shape block of the batch (see :func:`_block_size`)."""
+
+
+def _block_size(pbank: PatchBank) -> int:
+    """Trajectories per block: ``x`` is processed in fixed-shape blocks of this many rows
+    (:func:`gltheory.lattice.map_batch_blocks`), a number fixed by the lattice, never by the
+    batch, so a trajectory's score is bitwise the same whatever the batch size."""
+    return max(1, _BLOCK_ROWS // int(np.prod(pbank.lattice)))
+
+
+def _site_chunk(pbank: PatchBank, dtype, chunk_size, memory_budget) -> int:
+    """Candidates per chunk for one block of :func:`_block_size` trajectories (batch-free)."""
     s_sites = int(np.prod(pbank.lattice))
     c = pbank.image_shape[-1] if pbank.channels else 1
-    return _chunk_for(pbank, bsz, s_sites, c, dtype, chunk_size, memory_budget)
+    return _chunk_for(pbank, _block_size(pbank), s_sites, c, dtype, chunk_size, memory_budget)
 
 
 @eqx.filter_jit
@@ -1064,37 +1090,54 @@ def _stats(
     batch = x.shape[: x.ndim - len(ev)]
     bsz = int(np.prod(batch)) if batch else 1
     tb = jnp.broadcast_to(t, batch).reshape(bsz).astype(x.dtype)
-    a = process.a(tb).astype(x.dtype)
-    b2 = process.b2(tb).astype(x.dtype)
-    return _stats_ab(pbank, x, a, b2, chunk, moments)
+
+    def coefficients(t_rows):  # evaluated per block, on the block's fixed shape
+        return process.a(t_rows).astype(x.dtype), process.b2(t_rows).astype(x.dtype)
+
+    return _stats_rows(pbank, x, tb, coefficients, chunk, moments)
 
 
-def _stats_ab(pbank: PatchBank, x: Array, a: Array, b2: Array, chunk: int, moments: bool):
-    """Posterior statistics of ``x`` (*batch, *image) given $a_t$, $b_t^2$ of shape (B,)."""
+def _stats_rows(pbank: PatchBank, x: Array, rows, coefficients, chunk: int, moments: bool):
+    """Posterior statistics of ``x`` (*batch, *image); ``rows`` is a pytree of (B,) arrays and
+    ``coefficients(rows_block)`` gives $a_t$, $b_t^2$ of a block's rows.
+
+    Everything, the coefficients included, runs on fixed-shape blocks of
+    :func:`_block_size` trajectories (:func:`gltheory.lattice.map_batch_blocks`) with a chunk
+    size that does not depend on the batch, so each trajectory's statistics are bitwise
+    independent of the batch size."""
     ev = pbank.image_shape
     batch = x.shape[: x.ndim - len(ev)]
     bsz = int(np.prod(batch)) if batch else 1
     h, w = (1, pbank.lattice[0]) if pbank.lattice_ndim == 1 else pbank.lattice
     c = ev[-1] if pbank.channels else 1
     x4 = x.reshape(bsz, h, w, c)
-    shift, acc = _posterior_sums(pbank, x4, a, b2, chunk, moments)
-    z = acc.z[..., None]
-    m1 = acc.m1 / z
-    score_ = (a[:, None, None, None] * m1.reshape(x4.shape) - x4) / b2[:, None, None, None]
+
+    def block(args):
+        xb, rb = args
+        a, b2 = coefficients(rb)
+        shift, acc = _posterior_sums(pbank, xb, a, b2, chunk, moments)
+        z = acc.z[..., None]
+        m1 = acc.m1 / z
+        score_ = (a[:, None, None, None] * m1.reshape(xb.shape) - xb) / b2[:, None, None, None]
+        if not moments:
+            return m1, score_
+        m2, m4 = acc.m2 / z, acc.m4 / z
+        # H = ln Z - <logit + ent_bias>, Z = sum exp(logit) = e^{shift} z (PatchBank.ent_bias)
+        entropy = jnp.log(acc.z) + shift - acc.el / acc.z
+        return m1, score_, m2, m4, m2 - m1**2, 1 - m4 / (3 * m2**2), entropy
+
+    out = map_batch_blocks(block, (x4, rows), _block_size(pbank))
     shape = x.shape
     if not moments:
-        return m1.reshape(shape), score_.reshape(shape)
-    m2, m4 = acc.m2 / z, acc.m4 / z
-    # H = ln Z - <logit + ent_bias>, Z = sum exp(logit) = e^{shift} z (see PatchBank.ent_bias)
-    entropy = jnp.log(acc.z) + shift - acc.el / acc.z
-    site_shape = batch + pbank.lattice
+        return out[0].reshape(shape), out[1].reshape(shape)
+    m1, score_, m2, m4, var, binder, entropy = out
     return PatchPosterior(
         mean=m1.reshape(shape),
         second=m2.reshape(shape),
         fourth=m4.reshape(shape),
-        variance=(m2 - m1**2).reshape(shape),
-        binder=(1 - m4 / (3 * m2**2)).reshape(shape),
-        entropy=entropy.reshape(site_shape),
+        variance=var.reshape(shape),
+        binder=binder.reshape(shape),
+        entropy=entropy.reshape(batch + pbank.lattice),
         score=score_.reshape(shape),
     )
 
@@ -1276,15 +1319,23 @@ class AbstractPatchMachine(AbstractData):
         def per_row(c):
             c = jnp.asarray(c)
             c = c[..., 0] if c.ndim > 0 else c
-            return jnp.broadcast_to(c, batch).reshape(bsz).astype(x.dtype)
+            # computed once as it is given (a scalar stays a scalar), never fused into a
+            # batch-shaped loop: its bits do not depend on the batch size
+            c = jax.lax.optimization_barrier(c.astype(x.dtype))
+            return jnp.broadcast_to(c, batch).reshape(bsz)
 
-        chunk = _site_chunk(self.bank, bsz, x.dtype, self.chunk_size, self.memory_budget)
+        chunk = _site_chunk(self.bank, x.dtype, self.chunk_size, self.memory_budget)
         return batch, bsz, per_row(a), per_row(b2), chunk
 
     def posterior_mean(self, x, a, b2):
         batch, _, a_rows, b2_rows, chunk = self._rows(x, a, b2)
-        mean, _ = _stats_ab(
-            self.bank, x.reshape(batch + self.event_shape), a_rows, b2_rows, chunk, False
+        mean, _ = _stats_rows(
+            self.bank,
+            x.reshape(batch + self.event_shape),
+            (a_rows, b2_rows),
+            lambda ab: ab,
+            chunk,
+            False,
         )
         return mean.reshape(x.shape)
 
@@ -1402,11 +1453,16 @@ class ES(AbstractPatchMachine):
         pb = self.bank
         h, w = (1, pb.lattice[0]) if pb.lattice_ndim == 1 else pb.lattice
         x4 = x.reshape(bsz, h, w, -1)
-        shift, sums = _es_sums(pb, x4, a_rows, b2_rows, chunk)
-        lse = shift[:, 0] + jnp.log(sums.z[:, 0])
         d = x.shape[-1]
-        quad = 0.5 * jnp.sum(x4**2, axis=(1, 2, 3)) / b2_rows
-        out = lse - math.log(h * w) - quad - 0.5 * d * (math.log(2 * math.pi) + jnp.log(b2_rows))
+
+        def block(args):  # fixed-shape blocks: batch-size independent (see _stats_rows)
+            xb, ab, b2b = args
+            shift, sums = _es_sums(pb, xb, ab, b2b, chunk)
+            lse = shift[:, 0] + jnp.log(sums.z[:, 0])
+            quad = 0.5 * jnp.sum(xb**2, axis=(1, 2, 3)) / b2b
+            return lse - math.log(h * w) - quad - 0.5 * d * (math.log(2 * math.pi) + jnp.log(b2b))
+
+        out = map_batch_blocks(block, (x4, a_rows, b2_rows), _block_size(pb))
         return out.reshape(batch)
 
 
