@@ -106,6 +106,7 @@ from .sampling import (
     as_trajectory_keys,
     branch,
     check_time_grid,
+    nonfinite_rows,
     sample,
     states_at,
 )
@@ -357,12 +358,6 @@ def _nanstd(v):
     m = jnp.sum(jnp.where(ok, v, 0.0)) / jnp.maximum(jnp.sum(ok), 1)
     var = jnp.sum(jnp.where(ok, (v - m) ** 2, 0.0)) / jnp.maximum(jnp.sum(ok) - 1, 1)
     return jnp.sqrt(var)
-
-
-def _nonfinite_traj(values, traj_axis: int) -> Array:
-    """``(n,)`` booleans: which trajectories (``traj_axis`` of ``values``) hold a NaN/Inf."""
-    v = jnp.moveaxis(jnp.asarray(values), traj_axis, 0)
-    return ~jnp.all(jnp.isfinite(v.reshape(v.shape[0], -1)), axis=1)
 
 
 def _refuse_nonfinite(est: CriticalTimeEstimate, bad) -> CriticalTimeEstimate:
@@ -617,7 +612,7 @@ def softening_time(
     est = _estimate_from_per_traj(
         ts, curve_pt, k_boot, n_boot, mode, f"softening/{criterion}/{mode}"
     )
-    return _refuse_nonfinite(est, _nonfinite_traj(states, 1) | _nonfinite_traj(curve_pt, 1))
+    return _refuse_nonfinite(est, nonfinite_rows(states, 1) | nonfinite_rows(curve_pt, 1))
 
 
 def _estimate_from_per_traj(ts, per_traj, key, n_boot, kind, method, level=0.0):
@@ -698,7 +693,7 @@ def xi_peak_time(
         )
     out = _xi_impl(f, ts, _check_key(key), n_boot, bool(increments), bool(growth), method)
     name = f"xi_{'growth' if growth else 'peak'}/{method}/{'increments' if increments else 'field'}"
-    return _refuse_nonfinite(CriticalTimeEstimate(*out, name), _nonfinite_traj(f, 1))
+    return _refuse_nonfinite(CriticalTimeEstimate(*out, name), nonfinite_rows(f, 1))
 
 
 @functools.partial(jax.jit, static_argnums=(3, 4, 5, 6))
@@ -851,7 +846,7 @@ def _cloning_curve(score_fn, process, key, x, ts, branch_index, classify, method
     phi = jnp.mean((lab[:, 0] == lab[:, 1]).astype(jnp.result_type(float)), axis=1)
     # (n_branch, n): trajectory m is non-finite at branch b (its state or either copy's end)
     bad = jax.vmap(
-        lambda sb, xb: _nonfinite_traj(sb, 0) | _nonfinite_traj(xb, 0).reshape(2, n).any(0)
+        lambda sb, xb: nonfinite_rows(sb, 0) | nonfinite_rows(xb, 0).reshape(2, n).any(0)
     )(states, xf)
     phi = jnp.where(bad.any(axis=1), jnp.nan, phi)
     return ts[np.asarray(idx)], phi, jnp.sqrt(phi * (1 - phi) / n), bad.any(axis=0)

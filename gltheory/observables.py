@@ -79,6 +79,7 @@ from .sampling import (
     TrajectoryKeys,
     as_trajectory_keys,
     check_time_grid,
+    nonfinite_rows,
     sample,
     states_at,
 )
@@ -489,8 +490,8 @@ def cloning_probability(
         lab = check_labels(classify, sol.x, n_copies * n).reshape(n_copies, n)
         agree = jnp.all(lab == lab[:1], axis=0).astype(jnp.result_type(float))
         phis.append(jnp.mean(agree))
-        bad = _nonfinite_rows(states[b], n)
-        bad = bad | _nonfinite_rows(sol.x, n_copies * n).reshape(n_copies, n).any(axis=0)
+        bad = nonfinite_rows(states[b])
+        bad = bad | nonfinite_rows(sol.x).reshape(n_copies, n).any(axis=0)
         bads.append(jnp.sum(bad, dtype=jnp.int32))
     phi, n_bad = jnp.stack(phis), jnp.stack(bads)
     se = jnp.sqrt(phi * (1 - phi) / n)
@@ -499,11 +500,6 @@ def cloning_probability(
     if scalar:
         phi, se, t, n_bad = phi[0], se[0], t[0], n_bad[0]
     return CloningEstimate(phi=phi, se=se, n=n, t=t, n_nonfinite=n_bad)
-
-
-def _nonfinite_rows(x, n: int) -> Array:
-    """``(n,)`` booleans: which of the ``n`` leading rows of ``x`` hold a NaN or Inf."""
-    return ~jnp.all(jnp.isfinite(jnp.reshape(x, (n, -1))), axis=1)
 
 
 def _nan_where(count, *values):
@@ -608,7 +604,7 @@ def kick_response(
         r, se = _paired(lab[:n], lab[n:], target, delta)
         vals.append(r)
         ses.append(se)
-        bad = _nonfinite_rows(xb, 2 * n) | _nonfinite_rows(sol.x, 2 * n)
+        bad = nonfinite_rows(xb) | nonfinite_rows(sol.x)
         bads.append(jnp.sum(bad[:n] | bad[n:], dtype=jnp.int32))
     r, se, n_bad = jnp.stack(vals), jnp.stack(ses), jnp.stack(bads)
     r, se = _nan_where(n_bad, r, se)
@@ -690,7 +686,7 @@ def class_fraction_response(
     )
     lab = check_labels(classify, sol.x, 2 * n)
     r, se = _paired(lab[:n], lab[n:], target, dh)
-    bad = _nonfinite_rows(sol.x, 2 * n)
+    bad = nonfinite_rows(sol.x)
     n_bad = jnp.sum(bad[:n] | bad[n:], dtype=jnp.int32)
     r, se = _nan_where(n_bad, r, se)
     return ResponseEstimate(response=r, se=se, n=n, t=None, n_nonfinite=n_bad)

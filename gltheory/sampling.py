@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
-from jaxtyping import Array, ArrayLike, Float, Int, Key, PRNGKeyArray, PyTree, Real, UInt32
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Key, PRNGKeyArray, PyTree, Real, UInt32
 
 from ._checks import (
     PROCESS,
@@ -56,6 +56,7 @@ from .solvers import METHODS as _SOLVER_METHODS, AbstractSolver, as_solver
 __all__ = [
     "Solution",
     "count_nonfinite",
+    "nonfinite_rows",
     "sample",
     "sample_diffrax",
     "time_grid",
@@ -115,6 +116,15 @@ class Solution(NamedTuple):
     saved_ts: Array
     observables: Any
     n_nonfinite: Array
+
+
+def nonfinite_rows(x: Real[ArrayLike, "*x"], axis: int = 0) -> Bool[Array, " n"]:
+    """Which trajectories of ``x`` (indices along ``axis``, default the leading one) hold a NaN
+    or Inf anywhere in the rest of their entries: booleans of length ``x.shape[axis]``. The
+    per-trajectory form of :func:`count_nonfinite`, used by the Monte Carlo estimators to pair
+    or discard trajectories. Pure (works under ``jit``)."""
+    v = jnp.moveaxis(jnp.asarray(x), axis, 0)
+    return ~jnp.all(jnp.isfinite(v.reshape(v.shape[0], -1)), axis=1)
 
 
 def count_nonfinite(x: Real[ArrayLike, "*x"], event_ndim: int = 1) -> Int[Array, ""]:

@@ -38,6 +38,7 @@ from ..sampling import (
     check_time_grid,
     count_nonfinite,
     integrate,
+    nonfinite_rows,
     sample,
     split_trajectory_keys,
     trajectory_keys,
@@ -111,12 +112,6 @@ class _RowPosterior(eqx.Module):
         return self.data.class_posterior(self.process, x, t)[..., self.target]
 
 
-def _nonfinite_rows(x: Array) -> Array:
-    """``(n,)`` booleans: which rows (trajectories) of ``x`` of shape ``(n, *event)`` hold a
-    NaN or Inf."""
-    return ~jnp.all(jnp.isfinite(x.reshape(x.shape[0], -1)), axis=1)
-
-
 def random_pulse_centres(
     key: PRNGKeyArray, n: int | np.integer, width: Real[ArrayLike, ""], ts: _Grid
 ) -> Float[Array, " n"]:
@@ -160,7 +155,7 @@ def pulse_alignment(
     )
     sol = sample(gs, process, key, x, ts=ts, method=method, observe=observe, save_at=save_at)
     lab = data.classify(process, sol.x, sol.ts[-1])
-    bad = _nonfinite_rows(sol.x)
+    bad = nonfinite_rows(sol.x)
     hits = jnp.where(bad, jnp.nan, (lab == target).astype(sol.x.dtype))
     n = hits.shape[0]
     n_bad = jnp.sum(bad, dtype=jnp.int32)
@@ -329,7 +324,7 @@ def pulse_scan(
         base = pr[-1, 0]
         b = jnp.mean(base)
         b_se = jnp.std(base, ddof=1) / math.sqrt(n)
-    bad = _nonfinite_rows(est.final).reshape(r + 1, n)
+    bad = nonfinite_rows(est.final).reshape(r + 1, n)
     bad_rows = bad[1:] | bad[:1]
     n_bad = jnp.sum(bad_rows, axis=1, dtype=jnp.int32)
     # the posterior estimator reads states before the end: mark the whole trajectory
