@@ -5,7 +5,7 @@ its solvers, critical times, the patch machines); every topic is a namespace:
 ``gl.processes``, ``gl.data``, ``gl.scores``, ``gl.solvers``, ``gl.sampling``,
 ``gl.meanfield``, ``gl.bath``, ``gl.observables``, ``gl.patch``, ``gl.spectral``,
 ``gl.field``, ``gl.criticality``, ``gl.thermo``, ``gl.latestart``, ``gl.schedules``, ``gl.guidance``,
-``gl.nets``. ``import gltheory`` loads neither the report, its experiments, the plotting
+``gl.nets``, ``gl.distributed``. ``import gltheory`` loads neither the report, its experiments, the plotting
 helpers nor matplotlib (``gltheory.report`` and ``gltheory.experiments`` are imported
 explicitly, as the ``gltheory`` command does).
 """
@@ -69,6 +69,7 @@ from .solvers import (
 _LAZY_TOPICS = (
     "bath",
     "criticality",
+    "distributed",
     "field",
     "guidance",
     "latestart",
@@ -83,6 +84,7 @@ if TYPE_CHECKING:  # static tools see the namespaces as ordinary imports
     from . import (  # noqa: F401
         bath,
         criticality,
+        distributed,
         field,
         guidance,
         latestart,
@@ -167,5 +169,6 @@ __all__ = [
     "schedules",
     "guidance",
     "nets",
+    "distributed",
     "__version__",
 ]

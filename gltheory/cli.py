@@ -166,6 +166,14 @@ def _run_report(args, parser, rep, experiments, out: str) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    # under `python -m gltheory.launch` (or JAX_NUM_PROCESSES=...): join the other processes
+    # and check that they run the same command; a single process starts nothing
+    from .distributed import initialize
+
+    try:
+        initialize(config={k: v for k, v in vars(args).items() if k != "func"})
+    except ValueError as e:  # e.g. another process runs other arguments
+        _fail(parser, str(e))
     if not args.no_cache:
         from .config import enable_compilation_cache
 
@@ -189,7 +197,9 @@ def _run_report(args, parser, rep, experiments, out: str) -> int:
         f"{len(result.rows) - len(result.off)}/{len(result.rows)} rows ok in "
         f"{time.perf_counter() - t_start:.1f}s; files in {out}"
     )
-    if args.json:
+    if jax.process_index() != 0:
+        pass  # several processes: process 0 prints (and writes) the report
+    elif args.json:
         print(table, file=sys.stderr)
         print(summary, file=sys.stderr)
         json.dump(obj, sys.stdout, indent=2, allow_nan=False)
