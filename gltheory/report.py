@@ -16,6 +16,13 @@ A row is **ok** when
 - deterministic (``tol`` given): $|{\rm measured}-{\rm theory}|\le{\rm tol}$;
 - "none" (theory ``None``): the measurement also found none.
 
+A tolerance is never a free choice: every ``tol`` names its **basis** (one of
+:data:`TOL_BASES`: round-off, a solver's stopping tolerance, a discretisation estimate, a
+stated model error, the rounding of a printed reference, an exact identity, a stated
+threshold) and the row's note says how the number was derived (it contains ``tol =``). A
+row that disagrees with its theory under the derived tolerance stays "off": it is a finding,
+explained in its note, not a reason to widen the tolerance.
+
 Everything runs in float64: the caller (the CLI) enables ``jax_enable_x64``.
 """
 
@@ -42,6 +49,7 @@ from . import _io
 __all__ = [
     "ReportConfig",
     "Row",
+    "TOL_BASES",
     "ExperimentResult",
     "Experiment",
     "Report",
@@ -92,6 +100,23 @@ class ReportConfig:
         return dataclasses.asdict(self)
 
 
+TOL_BASES: dict[str, str] = {
+    "round-off": "floating-point round-off: a stated multiple of the float64 epsilon times the "
+    "size of the quantities involved",
+    "solver": "a solver's or quadrature's own stopping tolerance or error bound (e.g. the "
+    "bisection bracket width atol + rtol |t|), times a stated factor",
+    "discretisation": "an estimate of a discretisation or finite-range error made inside the "
+    "experiment (e.g. Richardson: the same quantity at h and h/2)",
+    "model": "a stated model error of the theory (its approximation order or finite-size "
+    "correction), computed or bounded from a stated source",
+    "reference": "the rounding of a printed reference value (half a unit of its last digit)",
+    "exact": "an exact identity between integers (tol 0)",
+    "threshold": "a stated acceptance threshold: the row checks a bound (e.g. r^2 >= 0.8), "
+    "not an equality",
+}
+"""The allowed values of :attr:`Row.tol_basis`: where a deterministic row's tolerance comes from."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Row:
     """One line of the report: a quantity, its theory value and its measurement.
@@ -101,11 +126,18 @@ class Row:
     - `name`: the quantity, including its convention (process, criterion, parameters).
     - `theory`, `measured`: floats, or ``None`` for "none exists" / "none found".
     - `se`: standard error of ``measured`` (stochastic rows), or
-    - `tol`: absolute tolerance (deterministic rows).
+    - `tol`: absolute tolerance (deterministic rows); needs `tol_basis`.
     - `z_max`: a stochastic row is ok within ``z_max * se``.
     - `group`: the experiment that produced it.
-    - `note`: how it was measured (kept in the JSON).
+    - `note`: how it was measured (kept in the JSON); with `tol`, it also says how the
+      tolerance was derived, in a sentence containing ``tol =``.
     - `failure`: an error message; a failed row is always "off".
+    - `tol_basis`: where `tol` comes from, one of :data:`TOL_BASES` (required with `tol`).
+
+    Raises ``ValueError`` naming the argument for a row with neither `se` nor `tol` (unless
+    both values are ``None`` or it failed), with both, with a negative or non-finite `tol`,
+    with a `tol` whose `tol_basis` is missing or unknown or whose note does not
+    state ``tol =``, and with a `tol_basis` without `tol`.
     """
 
     name: str
@@ -117,6 +149,7 @@ class Row:
     group: str = ""
     note: str = ""
     failure: str | None = None
+    tol_basis: str | None = None
 
     def __post_init__(self):
         for f in ("theory", "measured", "se", "tol"):
@@ -126,6 +159,45 @@ class Row:
         both_none = self.theory is None and self.measured is None
         if self.failure is None and not both_none and self.se is None and self.tol is None:
             raise ValueError(f"row {self.name!r} needs a standard error `se` or a tolerance `tol`.")
+        if self.se is not None and self.tol is not None:
+            raise ValueError(
+                f"row {self.name!r}: give a standard error `se` or a tolerance `tol`, not both."
+            )
+        if self.tol is not None and not (math.isfinite(self.tol) and self.tol >= 0):
+            raise ValueError(f"row {self.name!r}: `tol` must be finite and >= 0, got {self.tol}.")
+        allowed = ", ".join(TOL_BASES)
+        if self.tol is None:
+            if self.tol_basis is not None:
+                raise ValueError(
+                    f"row {self.name!r}: `tol_basis`={self.tol_basis!r} is given without `tol`."
+                )
+            return
+        if self.tol_basis not in TOL_BASES:
+            raise ValueError(
+                f"row {self.name!r}: a tolerance needs `tol_basis`, one of {allowed}; got "
+                f"{self.tol_basis!r}."
+            )
+        if "tol =" not in self.note:
+            raise ValueError(
+                f"row {self.name!r}: `note` must say how the tolerance was derived (a sentence "
+                f"containing 'tol = ...'), got {self.note!r}."
+            )
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Row:
+        """The row of :meth:`to_dict`'s output (``report.json``); derived fields are ignored."""
+        return cls(
+            d["name"],
+            d["theory"],
+            d["measured"],
+            se=d.get("se"),
+            tol=d.get("tol"),
+            z_max=d.get("z_max") or 3.0,
+            group=d.get("group", ""),
+            note=d.get("note", ""),
+            failure=d.get("failure"),
+            tol_basis=d.get("tol_basis"),
+        )
 
     @property
     def error(self) -> float | None:
@@ -167,6 +239,7 @@ class Row:
             "measured": self.measured,
             "se": self.se,
             "tol": self.tol,
+            "tol_basis": self.tol_basis,
             "error": self.error,
             "z": self.z,
             "z_max": self.z_max if self.se is not None else None,
@@ -254,7 +327,7 @@ class Report:
     def to_dict(self, files: Sequence[str] = ()) -> dict[str, Any]:
         return {
             "report": "gltheory report",
-            "schema_version": 1,
+            "schema_version": 2,
             "status": "ok" if self.ok else "off",
             "n_rows": len(self.rows),
             "n_off": len(self.off),
@@ -339,22 +412,29 @@ def write_report(
 ) -> dict[str, Any]:
     """Write every figure (PNG) and ``report.json`` atomically into ``out_dir`` (created).
 
+    In a multi-process run (``python -m gltheory.launch``) only process 0 writes; the others
+    build and return the same JSON object without touching the folder.
+
     **Returns:** the JSON object written (the same that ``--json`` prints).
     """
     log = log or (lambda msg: None)
+    writer = jax.process_index() == 0
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if writer:
+        out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     files = []
     for name, fig in report.figures.items():
-        _io.save_figure(out / name, fig)
+        if writer:
+            _io.save_figure(out / name, fig)
         files.append(name)
     report.timings["figures"] = time.perf_counter() - start
     report.timings["total"] = report.timings["experiments_total"] + report.timings["figures"]
     files.append("report.json")
     obj = _io.to_jsonable(report.to_dict(files))
-    _io.atomic_write_json(out / "report.json", obj)
-    log(f"wrote {len(files)} files to {out} ({report.timings['figures']:.1f}s for figures)")
+    if writer:
+        _io.atomic_write_json(out / "report.json", obj)
+        log(f"wrote {len(files)} files to {out} ({report.timings['figures']:.1f}s for figures)")
     return obj
 
 
@@ -378,7 +458,7 @@ def _fmt_error(row: Row) -> str:
         return "-" if row.theory is None and row.measured is None else "n/a"
     if row.se is not None:
         return f"{row.z:.2f} SE (SE {row.se:.1e})"
-    return f"{row.error:.1e} (tol {row.tol:.0e})"
+    return f"{row.error:.1e} (tol {row.tol:.0e}, {row.tol_basis})"
 
 
 def format_table(rows: Sequence[Row]) -> str:

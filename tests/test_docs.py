@@ -125,7 +125,15 @@ def test_report_page_renders_a_report_json(tmp_path, monkeypatch):
 
     hooks = _load("gltheory_docs_hooks", DOCS / "hooks" / "gltheory_docs.py")
     rows = [
-        Row("t_c^S (OU, two points)", 0.34657, 0.3466, tol=1e-3, group="critical_times"),
+        Row(
+            "t_c^S (OU, two points)",
+            0.34657,
+            0.3466,
+            tol=1e-3,
+            tol_basis="solver",
+            group="critical_times",
+            note="tol = 1e-3, the root finder's bracket",
+        ),
         Row("fraction at +1", 0.8, 0.79, se=0.001, group="two_point_sde"),  # 10 SE: off
     ]
     path = tmp_path / "report.json"

@@ -80,6 +80,17 @@ def on_files(files: Files, config) -> Files:
                 use_directory_urls=config.use_directory_urls,
             )
         )
+    # the figures that benchmarks/README.md embeds (``figures/<name>.png``): the benchmarks page
+    # includes that file, so the same relative links must resolve next to it on the site
+    for fig in sorted((ROOT / "benchmarks" / "figures").glob("*.png")):
+        files.append(
+            File(
+                f"figures/{fig.name}",
+                src_dir=str(ROOT / "benchmarks"),
+                dest_dir=config.site_dir,
+                use_directory_urls=config.use_directory_urls,
+            )
+        )
     return files
 
 
@@ -132,20 +143,7 @@ def report_table_markdown(path: Path) -> str:
     from gltheory.report import Row, format_table
 
     obj = json.loads(path.read_text(encoding="utf-8"))
-    rows = [
-        Row(
-            r["name"],
-            r["theory"],
-            r["measured"],
-            se=r.get("se"),
-            tol=r.get("tol"),
-            z_max=r.get("z_max") or 3.0,
-            group=r.get("group", ""),
-            note=r.get("note", ""),
-            failure=r.get("failure"),
-        )
-        for r in obj["rows"]
-    ]
+    rows = [Row.from_dict(r) for r in obj["rows"]]
     n_off = sum(not r.ok for r in rows)
     env = obj.get("environment", {})
     when = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)

@@ -79,8 +79,10 @@ class FoundationConfig(Sizes):
     """Trajectories recorded in full for the trajectory figure."""
     n_grid: int = 400
     """Grid size for sign-change detection of the critical-time fields."""
-    root_tol: float = 1e-9
-    """Tolerance of critical-time rows (closed forms of the three criteria)."""
+    bisection_tol: float = 1e-12
+    """``optimistix.Bisection`` rtol = atol of the critical-time roots; a row's tolerance is
+    10x the final bracket width ``atol + rtol |t_c|`` (the factor covers the round-off shift
+    of the computed slope's zero)."""
     gaussian_mean: tuple[float, ...] = (0.5, -1.0)
     gaussian_cov: tuple[tuple[float, ...], ...] = ((1.0, 0.6), (0.6, 0.5))
 
@@ -276,7 +278,19 @@ def critical_times_experiment(
             theory = _critical_theory(pname, process, lam)
             for crit in CRITERIA:
                 measured, details = find_critical_time(
-                    data, process, crit, t_lo=t_lo, t_hi=t_hi, n_grid=cfg.n_grid
+                    data,
+                    process,
+                    crit,
+                    t_lo=t_lo,
+                    t_hi=t_hi,
+                    n_grid=cfg.n_grid,
+                    tol=cfg.bisection_tol,
+                )
+                t_ref = theory[crit] if theory[crit] is not None else t_hi
+                tol = 10 * (cfg.bisection_tol + cfg.bisection_tol * abs(t_ref))
+                tol_note = (
+                    f"; tol = 10 x the bisection bracket atol + rtol |t_c| "
+                    f"(atol = rtol = {cfg.bisection_tol:g})"
                 )
                 field = _CRITERION_FIELD[crit]
                 closed_form = _THEORY_TEXT[(pname.split("-")[0], crit)]
@@ -291,13 +305,15 @@ def critical_times_experiment(
                         f"root of {field} (jax.grad of score; optimistix bisection, {steps} "
                         f"steps); theory {closed_form}"
                     )
+                note += tol_note
                 name = f"t_c^{crit} {pname} L={lam:g}"
                 rows.append(
                     Row(
                         name,
                         theory[crit],
                         measured,
-                        tol=cfg.root_tol,
+                        tol=tol,
+                        tol_basis="solver",
                         group="critical_times",
                         note=note,
                     )

@@ -12,15 +12,18 @@ Rows:
 
 1. **calibrated window** (Kamb & Ganguli's per-step calibration along the network's own
    DDIM trajectories, :func:`gltheory.nets.compare_with_machines`, windows 3, 5, 7): the
-   window at the step nearest $t_c^S$ equals the network's $k$ (deterministic, tolerance 0);
+   window at the step nearest $t_c^S$ equals the network's $k$ (an integer: tolerance 0);
 2. **$r^2$ network vs calibrated ELS denoiser** at that step and the median over all steps,
-   against 1 with the stated threshold $r^2\ge0.8$ (tolerance 0.2);
+   against 1 with the stated threshold $r^2\ge0.8$ (a threshold row: tolerance 0.2);
 3. **network $t_c$ vs theory**: the $q=0$ mode of the network's score Jacobian at $x=0$ (JVP
    plane-wave probe, :func:`gltheory.criticality.stiffness_curves`) crosses 0 (criterion S)
    and $-\tfrac12$ (reverse SDE, D) at $t_c$, compared with
-   $t_c^S=\tfrac12\ln(1+k)$ and $t_c^D=\tfrac12\,{\rm arcsinh}\,k$ with tolerance 0.15 (an
-   approximately trained network is not the machine: measured biases +0.05 to +0.14, the
-   network softens slightly early, over initialisations); the ideal score of the same data
+   $t_c^S=\tfrac12\ln(1+k)$ and $t_c^D=\tfrac12\,{\rm arcsinh}\,k$. The deviation is
+   reported as measured: the tolerance is 3x the crossing's interpolation error on the
+   40-point grid (the only uncertainty of this one network's $t_c$; a seed-to-seed spread
+   would need several trainings, beyond the report's time). An approximately trained network
+   is not the machine: it softens early in generation (biases +0.05 to +0.14 over
+   initialisations), so these rows are "off", a finding; the ideal score of the same data
    would fire at $\tfrac12\ln(1+L)$ (noted).
 
 ``info`` keeps the per-step curves, the $r^2$ of the final samples of network and
@@ -80,8 +83,7 @@ class NetsConfig(Sizes):
     n_steps_crit: int = 40
     """Log-SNR grid points of the network's stiffness curve."""
     r2_threshold: float = 0.8
-    tc_tol: float = 0.15
-    """Stated thresholds: r² against 1, network t_c against the patch theory."""
+    """Stated threshold of the r² rows (r² ≥ 0.8)."""
 
 
 CONFIG = NetsConfig
@@ -175,10 +177,11 @@ def trained_network_experiment(
             float(k),
             float(cmp.best_k_l2[i_c]),
             tol=0.0,
+            tol_basis="exact",
             group=group,
             note=(
                 f"best ELS window in {tuple(cfg.windows)} by relative L2 score distance, median "
-                "over trajectories; per step: "
+                "over trajectories; tol = 0 (an integer window); per step: "
                 + ", ".join(f"{int(v)}" for v in np.asarray(cmp.best_k_l2))
             ),
         )
@@ -191,10 +194,12 @@ def trained_network_experiment(
                 1.0,
                 val,
                 tol=1 - thr,
+                tol_basis="threshold",
                 group=group,
                 note=(
                     f"{cfg.n_compare} DDIM trajectories of the CNN, {cfg.n_steps_compare} "
-                    "log-SNR steps; r² pooled over trajectories and sites; per step: "
+                    f"log-SNR steps; r² pooled over trajectories and sites; tol = 1 - {thr:g}: "
+                    f"the row checks the stated threshold r² >= {thr:g}; per step: "
                     + ", ".join(f"{v:.2f}" for v in r2c)
                 ),
             )
@@ -219,14 +224,20 @@ def trained_network_experiment(
                 f"vs patch theory, k={k}",
                 t_theory,
                 t_net if np.isfinite(t_net) else None,
-                tol=cfg.tc_tol,
+                tol=3 * float(interp) if np.isfinite(float(interp)) else 0.0,
+                tol_basis="discretisation",
                 group=group,
                 note=(
                     f"JVP plane-wave probe of the CNN's score at x=0 on {cfg.n_steps_crit} "
-                    f"log-SNR steps (interpolation error {float(interp):.1g}); theory "
-                    f"{'1/2 ln(1+k)' if crit == 'score' else '1/2 arcsinh(k)'} (Ambrogioni, arXiv:2603.20092); "
-                    f"tolerance {cfg.tc_tol} for an approximately trained network; the ideal "
-                    f"score of the same data fires at {t_ideal[crit]:.3f}"
+                    f"log-SNR steps; theory "
+                    f"{'1/2 ln(1+k)' if crit == 'score' else '1/2 arcsinh(k)'} (Ambrogioni, "
+                    "arXiv:2603.20092); deviation reported as measured: tol = 3 x the "
+                    f"crossing's interpolation error ({float(interp):.1g}), the uncertainty of "
+                    f"this network's t_c (one training, seed {tc.seed}); offset "
+                    f"{t_net - t_theory:+.3f}: an approximately trained network softens early "
+                    "in generation (docs/theory/nets.md#trained-network-experiment: +0.05 to "
+                    "+0.14 over initialisations), a finding; the ideal score of the same data "
+                    f"fires at {t_ideal[crit]:.3f}"
                 ),
             )
         )
