@@ -831,13 +831,16 @@ def detailed_fluctuation_theorem(
 class FranzParisi(NamedTuple):
     r"""Franz–Parisi potential on a grid: `q`, `V` (mean over the quenched disorder), `se`, `n`,
     and `values`, the per-sample $-\ln P_t(q\mid x_t, y^*)$ of shape ``(n, len(q))`` (for paired
-    differences, :func:`franz_parisi_difference`)."""
+    differences, :func:`franz_parisi_difference`). `n_nonfinite` (shaped like `V`) counts the
+    samples whose value at that $q$ is NaN or Inf (e.g. a density that underflows); where it is
+    not zero `V` and `se` are NaN, as in :class:`MCEstimate`."""
 
     q: Array
     V: Array
     se: Array
     n: int
     values: Array
+    n_nonfinite: Array | int = 0
 
 
 @eqx.filter_jit
@@ -886,7 +889,8 @@ def franz_parisi_potential(
     $V$ is a density-based potential (nats); common random numbers are used for every $q$ (and
     for every $t$ when the same key is reused).
 
-    **Returns:** :class:`FranzParisi`.
+    **Returns:** :class:`FranzParisi` (samples whose value at a $q$ is NaN/Inf are counted per
+    $q$ in ``n_nonfinite``; there ``V`` and ``se`` are NaN).
     """
     if not isinstance(data, GaussianMixture):
         raise ValueError(
@@ -901,9 +905,8 @@ def franz_parisi_potential(
         raise ValueError(f"q must be a 1-D grid of overlaps, got shape {q.shape}.")
     q = q.astype(_dtype_of(q, t))
     vals = _fp_impl(data, process, key, n, t, q)
-    return FranzParisi(
-        q, jnp.mean(vals, axis=0), jnp.std(vals, axis=0, ddof=1) / math.sqrt(n), n, vals
-    )
+    est = _mc(vals, n)
+    return FranzParisi(q, est.mean, est.se, n, vals, est.n_nonfinite)
 
 
 def franz_parisi_difference(fp: FranzParisi, i: int, j: int) -> MCEstimate:

@@ -292,7 +292,10 @@ def pulse_scan(
         b_se = jnp.sqrt(b * (1 - b) / n)
     else:
         if not isinstance(data, ClassConditional):
-            raise ValueError("estimator='posterior' needs a ClassConditional dataset.")
+            raise ValueError(
+                "data must be a ClassConditional dataset for estimator='posterior', got "
+                f"{type(data).__name__}."
+            )
         tsn = np.asarray(ts)
         reach = 0.5 * float(width) if shape == "box" else 2.0 * float(width)
         cn = np.asarray(c, dtype=np.float64)
@@ -521,7 +524,10 @@ def physics_aware_sample(
     **Returns:** a :class:`PhysicsAwareResult`.
     """
     if not isinstance(data, ClassConditional):
-        raise ValueError("physics_aware_sample needs a ClassConditional dataset (exact posterior).")
+        raise ValueError(
+            f"data must be a ClassConditional dataset (exact posterior) for physics_aware_sample, got "
+            f"{type(data).__name__}."
+        )
     check_instance(process, AbstractProcess, "process", PROCESS)
     if not (isinstance(target, (int, np.integer)) and 0 <= target < data.n_classes):
         raise ValueError(
@@ -566,7 +572,11 @@ class LearnedPulse(NamedTuple):
       $\partial_cJ$ over trajectories at the centre; `curvature`: $\partial_c^2J$ of the fixed-key
       objective (central difference). The fixed-key curvature is itself a noisy estimate; where
       the mean objective's curvature is known (:func:`discrete_optimal_pulse_centre`),
-      `grad_se` / |that curvature| is the better delta-method SE.
+      `grad_se` / |that curvature| is the better delta-method SE. - `n_nonfinite`: the number
+      of trajectories whose objective value or gradient was NaN/Inf, counted at the first
+      evaluation that had any (after it the optimiser's parameters are NaN, and so would be
+      every trajectory); when it is not zero `centre`, `width`, `centre_se`, `objective`,
+      `grad_se` and `curvature` are NaN (module docstring).
     """
 
     centre: Array
@@ -576,6 +586,7 @@ class LearnedPulse(NamedTuple):
     history: Array
     grad_se: Array | None = None
     curvature: Array | None = None
+    n_nonfinite: Array | int = 0
 
 
 def pulse_objective_samples(
@@ -675,10 +686,14 @@ def learn_pulse(
     $\partial_cJ_n$ is a mean of $n$ independent per-trajectory derivatives, so
     $\mathrm{SE}(\hat c) = \mathrm{sd}_j(\partial_cP_j)/(\sqrt n\,|\partial_c^2J_n|)$ at $\hat c$.
     Exact $\bar J$ and $c^\star$ for 1-D data: :func:`pulse_objective_quadrature`,
-    :func:`discrete_optimal_pulse_centre`.
+    :func:`discrete_optimal_pulse_centre`. Trajectories with a NaN/Inf value or gradient are
+    counted in ``n_nonfinite`` and make every estimate NaN (:class:`LearnedPulse`).
     """
     if not isinstance(data, ClassConditional):
-        raise ValueError("learn_pulse needs a ClassConditional dataset (exact posterior).")
+        raise ValueError(
+            f"data must be a ClassConditional dataset (exact posterior) for learn_pulse, got "
+            f"{type(data).__name__}."
+        )
     check_instance(process, AbstractProcess, "process", PROCESS)
     x = as_float_array(x, "x")
     ts = check_time_grid(ts, process.T).astype(x.dtype)
@@ -692,8 +707,15 @@ def learn_pulse(
     args = (data, process, x, key, ts, jnp.asarray(eps, x.dtype), nu_i)
     args = args + (jnp.asarray(width_min, x.dtype),)
 
+    # trajectories with a NaN/Inf value or gradient, at the first evaluation that had any
+    n_bad = jnp.zeros((), jnp.int32)
+
     def per_traj_grad(theta):
-        return _per_traj_grad(theta, *args, int(target))
+        nonlocal n_bad
+        vals, jac = _per_traj_grad(theta, *args, int(target))
+        bad = jnp.sum(nonfinite_rows(vals) | nonfinite_rows(jac), dtype=jnp.int32)
+        n_bad = jnp.where(n_bad > 0, n_bad, bad)
+        return vals, jac
 
     opt = optax.adam(optax.cosine_decay_schedule(learning_rate, max(int(n_iter), 1), alpha=0.05))
     theta = jnp.asarray([centre, math.log(width - width_min)], x.dtype)
@@ -726,12 +748,7 @@ def learn_pulse(
     g_se = jnp.std(jac[:, 0], ddof=1) / math.sqrt(n)
     curv = curvature(theta)
     c_se = g_se / jnp.abs(curv)
-    return LearnedPulse(
-        theta[0],
-        width_min + jnp.exp(theta[1]),
-        c_se,
-        jnp.mean(vals),
-        jnp.stack(hist),
-        g_se,
-        curv,
-    )
+    # no estimate (in particular no standard error) built on non-finite trajectories
+    estimates = (theta[0], width_min + jnp.exp(theta[1]), c_se, jnp.mean(vals), g_se, curv)
+    c, w, c_se, obj, g_se, curv = (jnp.where(n_bad > 0, jnp.nan, v) for v in estimates)
+    return LearnedPulse(c, w, c_se, obj, jnp.stack(hist), g_se, curv, n_bad)
