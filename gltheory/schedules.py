@@ -15,10 +15,11 @@ this module locates the window and measures what a grid does.
   where patterns are born, which need not be $t_c^S$).
 
 **An exact, noise-free objective** for 1-D two deltas $\pm\mu$ with weights $(w, 1-w)$
-(`docs/theory/schedules.md#quadrature`): :func:`quadrature_class_fraction` propagates the
+(`docs/theory/schedules.md#quadrature`): :func:`quadrature_distribution` propagates the
 Euler–Maruyama chain's density on a fixed grid of cells step by step (the Gaussian transition
-integrated over each cell), which gives the chain's exact class fraction for a time grid,
-differentiable in the grid; :func:`class_fraction_bias` subtracts the exact one;
+integrated over each cell), which gives the chain's exact law at the end of a time grid (its
+distribution function, hence Wasserstein distances); :func:`quadrature_class_fraction` is its
+mass on $x>0$, differentiable in the grid; :func:`class_fraction_bias` subtracts the exact one;
 :func:`tune_window` minimises the squared bias over the bump's centre, width and weight with
 optax; :func:`local_error_density` and :func:`sqrt_error_grid` give the step density
 $\rho\propto\sqrt{e(t)}$ of `docs/theory/schedules.md#sqrt-rule` to compare with.
@@ -72,6 +73,7 @@ __all__ = [
     "critical_grid",
     "soft_mode",
     "exact_class_fraction",
+    "quadrature_distribution",
     "quadrature_class_fraction",
     "class_fraction_bias",
     "TunedWindow",
@@ -327,7 +329,25 @@ def exact_class_fraction(
     return w * jax.scipy.special.ndtr(k) + (1 - w) * jax.scipy.special.ndtr(-k)
 
 
-def quadrature_class_fraction(
+def _check_quadrature(process, ts, mu, w, n_cells, half_width, pad_to):
+    mu, w = _check_two_deltas(process, mu, w)
+    ts = check_time_grid(ts, process.T)
+    if not isinstance(n_cells, (int, np.integer)) or n_cells < 8 or n_cells % 2:
+        raise ValueError(f"n_cells must be an even integer >= 8, got {n_cells!r}.")
+    L = mu + 8.0 if half_width is None else as_float_array(half_width, "half_width")
+    L = check_values(L, lambda v: ~(v > 0), f"half_width must be > 0, got {half_width}.")
+    n_steps = ts.shape[0] - 1
+    if pad_to is not None:
+        if not isinstance(pad_to, (int, np.integer)) or pad_to < n_steps:
+            raise ValueError(
+                f"pad_to must be an integer >= the number of steps ({n_steps}), got {pad_to!r}."
+            )
+        # zero-length steps (t_next = t) are skipped by the implementation
+        ts = jnp.concatenate([ts, jnp.broadcast_to(ts[-1:], (int(pad_to) - n_steps,))])
+    return mu, w, ts, L
+
+
+def quadrature_distribution(
     process: AbstractProcess,
     ts: Real[ArrayLike, " n_steps_plus_1"],
     mu: Real[ArrayLike, ""],
@@ -335,9 +355,10 @@ def quadrature_class_fraction(
     *,
     n_cells: int = 512,
     half_width: float | None = None,
-) -> Float[Array, ""]:
-    r"""Exact class fraction $P(x_{t_n}>0)$ of the Euler–Maruyama chain on the grid ``ts``,
-    by propagating its density (`docs/theory/schedules.md#quadrature`).
+    pad_to: int | None = None,
+) -> tuple[Float[Array, " n_cells_plus_1"], Float[Array, " n_cells"]]:
+    r"""The Euler–Maruyama chain's distribution at ``ts[-1]`` on a grid of cells, by
+    propagating its density (`docs/theory/schedules.md#quadrature`).
 
     Data $w\,\delta_{+\mu}+(1-w)\,\delta_{-\mu}$ in 1-D, exact score, start
     $x_{t_0}\sim\mathcal N(0,b_{t_0}^2)$ (as :func:`gltheory.sample`). The line
@@ -350,15 +371,44 @@ def quadrature_class_fraction(
     result is a smooth function of ``ts`` (and of ``mu``, ``w``) and ``jax.grad`` goes
     through it (the step is checkpointed: memory $O(\text{n\_cells})$ per step).
 
+    **Arguments:**
+
+    - `process`, `ts`: the forward process and the decreasing grid.
+    - `mu`, `w`: the data's half-separation and the weight of $+\mu$.
+    - `n_cells`, `half_width`: the cells.
+    - `pad_to`: optional step count $\ge$ the grid's: the grid is padded with zero-length
+      steps (skipped) to this length, so grids of different lengths share one compiled
+      program.
+
+    **Returns:** ``(edges, masses)``: the ``n_cells + 1`` cell edges (the first and last
+    stand for $\mp\infty$) and the chain's mass in each cell (summing to 1); the chain's
+    distribution function at the inner edges is ``cumsum(masses)[:-1]``.
+    """
+    mu, w, ts, L = _check_quadrature(process, ts, mu, w, n_cells, half_width, pad_to)
+    p = _quadrature_impl(process, ts, mu, w, L, int(n_cells))
+    edges = jnp.linspace(-L, L, int(n_cells) + 1).astype(p.dtype)
+    return edges, p
+
+
+def quadrature_class_fraction(
+    process: AbstractProcess,
+    ts: Real[ArrayLike, " n_steps_plus_1"],
+    mu: Real[ArrayLike, ""],
+    w: Real[ArrayLike, ""],
+    *,
+    n_cells: int = 512,
+    half_width: float | None = None,
+    pad_to: int | None = None,
+) -> Float[Array, ""]:
+    r"""Exact class fraction $P(x_{t_n}>0)$ of the Euler–Maruyama chain on the grid ``ts``:
+    the mass of the positive cells of :func:`quadrature_distribution` (same arguments;
+    `docs/theory/schedules.md#quadrature`).
+
     **Returns:** the fraction, a scalar.
     """
-    mu, w = _check_two_deltas(process, mu, w)
-    ts = check_time_grid(ts, process.T)
-    if not isinstance(n_cells, (int, np.integer)) or n_cells < 8 or n_cells % 2:
-        raise ValueError(f"n_cells must be an even integer >= 8, got {n_cells!r}.")
-    L = mu + 8.0 if half_width is None else as_float_array(half_width, "half_width")
-    L = check_values(L, lambda v: ~(v > 0), f"half_width must be > 0, got {half_width}.")
-    return _quadrature_impl(process, ts, mu, w, L, int(n_cells))
+    mu, w, ts, L = _check_quadrature(process, ts, mu, w, n_cells, half_width, pad_to)
+    p = _quadrature_impl(process, ts, mu, w, L, int(n_cells))
+    return jnp.sum(p[int(n_cells) // 2 :])
 
 
 @eqx.filter_jit
@@ -379,15 +429,17 @@ def _quadrature_impl(process, ts, mu, w, L, n_cells):
     @jax.checkpoint
     def body(p, i, _):
         t, t_next = ts[i], ts[i + 1]
+        active = t_next < t  # padded zero-length steps leave p as it is
+        t_next = jnp.where(active, t_next, t - 1.0)
         m = solver.step(score, process, x, t, t_next, jnp.zeros_like(x))
         s = process.g(t) * jnp.sqrt(t - t_next)
         cdf = jax.scipy.special.ndtr((inner[None, :] - m[:, None]) / s)
         ones = jnp.ones((n_cells, 1), dtype)
         trans = jnp.diff(jnp.concatenate([0 * ones, cdf, ones], axis=1), axis=1)
-        return p @ trans, None
+        return jnp.where(active, p @ trans, p), None
 
     p, _ = integrate(body, p0, ts)
-    return jnp.sum(p[n_cells // 2 :])
+    return p
 
 
 def class_fraction_bias(
@@ -397,12 +449,14 @@ def class_fraction_bias(
     w: Real[ArrayLike, ""],
     *,
     n_cells: int = 512,
+    pad_to: int | None = None,
 ) -> Float[Array, ""]:
     r"""Class-fraction bias of the Euler–Maruyama chain on ``ts``:
     :func:`quadrature_class_fraction` $-$ :func:`exact_class_fraction` at ``ts[-1]``.
-    Differentiable in ``ts`` (`docs/theory/schedules.md#quadrature`)."""
+    Differentiable in ``ts`` (`docs/theory/schedules.md#quadrature`); ``pad_to`` as in
+    :func:`quadrature_distribution`."""
     ts = check_time_grid(ts, process.T)
-    q = quadrature_class_fraction(process, ts, mu, w, n_cells=n_cells)
+    q = quadrature_class_fraction(process, ts, mu, w, n_cells=n_cells, pad_to=pad_to)
     return q - exact_class_fraction(process, mu, w, ts[-1])
 
 

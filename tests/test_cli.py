@@ -198,7 +198,9 @@ def test_off_and_failed_rows_exit_1(tmp_path):
         from gltheory import cli, experiments, report as rep
 
         def good(cfg, key):
-            return rep.ExperimentResult([rep.Row("good", 1.0, 1.0 + 1e-12, tol=1e-9)])
+            return rep.ExperimentResult(
+                [rep.Row("good", 1.0, 1.0 + 1e-12, tol=1e-9, tol_basis="solver", note="tol = x")]
+            )
 
         def bad(cfg, key):
             return rep.ExperimentResult([rep.Row("bad", 0.5, 0.6, se=0.01)])
@@ -286,6 +288,7 @@ ALL_EXPERIMENTS = (
     "guidance_pulses",
     "thermodynamics",
     "trained_network",
+    "schedules",
 )
 
 
@@ -340,12 +343,13 @@ def test_row_status_rules():
 
     assert Row("a", 1.0, 1.02, se=0.01).ok  # 2 SE
     assert not Row("a", 1.0, 1.04, se=0.01).ok  # 4 SE
-    assert Row("a", 1.0, 1.0 + 5e-10, tol=1e-9).ok
-    assert not Row("a", 1.0, 1.0 + 5e-9, tol=1e-9).ok
+    det = {"tol": 1e-9, "tol_basis": "solver", "note": "tol = 10 x the solver's"}
+    assert Row("a", 1.0, 1.0 + 5e-10, **det).ok
+    assert not Row("a", 1.0, 1.0 + 5e-9, **det).ok
     assert Row("none", None, None).ok
-    assert not Row("found one", None, 0.3, tol=1e-9).ok
-    assert not Row("missed", 0.3, None, tol=1e-9).ok
-    assert not Row("nan", 0.3, float("nan"), tol=1e-9).ok
+    assert not Row("found one", None, 0.3, **det).ok
+    assert not Row("missed", 0.3, None, **det).ok
+    assert not Row("nan", 0.3, float("nan"), **det).ok
     assert not Row("failed", None, None, failure="boom").ok
     with pytest.raises(ValueError):
         Row("needs se or tol", 1.0, 1.0)

@@ -128,6 +128,39 @@ def test_quadrature_class_fraction_agrees_with_monte_carlo(coarse_grid):
     assert abs(q - exact) > 5 * se, (q, exact, se)
 
 
+def test_quadrature_distribution_and_padding(coarse_grid):
+    """The cell masses sum to 1 and give the class fraction; zero-length padding steps are
+    skipped exactly (one compiled program for grids of different lengths)."""
+    ts = coarse_grid
+    edges, p = S.quadrature_distribution(OU, ts, MU, W, n_cells=256)
+    assert edges.shape == (257,) and p.shape == (256,)
+    assert abs(float(jnp.sum(p)) - 1) < 1e-12 and float(jnp.min(p)) >= 0
+    q = float(S.quadrature_class_fraction(OU, ts, MU, W, n_cells=256))
+    assert abs(float(jnp.sum(p[128:])) - q) < 1e-14
+    q_pad = float(S.quadrature_class_fraction(OU, ts, MU, W, n_cells=256, pad_to=16))
+    assert abs(q_pad - q) < 1e-13
+    with pytest.raises(ValueError, match="pad_to"):
+        S.quadrature_class_fraction(OU, ts, MU, W, n_cells=256, pad_to=5)
+
+
+@pytest.mark.parametrize("solver", ["heun_sde", pytest.param("heun", marks=pytest.mark.slow)])
+def test_critical_grid_drives_the_solver_layer(solver):
+    """A critical grid is an ordinary ``ts``: ``sample`` with any solver takes exactly the
+    solver's steps on it (checked against the steps taken one by one, same noise)."""
+    data = _two_deltas(MU, W)
+    score_fn = lambda x, t: gl.score(data, OU, x, t)
+    ts = gl.time_grid(OU, 6, kind="critical", t_min=T_MIN, centre=1.0, width=0.5)
+    key = jax.random.PRNGKey(11)
+    x0 = OU.b(OU.T) * jax.random.normal(jax.random.PRNGKey(12), (4, 1))
+    out = gl.sample(score_fn, OU, key, x0, ts=ts, solver=solver).x
+    step = gl.solvers.as_solver(solver)
+    z = gl.sampling.trajectory_noise(key, 6, (1,), n=4, dtype=x0.dtype)
+    x = x0
+    for i in range(6):
+        x = step.step(score_fn, OU, x, ts[i], ts[i + 1], z[i])
+    np.testing.assert_allclose(out, x, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.slow  # compiles the reverse pass of the quadrature (fast cover: the
 # grid's own derivatives and the quadrature's Monte Carlo check)
 def test_quadrature_bias_gradient_matches_finite_differences():

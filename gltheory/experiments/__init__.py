@@ -14,7 +14,8 @@ constructors (``--quick`` picks ``quick()``; ``CONFIG.of(report_config)`` choose
 - :mod:`~gltheory.experiments.criticality` (:class:`CriticalityConfig`): ``criticality``;
 - :mod:`~gltheory.experiments.guidance` (:class:`GuidanceConfig`): ``guidance_pulses``;
 - :mod:`~gltheory.experiments.thermo` (:class:`ThermoConfig`): ``thermodynamics``;
-- :mod:`~gltheory.experiments.nets` (:class:`NetsConfig`): ``trained_network``.
+- :mod:`~gltheory.experiments.nets` (:class:`NetsConfig`): ``trained_network``;
+- :mod:`~gltheory.experiments.schedules` (:class:`SchedulesConfig`): ``schedules``.
 
 :data:`EXPERIMENTS` lists them all in the order ``gltheory report`` runs them; to add one,
 append it to its module's ``EXPERIMENTS`` (or add a module and list it here). Nothing is
@@ -34,6 +35,7 @@ from . import (
     meanfield as meanfield,
     nets as nets,
     observables as observables,
+    schedules as schedules,
     thermo as thermo,
 )
 
@@ -49,6 +51,7 @@ MODULES = (
     guidance,
     thermo,
     nets,
+    schedules,
 )
 """The experiment modules, in report order."""
 
@@ -62,6 +65,7 @@ EXPERIMENTS: list[Experiment] = [
     *guidance.EXPERIMENTS,
     *thermo.EXPERIMENTS,
     *nets.EXPERIMENTS,
+    *schedules.EXPERIMENTS,
 ]
 """Every experiment of ``gltheory report``, in the order it runs them."""
 
