@@ -27,6 +27,17 @@ $1-\Gamma(\tfrac14)^2/(12\,\Gamma(\tfrac34)^2) = 0.2705$.
 Everything here works for a one-dimensional dataset (event shape ``(1,)``) through its
 ``log_marginal(x, a=1, b2=sigma**2)``; for a VP/OU process at time ``t`` use the VE-equivalent
 noise ``sigma = process.sigma(t)`` (the field is then the rescaled state $x_t/a_t$).
+
+**The bath of any dataset and its critical exponents** (`docs/theory/exponents.md`):
+:func:`tempered_langevin` samples $p_t(x)^N$ for any dataset with a closed-form score
+(tempered Langevin at frozen $t$, a reduced field $h_0$, streamed moments of the order
+parameter along the soft mode — O($n$) for the hypersphere — and of the bath energy);
+:func:`bath_statistics` turns them into the order parameter, susceptibilities (fluctuation and
+response), energy and specific heat with standard errors; :func:`relaxation_time` gives
+$\tau_r$; :func:`field_thermo` is the exact one-dimensional energy and specific heat;
+:func:`landau_jump` the family's own Landau jump $\Delta C/N$; :func:`fit_exponent_rule` and
+:func:`fit_jump` fit $\beta,\gamma,\delta,z\nu$ and the jump with the stated range rule;
+:func:`critical_snr` refuses data without a transition.
 """
 
 from __future__ import annotations
@@ -41,8 +52,22 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
-from ._checks import DATASET, as_float_array, check_instance, check_values, is_concrete
-from .data import AbstractData
+from ._checks import (
+    DATASET,
+    PROCESS,
+    as_float_array,
+    check_instance,
+    check_positive_int,
+    check_time,
+    check_values,
+    is_concrete,
+    trusted,
+)
+from ._roots import refuse_traced
+from .data import AbstractData, DeltaMixture, LatticeImages
+from .meanfield import ExponentFit, critical_times
+from .processes import OU, AbstractProcess
+from .schedules import soft_mode
 
 __all__ = [
     "BathField",
@@ -53,6 +78,31 @@ __all__ = [
     "langevin",
     "gibbs",
     "CW_CRITICAL_BINDER",
+    "BathAxes",
+    "BathMoments",
+    "BathStatistics",
+    "BathThermo",
+    "Estimate",
+    "LandauJump",
+    "order_parameter_axes",
+    "critical_snr",
+    "reduced_distance",
+    "curie_weiss_spins",
+    "with_negatives",
+    "tempered_langevin",
+    "bath_statistics",
+    "relaxation_time",
+    "field_thermo",
+    "landau_jump",
+    "fit_scaling",
+    "fit_exponent_rule",
+    "fit_jump",
+    "FSS_MIN",
+    "EPS_MAX",
+    "FIELD_FSS_MIN",
+    "FIELD_MAX",
+    "ScalingRelation",
+    "scaling_relations",
 ]
 
 CW_CRITICAL_BINDER = 1 - math.gamma(0.25) ** 2 / (12 * math.gamma(0.75) ** 2)
@@ -603,3 +653,979 @@ def _gibbs_impl(sigma, n_sites, keys, n_sweeps, mu):
         return x, y_bar
 
     return jax.vmap(one_chain)(keys)
+
+
+# ----------------------------------------------------------------------------------------------
+# the generative bath of any dataset: tempered Langevin, order parameter, energy, field
+# ----------------------------------------------------------------------------------------------
+
+
+class BathAxes(NamedTuple):
+    r"""Where the order parameter of a dataset's bath lives (`docs/theory/exponents.md#order-parameter`).
+
+    - `center`: the symmetric point $c=\mathbb E[y]$, shape ``(d,)``.
+    - `basis`: orthonormal rows spanning the top eigenspace of ${\rm Cov}[y]$, shape
+      ``(n, d)``: $n=1$ for a $\mathbb Z_2$ soft mode, $n=d$ for the uniform hypersphere (O($n$)).
+    - `scale`: $M=\|{\rm basis}\,(x-c)\|/{\rm scale}$ ($n>1$) or ${\rm basis}_0\cdot(x-c)/{\rm scale}$
+      ($n=1$, signed); the separation $\|m\|$ of :func:`gltheory.schedules.soft_mode` for $n=1$
+      ($\mu\cdot x/\Lambda$ for $\pm\mu$), $\sqrt{n\lambda}$ ($=R$ for the sphere) for $n>1$.
+    """
+
+    center: Array
+    basis: Array
+    scale: Array
+
+
+class BathMoments(NamedTuple):
+    r"""Streamed moments of one run of :func:`tempered_langevin` (no trajectories are stored).
+
+    Per-chain time averages over the ``n_steps`` recorded steps, each of shape ``(n_chains,)``
+    (chains are independent replicas: standard errors come from their spread):
+
+    - `m`: $M$ (signed for $n=1$; the norm for O($n$)), `m_abs`: $|M|$, `m2`: $M^2$, `m4`: $M^4$;
+      $M$ is the site magnetisation's field estimator (`docs/theory/exponents.md#order-parameter`);
+    - `q`, `q2`, `k`: the energy estimators $q=-\partial_\beta\ln p_\sigma(x)-h^2/2\beta^2$,
+      $q^2$ and $k=\partial_\beta^2\ln p_\sigma(x)-h^2/\beta^3$ (`docs/theory/exponents.md#energy`);
+
+    and
+
+    - `trace`: the mean of $M$ over each of ``n_groups`` groups of chains (chain $j$ is in group
+      $j\bmod G$) at every step, burn-in included, shape ``(G, n_burn + n_steps)``: the
+      relaxation of the ensemble (for :func:`relaxation_time`);
+    - `acceptance`: the Metropolis acceptance rate (1 without Metropolis);
+    - `n_sites`, `snr`, `h0`, `dtau`: $N$, $\beta={\rm SNR}$, the reduced field, the time step;
+    - `dim`, `n_components`, `scale`: $d$, $n$ and the scale of :class:`BathAxes`.
+    """
+
+    m: Array
+    m_abs: Array
+    m2: Array
+    m4: Array
+    q: Array
+    q2: Array
+    k: Array
+    trace: Array
+    acceptance: Array
+    n_sites: Array
+    snr: Array
+    h0: Array
+    dtau: Array
+    dim: int
+    n_components: int
+    scale: Array
+
+
+class Estimate(NamedTuple):
+    """A measured value and its standard error (floats)."""
+
+    value: float
+    stderr: float
+
+
+class BathStatistics(NamedTuple):
+    r"""Equilibrium statistics of a bath run with standard errors (:func:`bath_statistics`).
+
+    - `magnetization`: $\langle M\rangle$ (site magnetisation, signed for $n=1$);
+    - `order_parameter`: $\langle|M|\rangle$;
+    - `m2`: $\langle M^2\rangle$ of the field estimator; `binder`:
+      $U_4=1-\langle M^4\rangle/3\langle M^2\rangle^2$ of the field estimator;
+    - `susceptibility`: $\chi=N\,{\rm Var}(\bar M)=\partial\langle M\rangle/\partial h_0$ of the
+      site magnetisation, $N(\langle M^2\rangle-\langle M\rangle^2)-n/(\beta s^2)$ (for O($n$):
+      per component, $N\langle|M|^2\rangle/n - 1/(\beta s^2)$, the disordered phase);
+    - `susceptibility_abs`: $N(\langle M^2\rangle-\langle|M|\rangle^2)-n/(\beta s^2)$, the
+      in-well (ordered-phase) susceptibility;
+    - `energy`: $\langle\mathcal H\rangle/N$; `specific_heat`: $C/N=\beta^2{\rm Var}(\mathcal H)/N$.
+
+    (`docs/theory/exponents.md#estimators`.)
+    """
+
+    magnetization: Estimate
+    order_parameter: Estimate
+    m2: Estimate
+    binder: Estimate
+    susceptibility: Estimate
+    susceptibility_abs: Estimate
+    energy: Estimate
+    specific_heat: Estimate
+
+
+class BathThermo(NamedTuple):
+    r"""Exact finite-$N$ energy and specific heat of a one-dimensional bath (:func:`field_thermo`).
+
+    - `energy`: $\langle\mathcal H\rangle/N$; `specific_heat`: $C/N=\beta^2{\rm Var}(\mathcal H)/N$;
+    - `m2`: $\langle (x-c)^2\rangle$ of the field (a cross-check with :func:`field`).
+    """
+
+    energy: Array
+    specific_heat: Array
+    m2: Array
+
+
+class LandauJump(NamedTuple):
+    r"""The Landau specific-heat jump of a dataset's bath (:func:`landau_jump`).
+
+    - `snr_c`: the critical $\beta_c={\rm SNR}(t_c^S)$;
+    - `v`, `dv`: the variance $v(\beta)$ of the soft-mode projection under the tilted site law
+      $p_0(y)e^{-\beta\|y\|^2/2}$ at $\beta_c$ ($\beta_cv=1$) and $dv/d\beta$;
+    - `kappa4`: its fourth cumulant (negative at a continuous transition);
+    - `jump`: $\Delta C/N = 3\,(v+\beta_c\,dv/d\beta)^2/|\kappa_4|$; $3v^2/|\kappa_4|$ for data
+      of constant norm: $\tfrac32$ for $\pm\mu$, $(n+2)/2$ for the uniform $n$-sphere.
+    """
+
+    snr_c: float
+    v: float
+    dv: float
+    kappa4: float
+    jump: float
+
+
+def _unit_sign(v):
+    """Orient a vector so that its largest-magnitude entry is positive (a fixed convention)."""
+    i = jnp.argmax(jnp.abs(v))
+    return v * jnp.where(v[i] < 0, -1.0, 1.0)
+
+
+def order_parameter_axes(data: AbstractData, *, rtol: float = 1e-6) -> BathAxes:
+    r"""The soft mode(s) of a dataset and the scale of its order parameter.
+
+    The top eigenspace of ${\rm Cov}[y]$ (eigenvalues within a relative ``rtol`` of the top one)
+    is where the symmetric point of the bath destabilises first
+    (`docs/theory/exponents.md#order-parameter`): one direction (a $\mathbb Z_2$ order parameter,
+    :func:`gltheory.schedules.soft_mode`) or $n>1$ degenerate ones (O($n$), the hypersphere).
+
+    **Arguments:**
+
+    - `data`: a gltheory dataset (concrete).
+    - `rtol`: relative tolerance that counts eigenvalues as degenerate with the top one.
+
+    **Returns:** a :class:`BathAxes`.
+    """
+    check_instance(data, AbstractData, "data", DATASET)
+    if not (isinstance(rtol, float) and 0 < rtol < 1):
+        raise ValueError(f"rtol must be a float in (0, 1), got {rtol!r}.")
+    w, v, center, u, m_norm = _axes_impl(data)
+    top = float(w[-1])
+    if not top > 0:
+        raise ValueError("data has zero covariance: no soft mode, no order parameter.")
+    n = int(np.sum(np.asarray(w) >= top * (1 - rtol)))
+    if n == 1:
+        scale = jnp.where(m_norm > 0, m_norm, jnp.sqrt(w[-1]))
+        return BathAxes(center=center, basis=u[None, :], scale=scale)
+    basis = jax.vmap(_unit_sign)(v[:, -n:][:, ::-1].T)
+    return BathAxes(center=center, basis=basis, scale=jnp.sqrt(n * w[-1]))
+
+
+@eqx.filter_jit
+def _axes_impl(data):
+    w, v = jnp.linalg.eigh(data.covariance())
+    u, m_norm, _ = soft_mode(data)
+    return w, v, jnp.asarray(data.mean()).reshape(-1), _unit_sign(u), m_norm
+
+
+def critical_snr(data: AbstractData, process: AbstractProcess | None = None) -> float:
+    r"""The critical inverse temperature $\beta_c={\rm SNR}(t_c^S)$ of a dataset's bath.
+
+    The bath at frozen $t$ depends on the process only through $\beta={\rm SNR}(t)$
+    (`docs/theory/exponents.md#tempered-bath`); $t_c^S$ is
+    :func:`gltheory.meanfield.critical_times`'s score criterion. Data without a transition
+    (Gaussian data: a linear score, no new fixed point) raise ``ValueError`` instead of
+    returning a number.
+
+    **Arguments:**
+
+    - `data`: a gltheory dataset.
+    - `process`: the process used to locate $t_c^S$ (default :class:`gltheory.OU`); the
+      answer in SNR does not depend on it.
+
+    **Returns:** $\beta_c$ as a float.
+    """
+    refuse_traced("critical_snr", (data, process))
+    check_instance(data, AbstractData, "data", DATASET)
+    process = OU() if process is None else process
+    check_instance(process, AbstractProcess, "process", PROCESS)
+    tc = critical_times(data, process).t_score
+    if tc is None:
+        raise ValueError(
+            "data has no transition: critical_times finds no score criterion (a linear score, "
+            "e.g. Gaussian data, has no symmetry breaking), so the bath has no critical point "
+            "and no exponents."
+        )
+    return float(process.snr(tc))
+
+
+def reduced_distance(
+    data: AbstractData, snr: Real[ArrayLike, "*s"], process: AbstractProcess | None = None
+) -> Float[Array, "*s"]:
+    r"""$\varepsilon=\beta/\beta_c-1$ with $\beta={\rm SNR}$: $>0$ ordered, $<0$ disordered.
+
+    For two deltas $\varepsilon=b-1$, $b={\rm SNR}\,\Lambda$ (`docs/theory/meanfield.md#curie-weiss`).
+    Raises ``ValueError`` for data without a transition (:func:`critical_snr`).
+
+    **Arguments:**
+
+    - `data`: a gltheory dataset.
+    - `snr`: signal-to-noise ratios $\beta>0$.
+    - `process`: passed to :func:`critical_snr`.
+
+    **Returns:** $\varepsilon$, shaped like ``snr``.
+    """
+    snr = _positive(snr, "snr")
+    return snr / critical_snr(data, process) - 1
+
+
+def curie_weiss_spins(n_spins: int, coupling: Real[ArrayLike, ""]) -> DeltaMixture:
+    r"""Curie–Weiss spins as a dataset: $p_0(s)\propto e^{\frac{J}{2n}(\sum_is_i)^2}$ on $\{\pm1\}^n$.
+
+    All $2^n$ configurations with their Boltzmann weights (exact enumeration; $n\le16$). For
+    $J<1$ the data are paramagnetic and the bath's soft mode is the uniform direction
+    (`docs/theory/critical-times.md#general-data`).
+
+    **Arguments:**
+
+    - `n_spins`: $n$, an integer in $[1, 16]$.
+    - `coupling`: $J$ (the data's own $\beta_0J$).
+
+    **Returns:** a :class:`gltheory.DeltaMixture` with ``2**n_spins`` points.
+    """
+    refuse_traced("curie_weiss_spins", coupling)
+    if isinstance(n_spins, bool) or not isinstance(n_spins, (int, np.integer)):
+        raise ValueError(f"n_spins must be an integer in [1, 16], got {n_spins!r}.")
+    if not 1 <= n_spins <= 16:
+        raise ValueError(f"n_spins must be an integer in [1, 16], got {n_spins!r}.")
+    if (
+        isinstance(coupling, (str, bytes, bool))
+        or np.ndim(coupling) != 0
+        or not np.issubdtype(np.asarray(coupling).dtype, np.number)
+        or not math.isfinite(float(coupling))
+    ):
+        raise ValueError(f"coupling must be a finite number, got {coupling!r}.")
+    coupling = float(coupling)
+    bits = (np.arange(2**n_spins)[:, None] >> np.arange(n_spins)) & 1
+    spins = 2.0 * bits - 1.0
+    lw = coupling / (2 * n_spins) * spins.sum(1) ** 2
+    w = np.exp(lw - lw.max())
+    return DeltaMixture(jnp.asarray(spins), jnp.asarray(w / w.sum()))
+
+
+def with_negatives(data: AbstractData) -> DeltaMixture | LatticeImages:
+    r"""A finite set together with its negatives, $\{y_k\}\cup\{-y_k\}$, each with half the weight.
+
+    Random binary images are not $\pm$-symmetric; with their negatives the data mean is 0 and
+    the bath has a $\mathbb Z_2$ symmetry (`docs/theory/exponents.md#families`).
+
+    **Arguments:**
+
+    - `data`: a :class:`gltheory.DeltaMixture` or :class:`gltheory.LatticeImages`.
+
+    **Returns:** the same type with twice the points.
+    """
+    if isinstance(data, LatticeImages):
+        pts, cls = data.images, LatticeImages
+    elif isinstance(data, DeltaMixture):
+        pts, cls = data.points, DeltaMixture
+    else:
+        raise ValueError(
+            f"data must be a DeltaMixture or LatticeImages, got {type(data).__name__}."
+        )
+    w = jnp.concatenate([data.weights, data.weights]) / 2
+    return cls(jnp.concatenate([pts, -pts]), w)
+
+
+def _check_axes(data, axes) -> BathAxes:
+    if axes is None:
+        return order_parameter_axes(data)
+    if not isinstance(axes, BathAxes):
+        raise ValueError(
+            f"axes must be a BathAxes (order_parameter_axes), got {type(axes).__name__}."
+        )
+    if axes.basis.ndim != 2 or axes.basis.shape[1] != data.dim:
+        raise ValueError(
+            f"axes.basis must have shape (n, {data.dim}) for this dataset, got {axes.basis.shape}."
+        )
+    return axes
+
+
+def _log_p(data, x, beta):
+    """$\\ln p_\\sigma(x)$ at $\\sigma^2 = 1/\\beta$, batched over the leading axes of ``x``."""
+    return data.log_marginal(x, jnp.ones((), beta.dtype), 1 / beta)
+
+
+def _energy_terms(data, x, beta, h):
+    """Per-site energy estimators ``(q, k)`` of `docs/theory/exponents.md#energy`."""
+    one = jnp.ones((), beta.dtype)
+    f = lambda bb: _log_p(data, x, bb)
+    df = lambda bb: jax.jvp(f, (bb,), (one,))[1]
+    d1, d2 = jax.jvp(df, (beta,), (one,))
+    return -d1 - h**2 / (2 * beta**2), d2 - h**2 / beta**3
+
+
+def tempered_langevin(
+    data: AbstractData,
+    process: AbstractProcess,
+    t: Real[ArrayLike, ""],
+    n_sites: Real[ArrayLike, ""],
+    key: PRNGKeyArray,
+    *,
+    n_chains: int,
+    n_steps: int,
+    n_burn: int = 0,
+    step: float | int = 0.05,
+    h0: float | int = 0.0,
+    m0: float | int = 0.0,
+    axes: BathAxes | None = None,
+    metropolis: bool = True,
+    n_groups: int = 16,
+) -> BathMoments:
+    r"""The generative bath of any dataset: tempered Langevin at frozen $t$, streamed moments.
+
+    $N$ replicas of the diffusion coupled through their mean have the field law
+    $P_N(x)\propto p_t(x)^N$, sampled by $dx=s(x,t)\,d\tau+\sqrt{2/N}\,dW$
+    (`docs/theory/exponents.md#tempered-bath`). The run uses the rescaled field
+    $\tilde x=x/a_t$ (law $\propto p_\sigma(\tilde x)^N$, $\sigma^2=1/{\rm SNR}(t)$; the same
+    dynamics up to the clock $d\tilde\tau=d\tau/a_t^2$, so OU, VP and VE at equal SNR give the
+    same numbers), with the exact score $\beta(m(\tilde x)-\tilde x)$ and
+    $d\tau=\mathtt{step}/\beta$. A reduced field $h_0$ (a class-weight imbalance: for $\pm\mu$
+    with weight $w$ on $+\mu$, $h_0=\tfrac12\ln\frac w{1-w}$) tilts the sites by
+    $e^{h_0M(y)}$, which adds $h\,u\cdot\tilde x$, $h=h_0/s$, to the action per site in the shifted
+    field (`docs/theory/exponents.md#field`). Nothing but per-chain sums and group means of $M$
+    per step is kept.
+
+    **Arguments:**
+
+    - `data`: a gltheory dataset with a closed-form score.
+    - `process`, `t`: the forward process and the frozen time (only ${\rm SNR}(t)$ matters).
+    - `n_sites`: $N>0$ (the temperature is $1/N$).
+    - `key`: PRNG key (chain $j$ uses ``fold_in(key, j)``, step $i$ ``fold_in(., i)``).
+    - `n_chains`, `n_steps`: independent chains and recorded steps per chain.
+    - `n_burn`: steps discarded before recording (the trace keeps them).
+    - `step`: $\beta\,d\tau$ in $(0, 1]$.
+    - `h0`: the reduced field along the first soft direction.
+    - `m0`: every chain starts at $M=m_0$ along the first soft direction.
+    - `axes`: the order parameter's :class:`BathAxes` (default :func:`order_parameter_axes`).
+    - `metropolis`: Metropolis–Hastings correction of the recorded steps (MALA: the exact
+      stationary law). The burn-in steps are unadjusted: far from equilibrium, where the drift
+      dominates the noise $\sqrt{2d\tau/N}$, MALA at large $N$ rejects almost every move. For a
+      relaxation measurement (``n_burn=0``, a displaced start) use ``metropolis=False`` and a
+      small ``step`` (the Euler scheme's rate error is $O(\mathtt{step}\,|\varepsilon|)$).
+    - `n_groups`: groups of chains in the trace.
+
+    **Returns:** a :class:`BathMoments`.
+    """
+    check_instance(data, AbstractData, "data", DATASET)
+    check_instance(process, AbstractProcess, "process", PROCESS)
+    for name, v, lo in (("n_chains", n_chains, 2), ("n_steps", n_steps, 1), ("n_burn", n_burn, 0)):
+        check_positive_int(v, name, lo)
+    check_positive_int(n_groups, "n_groups", 1)
+    if not (isinstance(step, (int, float)) and 0 < step <= 1):
+        raise ValueError(f"step must be a number in (0, 1], got {step!r}.")
+    for name, v in (("h0", h0), ("m0", m0)):
+        if not (isinstance(v, (int, float)) and math.isfinite(v)):
+            raise ValueError(f"{name} must be a finite number, got {v!r}.")
+    t = check_time(t, process.T, "t")
+    if t.ndim != 0:
+        raise ValueError(f"t must be a scalar time, got shape {tuple(t.shape)}.")
+    n_sites = _positive(n_sites, "n_sites")
+    axes = _check_axes(data, axes)
+    dtype = jnp.result_type(n_sites, process.snr(t), float)
+    beta = jnp.asarray(process.snr(t), dtype)
+    n_sites = n_sites.astype(dtype)
+    groups = min(int(n_groups), int(n_chains))
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n_chains))
+    u, scale = axes.basis[0].astype(dtype), axes.scale.astype(dtype)
+    h = jnp.asarray(h0, dtype) / scale
+    x0 = axes.center.astype(dtype) + u * (scale * m0 + h / beta)
+    x0 = jnp.broadcast_to(x0, (int(n_chains), data.dim))
+    axes = BathAxes(*(jnp.asarray(a, dtype) for a in axes))
+    out = _tempered_impl(
+        data,
+        beta,
+        n_sites,
+        h,
+        axes,
+        keys,
+        x0,
+        int(n_burn),
+        int(n_steps),
+        float(step),
+        bool(metropolis),
+        groups,
+    )
+    return out._replace(
+        h0=jnp.asarray(h0, dtype), dim=data.dim, n_components=int(axes.basis.shape[0])
+    )
+
+
+@eqx.filter_jit
+@trusted
+def _tempered_impl(
+    data, beta, n_sites, h, axes, keys, x0, n_burn, n_steps, step, metropolis, groups
+):
+    dtype = x0.dtype
+    n_chains = x0.shape[0]
+    c, basis, scale = axes.center, axes.basis, axes.scale
+    u = basis[0]
+    dtau = step / beta
+    one = jnp.ones((), dtype)
+    shift = jnp.zeros((basis.shape[0],), dtype).at[0].set(h / (beta * scale))
+    onehot = (jnp.arange(n_chains)[None, :] % groups == jnp.arange(groups)[:, None]).astype(dtype)
+    onehot = onehot / onehot.sum(1, keepdims=True)
+
+    def log_target(x):
+        return n_sites * (_log_p(data, x, beta) + h * (x @ u))
+
+    def drift(x):
+        return beta * (data.posterior_mean(x, one, 1 / beta) - x) + h * u
+
+    def observe(x):
+        proj = (x - c) @ basis.T / scale - shift
+        mag = proj[:, 0] if basis.shape[0] == 1 else jnp.linalg.norm(proj, axis=-1)
+        q, k = _energy_terms(data, x, beta, h)
+        return mag, jnp.stack([mag, jnp.abs(mag), mag**2, mag**4, q, q**2, k], axis=-1)
+
+    def body(carry, i):
+        x, sums, acc = carry
+        # one normal draw per chain and step; its last entry gives the Metropolis uniform
+        # (Phi(z) is uniform), so each step costs a single threefry call per chain
+        zz = jax.vmap(
+            lambda kk: jax.random.normal(jax.random.fold_in(kk, i), (x.shape[-1] + 1,), dtype)
+        )(keys)
+        z = zz[:, :-1]
+        gx = drift(x)
+        prop = x + dtau * gx + jnp.sqrt(2 * dtau / n_sites) * z
+        if metropolis:
+            gp = drift(prop)
+            log_q_fwd = -n_sites * jnp.sum((prop - x - dtau * gx) ** 2, -1) / (4 * dtau)
+            log_q_bwd = -n_sites * jnp.sum((x - prop - dtau * gp) ** 2, -1) / (4 * dtau)
+            log_acc = log_target(prop) - log_target(x) + log_q_bwd - log_q_fwd
+            uu = jax.scipy.special.ndtr(zz[:, -1])
+            # burn-in unadjusted: far from equilibrium (drift >> noise) MALA rejects most moves
+            # at large N; the recorded steps are Metropolis-corrected
+            accept = (jnp.log(uu) < log_acc) | (i < n_burn)
+            x = jnp.where(accept[:, None], prop, x)
+            acc = acc + jnp.where(i >= n_burn, accept.astype(dtype), 0.0)
+        else:
+            x = prop
+            acc = acc + jnp.where(i >= n_burn, 1.0, 0.0)
+        mag, obs = observe(x)
+        sums = sums + jnp.where(i >= n_burn, obs, 0.0)
+        return (x, sums, acc), onehot @ mag
+
+    init = (x0, jnp.zeros((n_chains, 7), dtype), jnp.zeros((n_chains,), dtype))
+    (_, sums, acc), trace = jax.lax.scan(body, init, jnp.arange(n_burn + n_steps))
+    mean = sums / n_steps
+    return BathMoments(
+        m=mean[:, 0],
+        m_abs=mean[:, 1],
+        m2=mean[:, 2],
+        m4=mean[:, 3],
+        q=mean[:, 4],
+        q2=mean[:, 5],
+        k=mean[:, 6],
+        trace=trace.T,
+        acceptance=acc.mean() / n_steps,
+        n_sites=n_sites,
+        snr=beta,
+        h0=jnp.zeros((), dtype),
+        dtau=jnp.asarray(dtau, dtype),
+        dim=0,
+        n_components=0,
+        scale=scale,
+    )
+
+
+def _jackknife(columns: np.ndarray, stat) -> Estimate:
+    """Jackknife over chains of ``stat(means)``, ``columns`` shape ``(n_chains, k)``."""
+    n = columns.shape[0]
+    total = columns.sum(0)
+    full = stat(total / n)
+    loo = (total[None, :] - columns) / (n - 1)
+    vals = stat(loo.T)
+    se = math.sqrt((n - 1) / n * float(np.sum((vals - vals.mean()) ** 2)))
+    return Estimate(float(full), se)
+
+
+def bath_statistics(moments: BathMoments) -> BathStatistics:
+    r"""Order parameter, Binder cumulant, susceptibilities, energy and specific heat, with errors.
+
+    Estimators of `docs/theory/exponents.md#estimators`; standard errors by the jackknife over
+    chains (independent replicas; each chain's time average may be autocorrelated, which the
+    spread between chains includes). The chains must be in equilibrium (enough ``n_burn``).
+
+    **Arguments:**
+
+    - `moments`: the output of :func:`tempered_langevin`.
+
+    **Returns:** a :class:`BathStatistics` of :class:`Estimate` s.
+    """
+    if not isinstance(moments, BathMoments):
+        raise ValueError(f"moments must be a BathMoments, got {type(moments).__name__}.")
+    cols = np.stack(
+        [
+            np.asarray(getattr(moments, f), np.float64)
+            for f in ("m", "m_abs", "m2", "m4", "q", "q2", "k")
+        ],
+        axis=-1,
+    )
+    n = float(moments.n_sites)
+    beta = float(moments.snr)
+    d, nc = moments.dim, moments.n_components
+    s2 = float(moments.scale) ** 2
+    noise = 1.0 / (beta * s2)  # Hubbard-Stratonovich noise of one component, times N
+    if nc == 1:
+        chi = lambda a: n * (a[2] - a[0] ** 2) - noise
+    else:
+        chi = lambda a: n * a[2] / nc - noise
+    const_e = 0.5 * d * (1 - 1 / n) / beta
+    const_c = 0.5 * d * (1 - 1 / n) / beta**2
+    return BathStatistics(
+        magnetization=_jackknife(cols, lambda a: a[0]),
+        order_parameter=_jackknife(cols, lambda a: a[1]),
+        m2=_jackknife(cols, lambda a: a[2]),
+        binder=_jackknife(cols, lambda a: 1 - a[3] / (3 * a[2] ** 2)),
+        susceptibility=_jackknife(cols, chi),
+        susceptibility_abs=_jackknife(cols, lambda a: n * (a[2] - a[1] ** 2) - nc * noise),
+        energy=_jackknife(cols, lambda a: const_e + a[4]),
+        specific_heat=_jackknife(
+            cols, lambda a: beta**2 * (n * (a[5] - a[4] ** 2) + const_c + a[6])
+        ),
+    )
+
+
+def relaxation_time(
+    moments: BathMoments,
+    *,
+    m_eq: float | int | None = None,
+    window: tuple[float, float] = (0.1, 0.8),
+) -> Estimate:
+    r"""Relaxation time of the ensemble's order parameter, in units of the bath time $\tau$.
+
+    The normalised decay $f(\tau)=(\langle M(\tau)\rangle-M_{\rm eq})/(M(0)-M_{\rm eq})$ of the
+    run's trace is fitted by $\ln f=-\tau/\tau_r+c$ over the steps from the first one with
+    $f<$ ``window[1]`` to the last one before $f<$ ``window[0]`` (the rule of
+    `docs/theory/exponents.md#relaxation`); the standard error is the jackknife over the
+    trace's groups of chains (the fit window fixed). Start the run off equilibrium along the
+    soft mode (``m0``) and record from step 0 (``n_burn=0``).
+
+    **Arguments:**
+
+    - `moments`: the output of :func:`tempered_langevin`.
+    - `m_eq`: the equilibrium value (default: the mean of the trace's last half).
+    - `window`: ``(lo, hi)`` with $0<{\rm lo}<{\rm hi}<1$.
+
+    **Returns:** $\tau_r$ as an :class:`Estimate`.
+    """
+    if not isinstance(moments, BathMoments):
+        raise ValueError(f"moments must be a BathMoments, got {type(moments).__name__}.")
+    lo, hi = window
+    if not 0 < lo < hi < 1:
+        raise ValueError(f"window must be (lo, hi) with 0 < lo < hi < 1, got {window!r}.")
+    tr = np.asarray(moments.trace, np.float64)
+    g, n = tr.shape
+    if g < 2:
+        raise ValueError("relaxation_time needs a trace of at least 2 groups of chains (n_groups).")
+    dtau = float(moments.dtau)
+
+    def curve(rows):
+        mean = rows.mean(0)
+        eq = float(np.mean(mean[n // 2 :])) if m_eq is None else float(m_eq)
+        return (mean - eq) / (mean[0] - eq)
+
+    f = curve(tr)
+    below_hi = np.flatnonzero(f < hi)
+    below_lo = np.flatnonzero(f < lo)
+    if below_hi.size == 0 or below_lo.size == 0:
+        raise ValueError(
+            f"the trace does not decay through window={window!r} (run longer or start further "
+            "from equilibrium)."
+        )
+    i0, i1 = int(below_hi[0]), int(below_lo[0])
+    if i1 - i0 < 3:
+        raise ValueError(
+            f"the decay crosses window={window!r} in {i1 - i0} steps: use a smaller step."
+        )
+    tau = np.arange(n, dtype=np.float64) * dtau
+
+    def fit(rows):
+        ff = curve(rows)[i0:i1]
+        ok = ff > 0
+        slope = np.polyfit(tau[i0:i1][ok], np.log(ff[ok]), 1)[0]
+        return -1.0 / slope
+
+    full = fit(tr)
+    loo = np.array([fit(np.delete(tr, j, axis=0)) for j in range(g)])
+    se = math.sqrt((g - 1) / g * float(np.sum((loo - loo.mean()) ** 2)))
+    return Estimate(float(full), se)
+
+
+# ----------------------------------------------------------------------------------------------
+# exact thermodynamics of the one-dimensional bath; the Landau jump
+# ----------------------------------------------------------------------------------------------
+
+
+def field_thermo(
+    data: AbstractData,
+    snr: Real[ArrayLike, ""],
+    n_sites: Real[ArrayLike, ""],
+    *,
+    n_grid: int = 4097,
+) -> BathThermo:
+    r"""Exact $\langle\mathcal H\rangle/N$ and $C/N$ of a one-dimensional bath by quadrature.
+
+    The energy estimators of `docs/theory/exponents.md#energy` averaged over the exact field
+    law of :func:`field` ($h_0=0$): $\langle\mathcal H\rangle/N=\tfrac12(1-\tfrac1N)/\beta+\langle q\rangle$,
+    $C/N=\beta^2[N{\rm Var}(q)+\tfrac12(1-\tfrac1N)/\beta^2+\langle k\rangle]$, equal to the site
+    model's $\beta^2{\rm Var}(\mathcal H)/N$ at every $N$ (for $\pm1$: the Curie–Weiss model).
+    ``snr`` and ``n_sites`` are traced (``jax.vmap`` works).
+
+    **Arguments:**
+
+    - `data`: a one-dimensional dataset.
+    - `snr`: $\beta = 1/\sigma^2$ (scalar).
+    - `n_sites`: $N$ (scalar).
+    - `n_grid`: quadrature nodes (see :func:`field`).
+
+    **Returns:** a :class:`BathThermo`.
+    """
+    _check_data_1d(data)
+    n_grid = _check_n_grid(n_grid)
+    beta = _positive(snr, "snr")
+    n_sites = _positive(n_sites, "n_sites")
+    dtype = jnp.result_type(beta, n_sites, float)
+    return _thermo_impl(data, beta.astype(dtype), n_sites.astype(dtype), n_grid)
+
+
+@eqx.filter_jit
+@trusted
+def _thermo_impl(data, beta, n_sites, n_grid):
+    sigma = 1 / jnp.sqrt(beta)
+    c = _data_scale(data, beta.dtype)[0]
+    lo, hi = _default_bounds(data, sigma, beta.dtype)
+    f = _field_impl(data, sigma, n_sites, c, lo, hi, n_grid, 80.0)
+    p = jnp.exp(f.log_density + _trapezoid_log_weights(f.grid))
+    q, k = _energy_terms(data, f.grid[:, None], beta, jnp.zeros((), beta.dtype))
+    mq = jnp.sum(p * q)
+    var_q = jnp.sum(p * (q - mq) ** 2)
+    const = 0.5 * (1 - 1 / n_sites)
+    energy = const / beta + mq
+    heat = beta**2 * (n_sites * var_q + const / beta**2 + jnp.sum(p * k))
+    return BathThermo(energy=energy, specific_heat=heat, m2=f.m2)
+
+
+def landau_jump(
+    data: AbstractData,
+    process: AbstractProcess | None = None,
+    *,
+    snr_c: float | int | None = None,
+) -> LandauJump:
+    r"""The specific-heat jump of a dataset's bath predicted by its own Landau expansion.
+
+    Along the soft mode $u$ the per-site free energy is $-\beta\ell^2/2+\varphi(\ell u,\beta)$ with
+    $\varphi(x,\beta)=\ln\mathbb E_0[e^{\beta x\cdot y-\beta\|y\|^2/2}]$, whose $\ell$-expansion has the
+    cumulants $v(\beta)$, $\kappa_4(\beta)$ of $u\cdot y$ under the tilted law
+    $p_0(y)e^{-\beta\|y\|^2/2}$. Minimising the quartic gives
+    $\Delta C/N=3(v+\beta_c v')^2/|\kappa_4|$ at $\beta_c v(\beta_c)=1$
+    (`docs/theory/exponents.md#landau-jump`); the derivatives come from nested autodiff of
+    ``data.log_marginal``. Data without a transition raise ``ValueError``
+    (:func:`critical_snr`); so do data whose $\kappa_4\ge0$ (no continuous transition).
+
+    **Arguments:**
+
+    - `data`: a $\pm$-symmetric gltheory dataset (mean at the symmetric point).
+    - `process`: passed to :func:`critical_snr`.
+    - `snr_c`: $\beta_c$ when it is known in closed form (skips :func:`critical_snr`; checked:
+      $|\beta_cv(\beta_c)-1|<10^{-6}$, else ``ValueError``).
+
+    **Returns:** a :class:`LandauJump`.
+    """
+    refuse_traced("landau_jump", (data, process, snr_c))
+    check_instance(data, AbstractData, "data", DATASET)
+    if snr_c is None:
+        beta_c = critical_snr(data, process)
+    elif isinstance(snr_c, (int, float)) and math.isfinite(snr_c) and snr_c > 0:
+        beta_c = float(snr_c)
+    else:
+        raise ValueError(f"snr_c must be a positive finite number or None, got {snr_c!r}.")
+    axes = order_parameter_axes(data)
+    dtype = jnp.result_type(float)
+    u = axes.basis[0].astype(dtype)
+    c = axes.center.astype(dtype)
+    v, dv, k4 = (float(a) for a in _landau_impl(data, jnp.asarray(beta_c, dtype), u, c))
+    if not k4 < -1e-12 * v**2:
+        raise ValueError(
+            f"the soft mode's fourth cumulant is {k4:.3g} >= 0: no transition of Landau type "
+            "(Gaussian data: none at all), no specific-heat jump."
+        )
+    if snr_c is not None and not abs(beta_c * v - 1) < 1e-6:
+        raise ValueError(
+            f"snr_c={snr_c!r} is not the critical point of this dataset: snr_c * v = "
+            f"{beta_c * v:.8g}, not 1 (leave snr_c=None to locate it with critical_times)."
+        )
+    return LandauJump(
+        snr_c=beta_c, v=v, dv=dv, kappa4=k4, jump=3 * (v + beta_c * dv) ** 2 / abs(k4)
+    )
+
+
+@eqx.filter_jit
+@trusted
+def _landau_impl(data, beta_c, u, c):
+    d = u.shape[0]
+
+    def phi(ell, beta):
+        x = c + ell * u
+        return (
+            _log_p(data, x, beta)
+            + 0.5 * beta * jnp.sum(x**2)
+            - 0.5 * d * jnp.log(beta / (2 * jnp.pi))
+        )
+
+    d2 = jax.grad(jax.grad(phi))
+    d4 = jax.grad(jax.grad(d2))
+    zero = jnp.zeros((), beta_c.dtype)
+    v_of = lambda b: d2(zero, b) / b**2
+    v, dv = jax.jvp(v_of, (beta_c,), (jnp.ones_like(beta_c),))
+    return v, dv, d4(zero, beta_c) / beta_c**4
+
+
+# ----------------------------------------------------------------------------------------------
+# exponent fits with a stated range rule
+# ----------------------------------------------------------------------------------------------
+
+FSS_MIN = 10.0
+r"""Smallest scaling variable $|\varepsilon|N^{1/2}$ a fit uses (finite-size rounding $\lesssim1\%$)."""
+EPS_MAX = 0.1
+r"""Largest $|\varepsilon|$ a fit uses (the leading analytic correction is fitted)."""
+FIELD_FSS_MIN = 100.0
+r"""Smallest $h_0N^{3/4}$ the $\delta$ fit uses at the transition."""
+FIELD_MAX = 1e-2
+r"""Largest $h_0$ the $\delta$ fit uses (the $h_0^{2/3}$ correction is fitted)."""
+
+
+def fit_scaling(
+    x: Real[ArrayLike, " n"],
+    y: Real[ArrayLike, " n"],
+    yerr: Real[ArrayLike, " n"],
+    *,
+    omega: float | None = None,
+    x_range: tuple[float, float] | None = None,
+) -> ExponentFit:
+    r"""Weighted fit of $\ln|y|=\ln A+p\ln x\;[+\,c\,x^\omega]$: a power law with its leading correction.
+
+    Weights $1/\sigma_{\ln y}^2$ with $\sigma_{\ln y}=\sigma_y/|y|$; the standard error of $p$ is the
+    fit covariance's, multiplied by $\max(1,\sqrt{\chi^2/{\rm dof}})$ when the residuals exceed
+    the errors (`docs/theory/exponents.md#fitting-rule`). Without ``omega`` it is
+    :func:`gltheory.meanfield.fit_exponent` with known errors.
+
+    **Arguments:**
+
+    - `x`, `y`, `yerr`: points ($x>0$, $y\ne0$, $\sigma_y>0$), 1-D of one length.
+    - `omega`: exponent of the correction term (``None``: no correction).
+    - `x_range`: ``(lo, hi)``, inclusive; points outside are dropped.
+
+    **Returns:** an :class:`gltheory.meanfield.ExponentFit` (``slope`` $=p$).
+    """
+    xa, ya, ea = (
+        np.asarray(as_float_array(a, n), np.float64)
+        for a, n in ((x, "x"), (y, "y"), (yerr, "yerr"))
+    )
+    if xa.ndim != 1 or xa.shape != ya.shape or xa.shape != ea.shape:
+        raise ValueError(
+            f"x, y and yerr must be 1-D arrays of one length, got {xa.shape}, {ya.shape}, {ea.shape}."
+        )
+    keep = np.ones(xa.shape, bool)
+    if x_range is not None:
+        if len(x_range) != 2 or not x_range[0] < x_range[1]:
+            raise ValueError(f"x_range must be (lo, hi) with lo < hi, got {x_range!r}.")
+        keep = (xa >= x_range[0]) & (xa <= x_range[1])
+    xa, ya, ea = xa[keep], ya[keep], ea[keep]
+    bad = ~(np.isfinite(xa) & (xa > 0) & np.isfinite(ya) & (ya != 0) & np.isfinite(ea) & (ea > 0))
+    if bad.any():
+        raise ValueError(
+            f"fit_scaling: x must be > 0, y nonzero and yerr > 0 (all finite); bad at x = "
+            f"{xa[bad][:8].tolist()}."
+        )
+    n_par = 2 if omega is None else 3
+    if xa.size < n_par + 1 or np.unique(xa).size < n_par:
+        raise ValueError(
+            f"fit_scaling needs at least {n_par + 1} points with distinct x in the range, got "
+            f"{xa.size} (x = {xa.tolist()})."
+        )
+    cols = [np.ones_like(xa), np.log(xa)] + ([] if omega is None else [xa**omega])
+    a = np.stack(cols, axis=-1)
+    w = (np.abs(ya) / ea) ** 2
+    ly = np.log(np.abs(ya))
+    aw = a * w[:, None]
+    cov = np.linalg.inv(a.T @ aw)
+    coef = cov @ (aw.T @ ly)
+    resid = ly - a @ coef
+    dof = xa.size - n_par
+    birge = max(1.0, math.sqrt(float(np.sum(w * resid**2)) / dof))
+    return ExponentFit(
+        slope=jnp.asarray(coef[1]),
+        stderr=jnp.asarray(math.sqrt(cov[1, 1]) * birge),
+        intercept=jnp.asarray(coef[0]),
+        x_range=(jnp.asarray(xa.min()), jnp.asarray(xa.max())),
+        n=jnp.asarray(xa.size),
+    )
+
+
+def _eps_window(n_sites) -> tuple[float, float]:
+    n = float(n_sites)
+    if not n > 0:
+        raise ValueError(f"n_sites must be positive, got {n_sites!r}.")
+    lo = FSS_MIN / math.sqrt(n)
+    if not lo < EPS_MAX:
+        raise ValueError(
+            f"n_sites={n:g} is too small for an exponent fit: the rule |eps| N^(1/2) >= "
+            f"{FSS_MIN:g}, |eps| <= {EPS_MAX:g} leaves no range (needs N > {(FSS_MIN / EPS_MAX) ** 2:g})."
+        )
+    return lo, EPS_MAX
+
+
+def fit_exponent_rule(
+    kind: str,
+    x: Real[ArrayLike, " n"],
+    y: Real[ArrayLike, " n"],
+    yerr: Real[ArrayLike, " n"],
+    n_sites: float | int,
+) -> ExponentFit:
+    r"""One critical exponent of the bath from measured points, with the range rule of the docs.
+
+    `docs/theory/exponents.md#fitting-rule`: $|\varepsilon|\in[10N^{-1/2},0.1]$ with a fitted
+    correction $c|\varepsilon|$ for ``"beta"`` ($\langle|M|\rangle\propto\varepsilon^\beta$, $\varepsilon>0$),
+    ``"gamma"`` ($\chi\propto|\varepsilon|^{-\gamma}$) and ``"znu"`` ($\tau_r\propto|\varepsilon|^{-z\nu}$);
+    $h_0\in[100N^{-3/4},10^{-2}]$ with a correction $c\,h_0^{2/3}$ for ``"delta"``
+    ($M\propto h_0^{1/\delta}$ at $\varepsilon=0$; the slope's error is converted to $\delta$).
+
+    **Arguments:**
+
+    - `kind`: ``"beta"``, ``"gamma"``, ``"delta"`` or ``"znu"``.
+    - `x`: $|\varepsilon|$ (or $h_0$ for ``"delta"``), positive.
+    - `y`, `yerr`: the measured values and their standard errors.
+    - `n_sites`: $N$ of the measurement.
+
+    **Returns:** an :class:`gltheory.meanfield.ExponentFit` whose ``slope`` is the exponent
+    itself ($\beta$, $\gamma$, $\delta$ or $z\nu$, signs and inverses applied).
+    """
+    if kind in ("beta", "gamma", "znu"):
+        fit = fit_scaling(x, y, yerr, omega=1.0, x_range=_eps_window(n_sites))
+        if kind == "beta":
+            return fit
+        return fit._replace(slope=-fit.slope)
+    if kind == "delta":
+        lo = FIELD_FSS_MIN * float(n_sites) ** -0.75
+        if not lo < FIELD_MAX:
+            raise ValueError(f"n_sites={float(n_sites):g} is too small for the delta fit rule.")
+        fit = fit_scaling(x, y, yerr, omega=2.0 / 3.0, x_range=(lo, FIELD_MAX))
+        delta = 1 / fit.slope
+        return fit._replace(slope=delta, stderr=fit.stderr * delta**2)
+    raise ValueError(f"kind must be 'beta', 'gamma', 'delta' or 'znu', got {kind!r}.")
+
+
+def fit_jump(
+    eps: Real[ArrayLike, " n"],
+    heat: Real[ArrayLike, " n"],
+    heat_err: Real[ArrayLike, " n"],
+    n_sites: float | int,
+) -> Estimate:
+    r"""The specific-heat jump $\Delta C/N=C(0^+)-C(0^-)$ from points on both sides of $\varepsilon=0$.
+
+    On each side, $C/N=C_\pm+s_\pm\varepsilon$ is fitted by weighted least squares over
+    $|\varepsilon|\in[10N^{-1/2},0.1]$ (`docs/theory/exponents.md#fitting-rule`); the jump is
+    $C_+-C_-$ with the two intercepts' errors added in quadrature (each scaled by
+    $\max(1,\sqrt{\chi^2/{\rm dof}})$). $\alpha=0$: a jump, no divergence.
+
+    **Arguments:**
+
+    - `eps`: $\varepsilon=\beta/\beta_c-1$ ($>0$ ordered), both signs.
+    - `heat`, `heat_err`: $C/N$ and its standard errors.
+    - `n_sites`: $N$ of the measurement.
+
+    **Returns:** the jump as an :class:`Estimate`.
+    """
+    e, c, s = (
+        np.asarray(as_float_array(a, n), np.float64)
+        for a, n in ((eps, "eps"), (heat, "heat"), (heat_err, "heat_err"))
+    )
+    if e.ndim != 1 or e.shape != c.shape or e.shape != s.shape:
+        raise ValueError("eps, heat and heat_err must be 1-D arrays of one length.")
+    lo, hi = _eps_window(n_sites)
+    out = []
+    for sign, name in ((1, "ordered (eps > 0)"), (-1, "disordered (eps < 0)")):
+        sel = (sign * e >= lo) & (sign * e <= hi)
+        if sel.sum() < 3:
+            raise ValueError(
+                f"fit_jump needs at least 3 points on the {name} side with |eps| in "
+                f"[{lo:.3g}, {hi:.3g}], got {int(sel.sum())}."
+            )
+        if not np.all(np.isfinite(c[sel]) & (s[sel] > 0)):
+            raise ValueError("heat must be finite and heat_err > 0 inside the fit range.")
+        a = np.stack([np.ones(sel.sum()), e[sel]], axis=-1)
+        w = 1 / s[sel] ** 2
+        cov = np.linalg.inv(a.T @ (a * w[:, None]))
+        coef = cov @ (a.T @ (w * c[sel]))
+        resid = c[sel] - a @ coef
+        birge = max(1.0, math.sqrt(float(np.sum(w * resid**2)) / (sel.sum() - 2)))
+        out.append((coef[0], math.sqrt(cov[0, 0]) * birge))
+    return Estimate(float(out[0][0] - out[1][0]), math.hypot(out[0][1], out[1][1]))
+
+
+class ScalingRelation(NamedTuple):
+    r"""One scaling relation evaluated on measured exponents (:func:`scaling_relations`).
+
+    - `name`: ``"rushbrooke"`` ($\alpha+2\beta+\gamma=2$), ``"widom"`` ($\gamma=\beta(\delta-1)$) or
+      ``"dynamic"`` ($z\nu=1$);
+    - `value`, `stderr`: the left side minus the right side and its propagated standard error;
+    - `consistent`: $|{\rm value}|\le3\,{\rm stderr}$ (or $10^{-12}$ for exact inputs).
+    """
+
+    name: str
+    value: float
+    stderr: float
+    consistent: bool
+
+
+def scaling_relations(
+    alpha: Estimate, beta: Estimate, gamma: Estimate, delta: Estimate, znu: Estimate
+) -> list[ScalingRelation]:
+    r"""Rushbrooke, Widom and $z\nu=1$ on measured exponents, with propagated errors.
+
+    $\alpha+2\beta+\gamma-2$, $\gamma-\beta(\delta-1)$ and $z\nu-1$, each with the first-order error
+    propagation of independent estimates (`docs/theory/exponents.md#scaling-relations`). For a
+    finite specific-heat jump pass $\alpha$ = ``Estimate(0.0, 0.0)``. Fisher's $\gamma=\nu(2-\eta)$ and
+    hyperscaling need $\nu,\eta$ of a spatial lattice and are not evaluated here.
+
+    **Arguments:**
+
+    - `alpha`, `beta`, `gamma`, `delta`, `znu`: :class:`Estimate` s (value, standard error).
+
+    **Returns:** a list of three :class:`ScalingRelation` s.
+    """
+    ests = {"alpha": alpha, "beta": beta, "gamma": gamma, "delta": delta, "znu": znu}
+    for name, e in ests.items():
+        if not (
+            isinstance(e, Estimate)
+            and math.isfinite(e.value)
+            and math.isfinite(e.stderr)
+            and e.stderr >= 0
+        ):
+            raise ValueError(
+                f"{name} must be an Estimate with finite value and stderr >= 0, got {e!r}."
+            )
+    a, b, g, d, z = (ests[k] for k in ("alpha", "beta", "gamma", "delta", "znu"))
+    rows = [
+        (
+            "rushbrooke",
+            a.value + 2 * b.value + g.value - 2,
+            math.sqrt(a.stderr**2 + 4 * b.stderr**2 + g.stderr**2),
+        ),
+        (
+            "widom",
+            g.value - b.value * (d.value - 1),
+            math.sqrt(g.stderr**2 + ((d.value - 1) * b.stderr) ** 2 + (b.value * d.stderr) ** 2),
+        ),
+        ("dynamic", z.value - 1, z.stderr),
+    ]
+    return [
+        ScalingRelation(name, float(v), float(se), bool(abs(v) <= max(3 * se, 1e-12)))
+        for name, v, se in rows
+    ]

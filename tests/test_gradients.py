@@ -110,6 +110,23 @@ def _nu(t):
 
 # name -> list of (case id, f: float -> scalar, points, rtol)
 DIFFERENTIABLE = {
+    "bath.reduced_distance": [
+        ("snr", lambda b: gl.bath.reduced_distance(gl.TwoPoint(1.0), b), (0.8, 1.3), 1e-8),
+    ],
+    "bath.field_thermo": [
+        (
+            "energy",
+            lambda b: gl.bath.field_thermo(gl.TwoPoint(1.0), b, 50.0, n_grid=513).energy,
+            (0.8, 1.3),
+            1e-6,
+        ),
+        (
+            "specific_heat",
+            lambda b: gl.bath.field_thermo(gl.TwoPoint(1.0), b, 50.0, n_grid=513).specific_heat,
+            (1.3,),
+            1e-5,
+        ),
+    ],
     "guidance.pulse_response_theory": [
         (
             "flow",
@@ -380,6 +397,24 @@ DIFFERENTIABLE = {
 
 # name -> (f: float -> scalar, point, exception types, message fragment)
 REFUSING = {
+    "bath.critical_snr": (
+        lambda m: gl.bath.critical_snr(gl.TwoPoint(m)),
+        1.0,
+        TypeError,
+        "critical_snr returns Python floats",
+    ),
+    "bath.landau_jump": (
+        lambda m: gl.bath.landau_jump(gl.TwoPoint(m)).jump,
+        1.0,
+        TypeError,
+        "landau_jump returns Python floats",
+    ),
+    "bath.curie_weiss_spins": (
+        lambda j: gl.bath.curie_weiss_spins(3, j).weights[0],
+        0.5,
+        TypeError,
+        "curie_weiss_spins returns Python floats",
+    ),
     "guidance.optimal_pulse_centre[box]": (
         lambda m: G.optimal_pulse_centre(
             m, 0.1, width=0.3, shape="box", process=OU, ts=_ts(), t_lo=0.15, t_hi=1.2, n_grid=15
@@ -430,6 +465,7 @@ _DISCRETE = "no continuous parameter: integer, string or key arguments only"
 _MC = "Monte Carlo/sampler driven by keys: its pathwise derivatives go through sampling.integrate"
 _DATA = "a statistic of given samples or curves (differentiable in them, piecewise), not walked"
 _ALIAS = "the same function as a walked top-level name"
+_BUILD = "builds a dataset or its axes from a given one (differentiate the functions that use it)"
 _GROUPS = {
     _MC: """sample bath.langevin bath.gibbs observables.cloning_probability
         observables.kick_response observables.class_fraction_response thermo.entropy_production_rate_mc
@@ -444,7 +480,7 @@ _GROUPS = {
         criticality.stiffness_curves criticality.softening_time criticality.xi_peak_time
         criticality.cloning_time criticality.langevin_structure_factor field.compare_gl_exact
         field.domain_length_scaling nets.train nets.compare_with_machines nets.score_criticality
-        nets.init_train_state nets.dsm_loss nets.denoising_loss""",
+        nets.init_train_state nets.dsm_loss nets.denoising_loss bath.tempered_langevin""",
     _DISCRETE: """time_grid trajectory_keys spectral.lattice_wavevectors spectral.plane_wave
         field.gl_constants_two_image field.lattice_laplacian nets.digits_images
         nets.make_optimizer nets.save_checkpoint nets.load_checkpoint meanfield.meanfield_exponents
@@ -461,8 +497,10 @@ _GROUPS = {
         observables.bimodality thermo.local_minima thermo.franz_parisi_difference
         spectral.patch_covariance spectral.windowed_patch_covariance
         spectral.critical_alpha_bar field.gl_constants patch.score patch.denoiser
-        patch.posterior_stats""",
+        patch.posterior_stats bath.bath_statistics bath.relaxation_time bath.fit_exponent_rule
+        bath.fit_jump bath.fit_scaling bath.scaling_relations""",
     _ALIAS: "meanfield.critical_times",
+    _BUILD: "bath.with_negatives bath.order_parameter_axes",
 }
 EXEMPT = {name: reason for reason, names in _GROUPS.items() for name in names.split()}
 
