@@ -8,6 +8,7 @@ check what an import loads, which they do in a fresh interpreter.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata
 import re
 import subprocess
@@ -41,7 +42,8 @@ TOPICS = [
     "nets",
 ]
 LAYER = dict(CORE) | {t: 4 for t in TOPICS} | {"report": 5, "plotting": 5}
-LAYER |= {"experiments": 6, "cli": 7, "__main__": 7}
+LAYER |= {"distributed": 4}  # a topic: the batch axis across processes (sampling, observables)
+LAYER |= {"experiments": 6, "cli": 7, "__main__": 7, "launch": 7}
 
 # the reverse-time loop lives here and nowhere else
 SOLVER_LAYER = {"solvers.py", "sampling.py"}
@@ -49,6 +51,13 @@ SOLVER_LAYER = {"solvers.py", "sampling.py"}
 
 def _modules() -> list[Path]:
     return sorted(p for p in PKG.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+@functools.cache
+def _source(path: Path) -> tuple[str, ast.Module]:
+    """A module's source and syntax tree, parsed once per test process."""
+    src = path.read_text(encoding="utf-8")
+    return src, ast.parse(src)
 
 
 def _dotted(path: Path) -> str:
@@ -78,7 +87,7 @@ def _resolve(path: Path, node: ast.ImportFrom) -> str:
 
 def _imports(path: Path):
     """(line, target dotted module, imported names) for every gltheory-internal import."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    _, tree = _source(path)
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             mod = _resolve(path, node)
@@ -175,7 +184,7 @@ def test_imports_at_module_top_level():
     for path in _modules():
         if path.name in LAZY_IMPORT_OK:
             continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        _, tree = _source(path)
         for fn in ast.walk(tree):
             if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for node in ast.walk(fn):
@@ -197,23 +206,37 @@ def test_no_reverse_time_loop_outside_the_solver_layer():
     for path in _modules():
         if path.name in SOLVER_LAYER and path.parent == PKG:
             continue
-        src = path.read_text(encoding="utf-8")
-        tree = ast.parse(src)
-        for fn in ast.walk(tree):
-            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        src, tree = _source(path)
+        lines = src.splitlines(keepends=True)
+
+        def segment(node):  # ast.get_source_segment without re-splitting the file per call
+            first, last = node.lineno - 1, node.end_lineno - 1
+            if first == last:
+                return lines[first][node.col_offset : node.end_col_offset]
+            return "".join(
+                [lines[first][node.col_offset :], *lines[first + 1 : last]]
+                + [lines[last][: node.end_col_offset]]
+            )
+
+        parents = {}
+        for node in ast.walk(tree):
+            for child in ast.iter_child_nodes(node):
+                parents[child] = node
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
                 continue
-            fn_src = ast.get_source_segment(src, fn) or ""
-            for node in ast.walk(fn):
-                if not isinstance(node, ast.Call):
-                    continue
-                f = node.func
-                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
-                if name not in _LOOPS:
-                    continue
-                call_src = ast.get_source_segment(src, node) or ""
-                over_grid = re.search(r"\bts\b", call_src) is not None
-                if over_grid or _REVERSE_MARKERS.search(fn_src):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+            if name not in _LOOPS:
+                continue
+            over_grid = re.search(r"\bts\b", segment(node)) is not None
+            fn = parents.get(node)
+            while fn is not None:  # every enclosing function
+                if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and (
+                    over_grid or _REVERSE_MARKERS.search(segment(fn))
+                ):
                     bad.append(f"{path.relative_to(REPO)}:{node.lineno} in {fn.name}()")
+                fn = parents.get(fn)
     assert not bad, "reverse-time loops outside the solver layer:\n" + "\n".join(bad)
 
 

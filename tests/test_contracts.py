@@ -43,6 +43,7 @@ TOPICS = (
     gl.criticality,
     gl.thermo,
     gl.schedules,
+    gl.distributed,
     gl.guidance.classes,
     gl.guidance.schedules,
     gl.guidance.theory,

@@ -417,12 +417,19 @@ def test_pulse_objective_quadrature_matches_paired_monte_carlo():
     assert se < 0.2 * (j1 - j0)
 
 
-def test_discrete_pulse_optimum_tends_to_linear_response():
+@pytest.mark.parametrize(
+    "grids", [(48, 96), pytest.param((96, 192), marks=pytest.mark.slow)], ids=["48-96", "96-192"]
+)
+def test_discrete_pulse_optimum_tends_to_linear_response(grids):
     """The optimum of the discretised objective is a maximum of the quadrature and, for eps -> 0
-    and a finer grid, approaches the linear-response optimum (exact sampler) at O(h)."""
+    and a finer grid, approaches the linear-response optimum (exact sampler) at O(h).
+
+    Fast tier: grids of 48 and 96 steps (96 is the grid of the paired Monte Carlo test above,
+    whose quadrature program the checks at dc = +-0.01 reuse; gaps 0.0133 and 0.0071); the slow
+    tier repeats the halving once more, 96 -> 192 steps."""
     data = G.two_class_deltas(1.0)
     gaps = []
-    for n_steps in (96, 192):
+    for n_steps in grids:
         ts = jnp.linspace(2.0, 0.1, n_steps + 1)
         c, j, h2 = G.discrete_optimal_pulse_centre(
             data, PROC, width=0.3, eps=1e-4, ts=ts, t_lo=0.15, t_hi=1.2
@@ -436,7 +443,7 @@ def test_discrete_pulse_optimum_tends_to_linear_response():
         )
         gaps.append(float(c - c_lin))
     assert abs(gaps[1]) < 0.6 * abs(gaps[0])  # shrinks like h
-    assert abs(gaps[0]) < 0.02
+    assert abs(gaps[grids.index(96)]) < 0.02  # at 96 steps
 
 
 def test_float32_paths(key):

@@ -29,6 +29,11 @@ class _Lazy:
         self._name = name
 
     def __getattr__(self, attr):
+        # pytest's collection probes every module-level object for private and pytest-specific
+        # attributes (``__test__``, ``pytestmark``, mock markers...); answering those would import
+        # the module in every worker after all
+        if attr.startswith("_") or "pytest" in attr:
+            raise AttributeError(attr)
         return getattr(importlib.import_module(self._name), attr)
 
 

@@ -65,12 +65,15 @@ def test_plane_waves_are_eigenvectors(shape, k):
     x0 = jnp.zeros(shape)
     t = 0.6
     qs = sp.lattice_wavevectors(shape).reshape(-1, D)
-    mu_th = (OU.snr(t) * dirichlet(qs, k) - 1) / OU.b2(t)
+    mu_th = (float(OU.snr(t)) * dirichlet(qs, k) - 1) / float(OU.b2(t))
+    # one compiled probe and one compiled wave for the whole loop (eager, every jnp op of the
+    # score's jvp would be a program of its own)
+    jvp = jax.jit(lambda e: jax.jvp(lambda y: score(y, t), (x0,), (e,))[1])
+    wave = jax.jit(lambda q, phase: sp.plane_wave(shape, q, phase))
     for q, m in zip(qs[::3], mu_th[::3]):
         for phase in (0.0, -np.pi / 2, 0.3):
-            e = sp.plane_wave(shape, q, phase)
-            Je = jax.jvp(lambda y: score(y, t), (x0,), (e,))[1]
-            np.testing.assert_allclose(Je, m * e, atol=1e-12)
+            e = wave(q, phase)
+            np.testing.assert_allclose(jvp(e), m * np.asarray(e), atol=1e-12)
     mu = jax.jit(lambda q: sp.mode_stiffness(score, x0, t, q))(qs)
     np.testing.assert_allclose(mu, mu_th, atol=1e-12)
     # the patch spectrum of the two uniform images is the Dirichlet kernel
@@ -90,7 +93,16 @@ def test_dirichlet_small_q():
 # ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("k,ab_c", [(3, 0.25), (5, 1 / 6), (7, 0.125)])
+@pytest.mark.parametrize(
+    "k,ab_c",
+    [
+        (3, 0.25),
+        # k = 5 in 1-D: the Jacobian root is test_critical_times_ou's (0.895880 = ln(6)/2), the
+        # patch-covariance root test_nets' detector test's (t_score, L = 16): slow tier
+        pytest.param(5, 1 / 6, marks=pytest.mark.slow),
+        (7, 0.125),
+    ],
+)
 def test_critical_point_1d(k, ab_c):
     score = uniform_score(k, 1)
     t_c = sp.jacobian_critical_time(score, jnp.zeros(16), OU, 0.05, 3.0)
@@ -109,7 +121,15 @@ def test_critical_times_ou():
     np.testing.assert_allclose(t_d, 0.5 * np.arcsinh(5), rtol=1e-10)
 
 
-@pytest.mark.parametrize("k,ab_c,t_s,t_d", [(3, 0.1, None, None), (5, 1 / 26, 1.629048, 1.956211)])
+@pytest.mark.parametrize(
+    "k,ab_c,t_s,t_d",
+    [
+        # k = 3 in 2-D (alpha_bar_c = 1/(1 + k^2) = 0.1) is also test_patch's
+        # test_critical_point_of_two_uniform_images[(5, 5)-3] (the ELS Jacobian at 0): slow tier
+        pytest.param(3, 0.1, None, None, marks=pytest.mark.slow),
+        (5, 1 / 26, 1.629048, 1.956211),
+    ],
+)
 def test_critical_point_2d(k, ab_c, t_s, t_d):
     score = uniform_score(k, 2)
     x0 = jnp.zeros((6, 6))
@@ -144,7 +164,15 @@ def _circulant(c, shape, snr_over_b2, b2):
     return J
 
 
-@pytest.mark.parametrize("shape,k", [((12,), 3), ((5, 5), 3)])
+@pytest.mark.parametrize(
+    "shape,k",
+    [
+        # 1-D: the same Jacobian == circulant and stiffness == patch spectrum checks run fast in
+        # test_tilted_patch_covariance_unequal_norms (1-D, tilted bank): slow tier
+        pytest.param((12,), 3, marks=pytest.mark.slow),
+        ((5, 5), 3),
+    ],
+)
 def test_brute_force_jacobian_is_patch_covariance(shape, k):
     imgs = gl.data.random_binary_images(jax.random.PRNGKey(3), 3, shape)
     score = brute_els(imgs.images, k)
@@ -165,8 +193,15 @@ def test_brute_force_jacobian_is_patch_covariance(shape, k):
     )
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("symmetrise", [False, True])
+@pytest.mark.parametrize(
+    "symmetrise,seed",
+    [
+        # fast tier: one dataset per case; the other seeds (more random datasets) are slow
+        pytest.param(sym, seed, marks=() if seed == int(sym) else pytest.mark.slow)
+        for sym in (False, True)
+        for seed in (0, 1, 2)
+    ],
+)
 def test_softening_criterion_random_binary(seed, symmetrise):
     """critical_alpha_bar == root of the top eigenvalue of the brute-force ELS Jacobian at 0.
 
@@ -334,8 +369,8 @@ def test_band_stiffness_under_jit_and_vmap():
     """band_stiffness traces (its band grid is static NumPy): jit and vmap over t equal eager."""
     f = lambda x, t: gl.scores.uniform_patch_score(gl.OU(), x, t, window=3, lattice_ndim=1)
     x, key, ts = jnp.zeros(16), jax.random.PRNGKey(0), jnp.array([0.3, 0.6])
-    eager = jnp.stack([gl.spectral.band_stiffness(f, x, t, key, n_bands=4).mu for t in ts])
+    eager = np.stack([gl.spectral.band_stiffness(f, x, t, key, n_bands=4).mu for t in ts])
     jitted = jax.jit(lambda t: gl.spectral.band_stiffness(f, x, t, key, n_bands=4).mu)
-    np.testing.assert_allclose(jnp.stack([jitted(t) for t in ts]), eager, rtol=1e-10)
+    np.testing.assert_allclose(np.stack([jitted(t) for t in ts]), eager, rtol=1e-10)
     vm = jax.vmap(lambda t: gl.spectral.band_stiffness(f, x, t, key, n_bands=4).mu)(ts)
     np.testing.assert_allclose(vm, eager, rtol=1e-10)
