@@ -167,3 +167,46 @@ def test_closed_form_scores_bitwise_sweep(dtype):
     for name, data in closed_form_datasets().items():
         for proc in all_processes():
             assert _closed_form_diff(data, proc, dtype, (0.5, 0.05)) == 0.0, (name, proc)
+
+
+# The closed-form scores' documented guarantee (README, "Batch size"): one score call at a
+# batch size n agrees with the first n rows of a batch of 64 within ULP_BOUND units of the
+# dtype's eps times the batch's largest |score|. The difference is round-off of the same formula
+# evaluated in another order, amplified by the conditioning of the dataset's formula (the worst
+# case measured on 2026-12-03: 662 for the full-covariance Gaussian mixture in float32 under
+# the EDM VE process at t = 0.05, where the eigenbasis rotation amplifies it by the covariance's
+# condition number; 50 or less for every other dataset and process).
+ULP_BOUND = 1000.0
+
+
+def _closed_form_rel_diff(data, proc, dtype, ts):
+    """Largest |score(x[:n]) - score(x)[:n]| / (eps * max |score(x)|) over n in BATCHES."""
+    x = jax.random.normal(jax.random.PRNGKey(5), (BIG, *data.event_shape), dtype)
+    eps = float(jnp.finfo(dtype).eps)
+    worst = 0.0
+    for t in ts:
+        t = jnp.asarray(t, dtype)
+        full = np.asarray(gl.score(data, proc, x, t))
+        scale = float(np.max(np.abs(full)))
+        for n in BATCHES:
+            part = np.asarray(gl.score(data, proc, x[:n], t))
+            worst = max(worst, float(np.max(np.abs(part - full[:n]))) / (eps * scale))
+    return worst
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_closed_form_score_batch_difference_is_round_off_fast(dtype):
+    """Fast cover of the sweep below: the full-covariance Gaussian (the worst family) under OU."""
+    data = closed_form_datasets()["gaussian"]
+    assert _closed_form_rel_diff(data, gl.OU(), dtype, (0.5,)) <= ULP_BOUND
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_closed_form_scores_batch_difference_is_round_off(dtype):
+    """Every closed-form dataset x every process, two times: within the documented bound."""
+    for name, data in closed_form_datasets().items():
+        for proc in all_processes():
+            rel = _closed_form_rel_diff(data, proc, dtype, (0.5, 0.05))
+            assert rel <= ULP_BOUND, (name, proc, rel)
+        jax.clear_caches()
