@@ -406,8 +406,9 @@ def quadrature_class_fraction(
 
     **Returns:** the fraction, a scalar.
     """
-    mu, w, ts, L = _check_quadrature(process, ts, mu, w, n_cells, half_width, pad_to)
-    p = _quadrature_impl(process, ts, mu, w, L, int(n_cells))
+    _, p = quadrature_distribution(
+        process, ts, mu, w, n_cells=n_cells, half_width=half_width, pad_to=pad_to
+    )
     return jnp.sum(p[int(n_cells) // 2 :])
 
 
