@@ -38,11 +38,21 @@ $\tau_r$; :func:`field_thermo` is the exact one-dimensional energy and specific 
 :func:`landau_jump` the family's own Landau jump $\Delta C/N$; :func:`fit_exponent_rule` and
 :func:`fit_jump` fit $\beta,\gamma,\delta,z\nu$ and the jump with the stated range rule;
 :func:`critical_snr` refuses data without a transition.
+
+**Finite-size scaling in** $N$ (`docs/theory/exponents.md#finite-size-scaling`): :func:`fss_scan`
+measures $\langle|M|\rangle$, $\chi$ and the O($n$) Binder cumulant on a grid of sizes and of the
+scaling variable $\varepsilon N^{1/2}$ (:func:`fss_field`: the same, exactly, for 1-D data);
+:func:`binder_crossings` locates the crossings of successive sizes (the limit
+:func:`critical_binder`); :func:`fss_collapse` fits $1/\bar\nu$ and the amplitude exponent by a
+data collapse (:func:`collapse_quality`), :func:`fss_collapse_pairs` collapses successive sizes
+and extrapolates the exponents in $N^{-1/2}$; :func:`fit_critical_fss` fits
+$\langle|M|\rangle\propto N^{-1/4}$ and $\chi\propto N^{1/2}$ at the transition.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import equinox as eqx
@@ -50,7 +60,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
-from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, Real
 
 from ._checks import (
     DATASET,
@@ -103,6 +113,22 @@ __all__ = [
     "FIELD_MAX",
     "ScalingRelation",
     "scaling_relations",
+    "critical_binder",
+    "FSSScan",
+    "fss_scan",
+    "fss_field",
+    "BinderCrossings",
+    "binder_crossings",
+    "DataCollapse",
+    "collapse_quality",
+    "fss_collapse",
+    "CriticalFSS",
+    "fit_critical_fss",
+    "COLLAPSE_N_MIN",
+    "COLLAPSE_X_MAX",
+    "fss_collapse_scan",
+    "CollapseExtrapolation",
+    "fss_collapse_pairs",
 ]
 
 CW_CRITICAL_BINDER = 1 - math.gamma(0.25) ** 2 / (12 * math.gamma(0.75) ** 2)
@@ -732,8 +758,9 @@ class BathStatistics(NamedTuple):
     - `susceptibility`: $\chi=N\,{\rm Var}(\bar M)=\partial\langle M\rangle/\partial h_0$ of the
       site magnetisation, $N(\langle M^2\rangle-\langle M\rangle^2)-n/(\beta s^2)$ (for O($n$):
       per component, $N\langle|M|^2\rangle/n - 1/(\beta s^2)$, the disordered phase);
-    - `susceptibility_abs`: $N(\langle M^2\rangle-\langle|M|\rangle^2)-n/(\beta s^2)$, the
-      in-well (ordered-phase) susceptibility;
+    - `susceptibility_abs`: $N(\langle M^2\rangle-\langle|M|\rangle^2)-1/(\beta s^2)$, the
+      in-well (ordered-phase, longitudinal) susceptibility: one component's noise is removed,
+      the one along $M$ (for O($n$) the transverse noise shifts $|M|$ only at order $1/(NM)$);
     - `energy`: $\langle\mathcal H\rangle/N$; `specific_heat`: $C/N=\beta^2{\rm Var}(\mathcal H)/N$.
 
     (`docs/theory/exponents.md#estimators`.)
@@ -1183,7 +1210,7 @@ def bath_statistics(moments: BathMoments) -> BathStatistics:
         m2=_jackknife(cols, lambda a: a[2]),
         binder=_jackknife(cols, lambda a: 1 - a[3] / (3 * a[2] ** 2)),
         susceptibility=_jackknife(cols, chi),
-        susceptibility_abs=_jackknife(cols, lambda a: n * (a[2] - a[1] ** 2) - nc * noise),
+        susceptibility_abs=_jackknife(cols, lambda a: n * (a[2] - a[1] ** 2) - noise),
         energy=_jackknife(cols, lambda a: const_e + a[4]),
         specific_heat=_jackknife(
             cols, lambda a: beta**2 * (n * (a[5] - a[4] ** 2) + const_c + a[6])
@@ -1592,7 +1619,8 @@ def scaling_relations(
     $\alpha+2\beta+\gamma-2$, $\gamma-\beta(\delta-1)$ and $z\nu-1$, each with the first-order error
     propagation of independent estimates (`docs/theory/exponents.md#scaling-relations`). For a
     finite specific-heat jump pass $\alpha$ = ``Estimate(0.0, 0.0)``. Fisher's $\gamma=\nu(2-\eta)$ and
-    hyperscaling need $\nu,\eta$ of a spatial lattice and are not evaluated here.
+    hyperscaling need $\nu,\eta$ of a spatial lattice: see
+    :func:`gltheory.ornstein_zernike.lattice_relations` (`docs/theory/lattice-exponents.md`).
 
     **Arguments:**
 
@@ -1629,3 +1657,832 @@ def scaling_relations(
         ScalingRelation(name, float(v), float(se), bool(abs(v) <= max(3 * se, 1e-12)))
         for name, v, se in rows
     ]
+
+
+# ----------------------------------------------------------------------------------------------
+# finite-size scaling in N: scan, Binder crossings, data collapse, critical power laws
+# ----------------------------------------------------------------------------------------------
+
+
+# What the finite-size tools accept (each is converted with np.asarray and checked by the
+# library, which raises ValueError naming the argument): an integer, a real number, the sizes or
+# points of a scan as an array or a plain list, and a (sizes x points) table as a 2-D array or a
+# list of rows.
+IntLike = int | np.integer
+RealLike = float | int | np.floating | np.integer
+Sizes = Real[ArrayLike, " n_sizes"] | Sequence[RealLike]
+Points = Real[ArrayLike, " n_points"] | Sequence[RealLike]
+Table = Real[ArrayLike, "n_sizes n_points"] | Sequence[Sequence[RealLike] | Real[np.ndarray, " _"]]
+
+
+def critical_binder(n_components: IntLike) -> float:
+    r"""The $N\to\infty$ Binder cumulant at the transition of an O($n$) bath.
+
+    At $\varepsilon=0$ the order parameter's law is $P(M)\propto e^{-cN|M|^4}$ in $n$ dimensions,
+    so $\langle|M|^k\rangle=\Gamma(\frac{n+k}4)/\Gamma(\frac n4)\,(cN)^{-k/4}$ and, with the
+    normalisation $U_n=1-\frac n{n+2}\langle|M|^4\rangle/\langle|M|^2\rangle^2$ (0 for a
+    Gaussian $M$, $2/(n+2)$ for a fixed $|M|$),
+
+    $$U_n^\ast=1-\frac{n^2\,\Gamma(n/4)^2}{4(n+2)\,\Gamma((n+2)/4)^2}$$
+
+    (`docs/theory/exponents.md#finite-size-scaling`) [DERIVED]: $0.27052$ for $n=1$
+    (:data:`CW_CRITICAL_BINDER`), $1-\pi/4$ for $n=2$, $0.17750$ for $n=3$.
+
+    **Arguments:**
+
+    - `n_components`: $n\ge1$, the number of order-parameter components.
+
+    **Returns:** $U_n^\ast$ as a float.
+    """
+    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)):
+        raise ValueError(f"n_components must be an integer >= 1, got {n_components!r}.")
+    if n_components < 1:
+        raise ValueError(f"n_components must be an integer >= 1, got {n_components!r}.")
+    n = int(n_components)
+    log_ratio = 2 * math.lgamma(n / 4) - 2 * math.lgamma((n + 2) / 4)
+    return 1 - n**2 / (4 * (n + 2)) * math.exp(log_ratio)
+
+
+class FSSScan(NamedTuple):
+    r"""A finite-size-scaling scan of a bath (:func:`fss_scan`, :func:`fss_field`).
+
+    Sizes $N_i$ (rows) by points of the scaling variable $x_j=\varepsilon N^{1/2}$ (columns);
+    every observable has shape ``(n_sizes, n_points)`` with its standard error beside it (zeros
+    for the exact quadrature of :func:`fss_field`):
+
+    - `n_sites`: $N_i$, shape ``(n_sizes,)``; `x`: $x_j$, shape ``(n_points,)``;
+    - `eps`: $\varepsilon_{ij}=x_jN_i^{-1/2}$; `snr`: $\beta_{ij}=\beta_c(1+\varepsilon_{ij})$;
+    - `order_parameter`: $\langle|M|\rangle$;
+    - `susceptibility`: the in-well $\chi=N(\langle M^2\rangle-\langle|M|\rangle^2)-1/\beta s^2$
+      (`susceptibility_abs` of :class:`BathStatistics`);
+    - `binder`: $U_n=1-\frac n{n+2}\langle M^4\rangle/\langle M^2\rangle^2$ of the field estimator;
+    - `snr_c`: $\beta_c$; `n_components`: $n$ (1 for $\mathbb Z_2$, $d$ for the hypersphere).
+    """
+
+    n_sites: np.ndarray
+    x: np.ndarray
+    eps: np.ndarray
+    snr: np.ndarray
+    order_parameter: np.ndarray
+    order_parameter_err: np.ndarray
+    susceptibility: np.ndarray
+    susceptibility_err: np.ndarray
+    binder: np.ndarray
+    binder_err: np.ndarray
+    snr_c: float
+    n_components: int
+
+
+def _fss_grid(n_sites, x) -> tuple[np.ndarray, np.ndarray]:
+    ns = np.asarray(n_sites, np.float64)
+    xs = np.asarray(x, np.float64)
+    if ns.ndim != 1 or ns.size < 2 or not np.all(np.isfinite(ns) & (ns > 0)):
+        raise ValueError(f"n_sites must be a 1-D array of >= 2 positive sizes, got {n_sites!r}.")
+    if not np.all(np.diff(ns) > 0):
+        raise ValueError(f"n_sites must be strictly increasing, got {ns.tolist()}.")
+    if xs.ndim != 1 or xs.size < 3 or not np.all(np.isfinite(xs)):
+        raise ValueError(f"x must be a 1-D array of >= 3 finite values, got {x!r}.")
+    if not np.all(np.diff(xs) > 0):
+        raise ValueError(f"x must be strictly increasing, got {xs.tolist()}.")
+    if not np.all(1 + xs[0] / np.sqrt(ns) > 0):
+        raise ValueError(
+            f"x must satisfy x > -N^(1/2) for every size (snr > 0), got x[0] = {xs[0]:g} with "
+            f"N = {ns[0]:g}."
+        )
+    return ns, xs
+
+
+def _fss_snr_c(data, process, snr_c, axes) -> float:
+    if snr_c is None:
+        return critical_snr(data, process)
+    if isinstance(snr_c, bool) or not isinstance(snr_c, (int, float)):
+        raise ValueError(f"snr_c must be a positive finite number or None, got {snr_c!r}.")
+    if not (math.isfinite(snr_c) and snr_c > 0):
+        raise ValueError(f"snr_c must be a positive finite number or None, got {snr_c!r}.")
+    # criterion S at the given point: the denoiser's slope along the soft mode at the
+    # symmetric point, beta_c Var(u . y | x = c), must be 1 (landau_jump's beta_c v = 1)
+    dtype = jnp.result_type(float)
+    slope = float(
+        _soft_slope(data, jnp.asarray(snr_c, dtype), axes.center.astype(dtype), axes.basis[0])
+    )
+    if not abs(slope - 1) < 1e-6:
+        raise ValueError(
+            f"snr_c={snr_c!r} is not a critical point of this dataset: the denoiser's slope along "
+            f"the soft mode at the symmetric point is {slope:.8g} there, not 1 (data whose slope "
+            "stays below 1 at every SNR, e.g. Gaussian data, have no transition; leave "
+            "snr_c=None to locate it with critical_snr)."
+        )
+    return float(snr_c)
+
+
+@eqx.filter_jit
+@trusted
+def _soft_slope(data, beta, c, u):
+    one = jnp.ones((), beta.dtype)
+    u = u.astype(beta.dtype)
+    m = lambda x: data.posterior_mean(x, one, 1 / beta)
+    return u @ jax.jvp(m, (c,), (u,))[1]
+
+
+def _per_size(value, name: str, n_sizes: int, lo: int) -> list[int]:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        vals = [int(value)] * n_sizes
+    else:
+        vals = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [None]
+        if len(vals) != n_sizes:
+            raise ValueError(
+                f"{name} must be an integer or a sequence of one integer per size ({n_sizes}), "
+                f"got {value!r}."
+            )
+    for v in vals:
+        check_positive_int(v, name, lo)
+    return [int(v) for v in vals]
+
+
+def _binder_n(m2, m4, n: int):
+    return 1 - n / (n + 2) * m4 / m2**2
+
+
+def fss_scan(
+    data: AbstractData,
+    n_sites: Sizes,
+    x: Points,
+    key: PRNGKeyArray,
+    *,
+    process: AbstractProcess | None = None,
+    snr_c: float | int | None = None,
+    n_chains: int = 64,
+    n_steps: IntLike | Sequence[IntLike] | Int[np.ndarray, " _"] = 2000,
+    n_burn: IntLike | Sequence[IntLike] | Int[np.ndarray, " _"] = 500,
+    step: float | int = 1.0,
+    axes: BathAxes | None = None,
+) -> FSSScan:
+    r"""Finite-size-scaling scan of a dataset's bath by the tempered sampler.
+
+    For every size $N_i$ and scaling variable $x_j=\varepsilon N_i^{1/2}$ runs
+    :func:`tempered_langevin` (MALA; moments streamed) at $\beta=\beta_c(1+x_jN_i^{-1/2})$ and
+    reduces it with :func:`bath_statistics` to $\langle|M|\rangle$, the in-well susceptibility and
+    the O($n$) Binder cumulant, each with its jackknife standard error over chains
+    (`docs/theory/exponents.md#finite-size-scaling`). Only $|M|$-symmetric observables are
+    used, so the chains need not tunnel between the ordered wells; they must relax within one:
+    the critical relaxation time grows like $N^{1/2}$ (an estimate for $\pm1$:
+    $\approx2.6\sqrt N/\mathtt{step}$ steps), so give ``n_burn`` and ``n_steps`` per size. Chain ``k`` of point ``(i, j)`` uses
+    ``fold_in(fold_in(key, i * n_points + j), k)``.
+
+    **Arguments:**
+
+    - `data`: a $\pm$-symmetric dataset with a transition (any dimension).
+    - `n_sites`: increasing sizes $N_i$, at least 2.
+    - `x`: increasing scaling-variable points, at least 3 ($x>-N^{1/2}$).
+    - `key`: PRNG key.
+    - `process`: the process used to locate $\beta_c$ (default OU; only SNR matters).
+    - `snr_c`: $\beta_c$ when known (checked: the denoiser's slope along the soft mode at the
+      symmetric point, $\beta_c{\rm Var}(u\cdot y\mid x=c)$, must be 1 to $10^{-6}$); default
+      :func:`critical_snr`. Data without a transition raise ``ValueError``.
+    - `n_chains`: chains per point (>= 2).
+    - `n_steps`, `n_burn`: recorded and burn-in steps, an integer or one per size.
+    - `step`: $\beta\,d\tau$ in $(0, 1]$.
+    - `axes`: the order parameter's :class:`BathAxes` (default :func:`order_parameter_axes`).
+
+    **Returns:** an :class:`FSSScan`.
+    """
+    check_instance(data, AbstractData, "data", DATASET)
+    ns, xs = _fss_grid(n_sites, x)
+    process = OU() if process is None else process
+    check_instance(process, AbstractProcess, "process", PROCESS)
+    steps = _per_size(n_steps, "n_steps", ns.size, 1)
+    burns = _per_size(n_burn, "n_burn", ns.size, 0)
+    axes = _check_axes(data, axes)
+    beta_c = _fss_snr_c(data, process, snr_c, axes)
+    n_comp = int(axes.basis.shape[0])
+    eps = xs[None, :] / np.sqrt(ns)[:, None]
+    snr = beta_c * (1 + eps)
+    shape = eps.shape
+    out = {k: np.zeros(shape) for k in ("m", "me", "c", "ce", "u", "ue")}
+    for i, n in enumerate(ns):
+        for j in range(xs.size):
+            t = process.t_of_snr(jnp.asarray(snr[i, j]))
+            mom = tempered_langevin(
+                data,
+                process,
+                t,
+                float(n),
+                jax.random.fold_in(key, i * xs.size + j),
+                n_chains=n_chains,
+                n_steps=steps[i],
+                n_burn=burns[i],
+                step=step,
+                axes=axes,
+            )
+            st = bath_statistics(mom)
+            cols = np.stack([np.asarray(mom.m2, np.float64), np.asarray(mom.m4, np.float64)], -1)
+            u = _jackknife(cols, lambda a: _binder_n(a[0], a[1], n_comp))
+            out["m"][i, j], out["me"][i, j] = st.order_parameter
+            out["c"][i, j], out["ce"][i, j] = st.susceptibility_abs
+            out["u"][i, j], out["ue"][i, j] = u
+    return FSSScan(
+        n_sites=ns,
+        x=xs,
+        eps=eps,
+        snr=snr,
+        order_parameter=out["m"],
+        order_parameter_err=out["me"],
+        susceptibility=out["c"],
+        susceptibility_err=out["ce"],
+        binder=out["u"],
+        binder_err=out["ue"],
+        snr_c=float(beta_c),
+        n_components=n_comp,
+    )
+
+
+def fss_field(
+    data: AbstractData,
+    n_sites: Sizes,
+    x: Points,
+    *,
+    process: AbstractProcess | None = None,
+    snr_c: float | int | None = None,
+    n_grid: IntLike = 4097,
+) -> FSSScan:
+    r"""The same scan as :func:`fss_scan`, exactly, by the quadrature of :func:`field` (1-D data).
+
+    The field estimator's moments over the exact law $P_N(x)\propto p_\sigma(x)^N$ at
+    $\sigma^2=1/\beta$, $\beta=\beta_c(1+xN^{-1/2})$, with $M=(x-c)/s$ ($c$, $s$ of
+    :func:`order_parameter_axes`): $\langle|M|\rangle$, $N(\langle M^2\rangle-\langle|M|\rangle^2)-1/\beta s^2$
+    and $1-\langle M^4\rangle/3\langle M^2\rangle^2$ — the expectations of exactly the estimators the
+    sampler averages; an independent second algorithm (`docs/theory/exponents.md#finite-size-scaling`).
+    The trapezoid grid is symmetric about $c$ with a node there, and $\langle|M|\rangle$ carries the
+    Euler–Maclaurin term of the kink of $|M|$, so every moment converges to round-off (the
+    enumeration test: relative $10^{-9}$). Standard errors are zero.
+
+    **Arguments:**
+
+    - `data`: a one-dimensional dataset with a transition.
+    - `n_sites`, `x`: as in :func:`fss_scan`.
+    - `process`, `snr_c`: as in :func:`fss_scan`.
+    - `n_grid`: quadrature nodes (see :func:`field`).
+
+    **Returns:** an :class:`FSSScan` (errors zero).
+    """
+    _check_data_1d(data)
+    ns, xs = _fss_grid(n_sites, x)
+    n_grid = _check_n_grid(n_grid)
+    dtype = jnp.result_type(float)
+    # one dimension: the soft mode is the axis itself, M = (x - c)/s with s = Std(y), the
+    # separation of `order_parameter_axes` for d = 1 (no eigendecomposition to compile)
+    mu, var = _data_scale(data, dtype)
+    if not float(var) > 0:
+        raise ValueError("data has zero variance: no soft mode, no order parameter.")
+    axes = BathAxes(center=mu.reshape(1), basis=jnp.ones((1, 1), dtype), scale=jnp.sqrt(var))
+    beta_c = _fss_snr_c(data, process, snr_c, axes)
+    eps = xs[None, :] / np.sqrt(ns)[:, None]
+    snr = beta_c * (1 + eps)
+    nn = np.broadcast_to(ns[:, None], eps.shape)
+    f = _fss_field_impl(
+        data,
+        jnp.asarray(snr.ravel(), dtype),
+        jnp.asarray(nn.ravel(), dtype),
+        jnp.asarray(axes.center, dtype).reshape(()),
+        n_grid,
+    )
+    s = float(axes.scale)
+    mean_abs, m2, m4 = (np.asarray(a, np.float64).reshape(eps.shape) for a in f)
+    mean_abs, m2, m4 = mean_abs / s, m2 / s**2, m4 / s**4
+    chi = nn * (m2 - mean_abs**2) - 1 / (snr * s**2)
+    zero = np.zeros(eps.shape)
+    return FSSScan(
+        n_sites=ns,
+        x=xs,
+        eps=eps,
+        snr=snr,
+        order_parameter=mean_abs,
+        order_parameter_err=zero,
+        susceptibility=chi,
+        susceptibility_err=zero.copy(),
+        binder=_binder_n(m2, m4, 1),
+        binder_err=zero.copy(),
+        snr_c=float(beta_c),
+        n_components=1,
+    )
+
+
+@eqx.filter_jit
+@trusted
+def _fss_field_impl(data, snr, n_sites, center, n_grid):
+    def one(beta, n):
+        sigma = 1 / jnp.sqrt(beta)
+        lo, hi = _default_bounds(data, sigma, beta.dtype)
+        # coarse stage (as in `field`): where ln P_N is within 80 of its maximum
+        g1 = jnp.linspace(lo, hi, n_grid, dtype=beta.dtype)
+        lp1 = -n * _action(data, sigma, g1)
+        keep = lp1 > jnp.max(lp1) - 80.0
+        h1 = g1[1] - g1[0]
+        first = g1[jnp.argmax(keep)] - h1
+        last = g1[n_grid - 1 - jnp.argmax(keep[::-1])] + h1
+        # fine stage: a grid symmetric about the centre, with a node on the kink of |u|
+        half = jnp.maximum(center - first, last - center)
+        grid = center + half * jnp.linspace(-1.0, 1.0, n_grid | 1, dtype=beta.dtype)
+        h = grid[1] - grid[0]
+        lp = -n * _action(data, sigma, grid)
+        lw = _trapezoid_log_weights(grid)
+        log_norm = jax.nn.logsumexp(lp + lw)
+        p = jnp.exp(lp + lw - log_norm)
+        u = grid - center
+        # Euler-Maclaurin: the trapezoid rule misses h^2 [f']/12 at the kink of f = |u| P, whose
+        # derivative jumps by 2 P(c); with it the error is O(h^4)
+        p_c = jnp.exp(lp[(n_grid | 1) // 2] - log_norm)
+        mean_abs = jnp.sum(p * jnp.abs(u)) + h**2 * p_c / 6
+        return mean_abs, jnp.sum(p * u**2), jnp.sum(p * u**4)
+
+    return jax.vmap(one)(snr, n_sites)
+
+
+def _check_scan(scan) -> FSSScan:
+    if not isinstance(scan, FSSScan):
+        raise ValueError(
+            f"scan must be an FSSScan (fss_scan, fss_field), got {type(scan).__name__}."
+        )
+    return scan
+
+
+def _poly_fit(x, y, e, degree: int):
+    """Weighted polynomial fit, coefficients (low order first) and covariance.
+
+    Errors all zero (exact data): equal weights, covariance from the residuals."""
+    a = np.vander(x, degree + 1, increasing=True)
+    exact = np.all(e == 0)
+    w = np.ones_like(y) if exact else 1 / e**2
+    cov = np.linalg.inv(a.T @ (a * w[:, None]))
+    coef = cov @ (a.T @ (w * y))
+    dof = x.size - degree - 1
+    chi2 = float(np.sum(w * (y - a @ coef) ** 2))
+    cov = cov * (chi2 / dof if exact else max(1.0, chi2 / dof))
+    return coef, cov
+
+
+class BinderCrossings(NamedTuple):
+    r"""Crossings of the Binder cumulants of successive sizes (:func:`binder_crossings`).
+
+    Arrays of shape ``(n_sizes - 1,)``: `n_small`, `n_large` (the pair), `eps` and `eps_err`
+    (the crossing's reduced distance $\varepsilon_\times$), `binder` and `binder_err` (the
+    cumulant there, $\to U_n^\ast$ of :func:`critical_binder` as $N\to\infty$).
+    """
+
+    n_small: np.ndarray
+    n_large: np.ndarray
+    eps: np.ndarray
+    eps_err: np.ndarray
+    binder: np.ndarray
+    binder_err: np.ndarray
+
+
+def binder_crossings(
+    scan: FSSScan, *, x_window: float | int = 1.0, degree: int = 2
+) -> BinderCrossings:
+    r"""Where the Binder cumulants of successive sizes cross, with standard errors.
+
+    For each size, $U(x)$ over $|x|\le$ ``x_window`` is fitted by a weighted polynomial of
+    ``degree`` in $x=\varepsilon N^{1/2}$ (covariance scaled by $\max(1,\chi^2/{\rm dof})$;
+    for an exact scan equal weights and the residual variance). The crossing of sizes
+    $N_i<N_{i+1}$ is the root $\varepsilon_\times$ of $P_i(\varepsilon N_i^{1/2})=P_{i+1}(\varepsilon N_{i+1}^{1/2})$
+    nearest 0 with $|\varepsilon|N_{i+1}^{1/2}\le$ ``x_window``; $\varepsilon_\times$ and
+    $U_\times=P_i(\varepsilon_\times N_i^{1/2})$ get first-order errors from the two fits'
+    covariances (implicit-function theorem; the sizes are independent runs)
+    (`docs/theory/exponents.md#finite-size-scaling`). Raises ``ValueError`` when two curves do
+    not cross in the window.
+
+    **Arguments:**
+
+    - `scan`: an :class:`FSSScan`.
+    - `x_window`: half-width of the fitted range of $x$.
+    - `degree`: polynomial degree (>= 1); each size needs ``degree + 2`` points in the window.
+
+    **Returns:** a :class:`BinderCrossings`.
+    """
+    scan = _check_scan(scan)
+    if not (isinstance(x_window, (int, float)) and x_window > 0):
+        raise ValueError(f"x_window must be a positive number, got {x_window!r}.")
+    if isinstance(degree, bool) or not isinstance(degree, int) or degree < 1:
+        raise ValueError(f"degree must be an integer >= 1, got {degree!r}.")
+    sel = np.abs(scan.x) <= x_window
+    if sel.sum() < degree + 2:
+        raise ValueError(
+            f"x_window={x_window!r} keeps {int(sel.sum())} points of x; the degree-{degree} fit "
+            f"needs at least {degree + 2}."
+        )
+    err = np.asarray(scan.binder_err)[:, sel]
+    if not (np.all(err == 0) or np.all(err > 0)):
+        raise ValueError("scan.binder_err must be all positive (sampled) or all zero (exact).")
+    fits = [
+        _poly_fit(scan.x[sel], np.asarray(scan.binder)[i, sel], err[i], degree)
+        for i in range(scan.n_sites.size)
+    ]
+    k = np.arange(degree + 1)
+    rows = []
+    for i in range(scan.n_sites.size - 1):
+        (c1, v1), (c2, v2) = fits[i], fits[i + 1]
+        r1, r2 = math.sqrt(scan.n_sites[i]), math.sqrt(scan.n_sites[i + 1])
+        diff = c1 * r1**k - c2 * r2**k  # coefficients of D(eps), low order first
+        roots = np.roots(diff[::-1]) if np.any(diff[1:] != 0) else np.array([])
+        roots = roots[np.abs(roots.imag) < 1e-12 * (1 + np.abs(roots.real))].real
+        roots = roots[np.abs(roots) * r2 <= x_window]
+        if roots.size == 0:
+            raise ValueError(
+                f"the Binder cumulants of N = {scan.n_sites[i]:g} and {scan.n_sites[i + 1]:g} do "
+                f"not cross within |x| <= x_window={x_window!r}."
+            )
+        e = float(roots[np.argmin(np.abs(roots))])
+        p1, p2 = (e * r1) ** k, (e * r2) ** k
+        dp1 = r1 * np.polynomial.polynomial.polyval(e * r1, np.polynomial.polynomial.polyder(c1))
+        dp2 = r2 * np.polynomial.polynomial.polyval(e * r2, np.polynomial.polynomial.polyder(c2))
+        d_eps = dp1 - dp2
+        g1, g2 = -p1 / d_eps, p2 / d_eps  # d eps / d c1, d eps / d c2
+        var_e = g1 @ v1 @ g1 + g2 @ v2 @ g2
+        h1, h2 = p1 + dp1 * g1, dp1 * g2  # d U / d c1, d U / d c2
+        var_u = h1 @ v1 @ h1 + h2 @ v2 @ h2
+        u = float(c1 @ p1)
+        rows.append(
+            (scan.n_sites[i], scan.n_sites[i + 1], e, math.sqrt(var_e), u, math.sqrt(var_u))
+        )
+    return BinderCrossings(*(np.array(col) for col in zip(*rows)))
+
+
+def _collapse_terms(params, logn, eps, y, yerr):
+    b, kappa = params[0], params[1]
+    s, p = eps.shape
+    xs = eps * jnp.exp(b * logn)[:, None]
+    f = jnp.exp(-kappa * logn)[:, None]
+    ys, es = y * f, yerr * f
+
+    def interp(xj, yj, ej):
+        # bracketing index by comparisons (cheap to compile for these small arrays)
+        k = jnp.clip(jnp.sum(xj <= xs[..., None], axis=-1) - 1, 0, p - 2)
+        x0, x1 = xj[k], xj[k + 1]
+        w = (xs - x0) / (x1 - x0)
+        val = (1 - w) * yj[k] + w * yj[k + 1]
+        var = (1 - w) ** 2 * ej[k] ** 2 + w**2 * ej[k + 1] ** 2
+        inside = (xs >= xj[0]) & (xs <= xj[-1])
+        return val, var, inside
+
+    val, var, inside = jax.vmap(interp)(xs, ys, es)  # (size j, size i, point)
+    inside = inside & ~jnp.eye(s, dtype=bool)[:, :, None]
+    wts = jnp.where(inside, 1 / var, 0.0)
+    wsum = wts.sum(0)
+    has = wsum > 0
+    safe = jnp.where(has, wsum, 1.0)
+    master = (wts * val).sum(0) / safe
+    r = jnp.where(has, (ys - master) ** 2 / (es**2 + 1 / safe), 0.0)
+    return r.sum(), has.sum()
+
+
+def _collapse_quality(params, logn, eps, y, yerr):
+    total, n_used = _collapse_terms(params, logn, eps, y, yerr)
+    # fewer than half the points overlapping another size: no collapse to judge
+    return jnp.where(2 * n_used >= eps.size, total / jnp.maximum(n_used, 1), 1e12)
+
+
+@eqx.filter_jit
+def _collapse_fit(logn, eps, ys, yerr, init):
+    solver = optx.NelderMead(rtol=1e-8, atol=1e-8, adelta=0.02)
+
+    def one(y):
+        sol = optx.minimise(
+            lambda p, _: _collapse_quality(p, logn, eps, y, yerr),
+            solver,
+            init,
+            max_steps=2000,
+            throw=False,
+        )
+        return sol.value, _collapse_quality(sol.value, logn, eps, y, yerr)
+
+    return jax.vmap(one)(ys)
+
+
+class DataCollapse(NamedTuple):
+    r"""Exponents read from a finite-size data collapse (:func:`fss_collapse`).
+
+    $y\simeq N^{\kappa}F(\varepsilon N^{1/\bar\nu})$: `x_exponent` $=1/\bar\nu$, `y_exponent` $=\kappa$
+    ($-\beta/\bar\nu$ for $\langle|M|\rangle$, $\gamma/\bar\nu$ for $\chi$), each an :class:`Estimate`;
+    `quality`: the collapse quality at the optimum ($\approx1$ for a collapse within errors);
+    `n_boot`: bootstrap replicas behind the standard errors.
+    """
+
+    x_exponent: Estimate
+    y_exponent: Estimate
+    quality: float
+    n_boot: int
+
+
+def _collapse_inputs(n_sites, eps, y, yerr):
+    ns = np.asarray(n_sites, np.float64)
+    e, v, s = (np.asarray(a, np.float64) for a in (eps, y, yerr))
+    if ns.ndim != 1 or ns.size < 2 or not np.all(np.isfinite(ns) & (ns > 0)):
+        raise ValueError(f"n_sites must be a 1-D array of >= 2 positive sizes, got {n_sites!r}.")
+    if e.shape != (ns.size, e.shape[-1]) or e.ndim != 2 or e.shape[1] < 3:
+        raise ValueError(
+            f"eps must have shape (n_sizes, n_points) = ({ns.size}, >= 3), got {e.shape}."
+        )
+    if v.shape != e.shape or s.shape != e.shape:
+        raise ValueError(
+            f"y and yerr must have the shape of eps {e.shape}, got {v.shape}, {s.shape}."
+        )
+    if not np.all(np.isfinite(e)) or not np.all(np.diff(e, axis=1) > 0):
+        raise ValueError("eps must be finite and strictly increasing along each size's row.")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("y must be finite.")
+    if not np.all(np.isfinite(s) & (s > 0)):
+        raise ValueError("yerr must be positive and finite (a collapse weighs the points by it).")
+    return ns, e, v, s
+
+
+def collapse_quality(
+    n_sites: Sizes,
+    eps: Table,
+    y: Table,
+    yerr: Table,
+    x_exponent: RealLike,
+    y_exponent: RealLike,
+) -> float:
+    r"""Houdayer–Hartmann quality of the collapse $N^{-\kappa}y$ against $\varepsilon N^{1/\bar\nu}$.
+
+    Each point $(X_p,Y_p\pm\delta_p)$ of the rescaled data is compared with the master curve
+    made of the other sizes: for each other size whose $X$ range contains $X_p$, the linear
+    interpolation between its two bracketing points (variance from their errors), averaged with
+    inverse-variance weights into $\bar Y_p\pm\bar\delta_p$;
+    $S=\frac1{\mathcal N}\sum_p(Y_p-\bar Y_p)^2/(\delta_p^2+\bar\delta_p^2)$ over the $\mathcal N$ points
+    that have a master value (`docs/theory/exponents.md#finite-size-scaling`). $S\approx1$ when the
+    data collapse within their errors; $10^{12}$ when fewer than half the points overlap another
+    size.
+
+    **Arguments:**
+
+    - `n_sites`: sizes, shape ``(n_sizes,)``.
+    - `eps`: reduced distances, increasing along each row, shape ``(n_sizes, n_points)``.
+    - `y`, `yerr`: the observable and its (positive) standard errors, same shape.
+    - `x_exponent`, `y_exponent`: $1/\bar\nu$ and $\kappa$.
+
+    **Returns:** $S$ as a float.
+    """
+    ns, e, v, s = _collapse_inputs(n_sites, eps, y, yerr)
+    params = jnp.asarray([float(x_exponent), float(y_exponent)])
+    return float(
+        _collapse_quality_jit(params, jnp.log(ns), jnp.asarray(e), jnp.asarray(v), jnp.asarray(s))
+    )
+
+
+_collapse_quality_jit = eqx.filter_jit(_collapse_quality)
+
+
+def fss_collapse(
+    n_sites: Sizes,
+    eps: Table,
+    y: Table,
+    yerr: Table,
+    *,
+    init: Sequence[float | int] = (0.5, 0.0),
+    n_boot: IntLike = 64,
+    seed: IntLike = 0,
+) -> DataCollapse:
+    r"""Fit $1/\bar\nu$ and $\kappa$ of $y\simeq N^\kappa F(\varepsilon N^{1/\bar\nu})$ by a data collapse.
+
+    Minimises :func:`collapse_quality` over $(1/\bar\nu,\kappa)$ with ``optimistix.NelderMead``
+    (the quality is piecewise smooth: derivative-free); the standard errors are the spread of
+    the exponents over ``n_boot`` parametric-bootstrap replicas (each point redrawn from
+    $\mathcal N(y,\delta y^2)$ and refitted; the data and the replicas run under one ``vmap``), times
+    $\max(1,\sqrt{S_{\min}})$ when the collapse is worse than the errors
+    (`docs/theory/exponents.md#finite-size-scaling`). For the bath: $1/\bar\nu=\frac12$,
+    $\kappa=-\frac14$ ($\langle|M|\rangle$) and $\frac12$ ($\chi$).
+
+    **Arguments:**
+
+    - `n_sites`, `eps`, `y`, `yerr`: as in :func:`collapse_quality` (e.g. from an
+      :class:`FSSScan`: ``scan.n_sites, scan.eps, scan.order_parameter, scan.order_parameter_err``).
+    - `init`: starting $(1/\bar\nu,\kappa)$.
+    - `n_boot`: bootstrap replicas (>= 8).
+    - `seed`: seed of the bootstrap draws (NumPy).
+
+    **Returns:** a :class:`DataCollapse`.
+    """
+    ns, e, v, s = _collapse_inputs(n_sites, eps, y, yerr)
+    if len(init) != 2 or not all(isinstance(a, (int, float)) and math.isfinite(a) for a in init):
+        raise ValueError(f"init must be two finite numbers (x_exponent, y_exponent), got {init!r}.")
+    check_positive_int(n_boot, "n_boot", 8)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {seed!r}.")
+    logn, ej, sj = jnp.log(ns), jnp.asarray(e), jnp.asarray(s)
+    rng = np.random.default_rng(int(seed))
+    draws = v[None] + s[None] * rng.standard_normal((int(n_boot),) + v.shape)
+    # the data and its replicas in one vmapped program, all started from `init`
+    ys = jnp.asarray(np.concatenate([v[None], draws]))
+    fits, quality = _collapse_fit(logn, ej, ys, sj, jnp.asarray([float(a) for a in init]))
+    best, boot, q = np.asarray(fits[0]), np.asarray(fits[1:]), float(quality[0])
+    if not q < 1e11:
+        raise ValueError(
+            "the sizes do not overlap in the scaling variable: no collapse to fit (check eps, "
+            "init)."
+        )
+    se = boot.std(0, ddof=1) * max(1.0, math.sqrt(q))
+    return DataCollapse(
+        x_exponent=Estimate(float(best[0]), float(se[0])),
+        y_exponent=Estimate(float(best[1]), float(se[1])),
+        quality=q,
+        n_boot=int(n_boot),
+    )
+
+
+class CriticalFSS(NamedTuple):
+    r"""Power laws in $N$ at the transition (:func:`fit_critical_fss`).
+
+    - `beta_over_nu`: $\langle|M|\rangle\propto N^{-\beta/\bar\nu}$ (``slope`` $=\beta/\bar\nu$, mean field $\frac14$);
+    - `gamma_over_nu`: $\chi\propto N^{\gamma/\bar\nu}$ (``slope`` $=\gamma/\bar\nu$, mean field $\frac12$);
+
+    each an :class:`gltheory.meanfield.ExponentFit` over the sizes of the scan at $x=0$.
+    """
+
+    beta_over_nu: ExponentFit
+    gamma_over_nu: ExponentFit
+
+
+def fit_critical_fss(scan: FSSScan, *, omega: float | None = -0.5) -> CriticalFSS:
+    r"""$\langle|M|\rangle\propto N^{-\beta/\bar\nu}$ and $\chi\propto N^{\gamma/\bar\nu}$ at $\varepsilon=0$.
+
+    :func:`fit_scaling` of the scan's $x=0$ column against $N$ with the leading correction
+    $c\,N^{\omega}$, $\omega=-\frac12$ (the relative size of the next order of the $e^{-cNM^4}$
+    law and of the field's Gaussian noise; ``None``: no correction)
+    (`docs/theory/exponents.md#finite-size-scaling`). An exact scan (errors zero) is fitted with
+    equal weights and a residual-based standard error.
+
+    **Arguments:**
+
+    - `scan`: an :class:`FSSScan` whose ``x`` contains 0.
+    - `omega`: the correction exponent in $N$, or ``None``.
+
+    **Returns:** a :class:`CriticalFSS`.
+    """
+    scan = _check_scan(scan)
+    hit = np.flatnonzero(scan.x == 0)
+    if hit.size != 1:
+        raise ValueError("scan.x must contain the transition x = 0 exactly once.")
+    j = int(hit[0])
+    fits = []
+    for val, err in (
+        (scan.order_parameter, scan.order_parameter_err),
+        (scan.susceptibility, scan.susceptibility_err),
+    ):
+        y, e = np.asarray(val)[:, j], np.asarray(err)[:, j]
+        if np.all(e == 0):
+            # exact values: equal relative weights, the standard error from the residuals
+            e = 1e-12 * np.abs(y)
+        fits.append(fit_scaling(scan.n_sites, y, e, omega=omega))
+    m_fit, c_fit = fits
+    return CriticalFSS(beta_over_nu=m_fit._replace(slope=-m_fit.slope), gamma_over_nu=c_fit)
+
+
+COLLAPSE_N_MIN = 1e4
+r"""Smallest size :func:`fss_collapse_scan` uses (the $N^{-1/2}$ corrections to scaling are then
+$\lesssim1\,\%$; :func:`fss_collapse_pairs` extrapolates them away instead)."""
+COLLAPSE_X_MAX = 2.0
+r"""Largest $|x|=|\varepsilon|N^{1/2}$ a scan's collapse uses."""
+
+
+def fss_collapse_scan(
+    scan: FSSScan,
+    observable: str,
+    *,
+    n_min: RealLike = COLLAPSE_N_MIN,
+    x_max: RealLike = COLLAPSE_X_MAX,
+    n_boot: IntLike = 64,
+    seed: IntLike = 0,
+) -> DataCollapse:
+    r"""The data collapse of one observable of a scan, on the points of the stated rule.
+
+    :func:`fss_collapse` over the sizes $N\ge$ ``n_min`` and the points $|x|\le$ ``x_max``
+    (`docs/theory/exponents.md#finite-size-scaling`), started from $(1/\bar\nu,\kappa)=(0.5,0)$.
+
+    **Arguments:**
+
+    - `scan`: an :class:`FSSScan` with positive errors (sampled).
+    - `observable`: ``"order_parameter"`` ($\kappa=-\beta/\bar\nu$) or ``"susceptibility"``
+      ($\kappa=\gamma/\bar\nu$).
+    - `n_min`, `x_max`: the rule's window (at least 2 sizes and 3 points must remain).
+    - `n_boot`, `seed`: as in :func:`fss_collapse`.
+
+    **Returns:** a :class:`DataCollapse`.
+    """
+    scan = _check_scan(scan)
+    if observable not in ("order_parameter", "susceptibility"):
+        raise ValueError(
+            f"observable must be 'order_parameter' or 'susceptibility', got {observable!r}."
+        )
+    rows = scan.n_sites >= n_min
+    cols = np.abs(scan.x) <= x_max
+    if rows.sum() < 2 or cols.sum() < 3:
+        raise ValueError(
+            f"n_min={n_min!r}, x_max={x_max!r} leave {int(rows.sum())} sizes and "
+            f"{int(cols.sum())} points; the collapse needs at least 2 and 3."
+        )
+    y = np.asarray(getattr(scan, observable))[np.ix_(rows, cols)]
+    e = np.asarray(getattr(scan, observable + "_err"))[np.ix_(rows, cols)]
+    return fss_collapse(
+        scan.n_sites[rows], scan.eps[np.ix_(rows, cols)], y, e, n_boot=n_boot, seed=seed
+    )
+
+
+class CollapseExtrapolation(NamedTuple):
+    r"""Pairwise collapses of successive sizes and their $N\to\infty$ limit (:func:`fss_collapse_pairs`).
+
+    - `n_small`: the smaller size of each pair, shape ``(n_sizes - 1,)``;
+    - `x_exponent`, `x_exponent_err`, `y_exponent`, `y_exponent_err`, `quality`: the effective
+      $1/\bar\nu$, $\kappa$ (with bootstrap errors) and the quality of each pair's collapse;
+    - `x_limit`, `y_limit`: the effective exponents extrapolated linearly in $N_{\rm small}^{-1/2}$
+      to $N\to\infty$, :class:`Estimate` s.
+    """
+
+    n_small: np.ndarray
+    x_exponent: np.ndarray
+    x_exponent_err: np.ndarray
+    y_exponent: np.ndarray
+    y_exponent_err: np.ndarray
+    quality: np.ndarray
+    x_limit: Estimate
+    y_limit: Estimate
+
+
+def _extrapolate(n_small, value, err) -> Estimate:
+    """Weighted fit value = a + c N^(-1/2); the intercept a with a max(1, chi2/dof) scaled SE."""
+    a = np.stack([np.ones_like(n_small), n_small**-0.5], axis=-1)
+    w = 1 / err**2
+    cov = np.linalg.inv(a.T @ (a * w[:, None]))
+    coef = cov @ (a.T @ (w * value))
+    chi2 = float(np.sum(w * (value - a @ coef) ** 2))
+    birge = max(1.0, math.sqrt(chi2 / (n_small.size - 2)))
+    return Estimate(float(coef[0]), math.sqrt(cov[0, 0]) * birge)
+
+
+def fss_collapse_pairs(
+    scan: FSSScan,
+    observable: str,
+    *,
+    x_max: RealLike = COLLAPSE_X_MAX,
+    n_boot: IntLike = 64,
+    seed: IntLike = 0,
+) -> CollapseExtrapolation:
+    r"""Collapse each pair of successive sizes, then extrapolate the exponents to $N\to\infty$.
+
+    The corrections to scaling of the bath are relative $O(N^{-1/2})$, large enough at
+    $N\lesssim10^4$ to bias a collapse of all sizes beyond its statistical error. Each pair
+    $(N_i,N_{i+1})$ is collapsed by :func:`fss_collapse` over $|x|\le$ ``x_max`` (one compiled
+    program for all pairs), giving effective exponents that drift like $N_i^{-1/2}$; a weighted
+    linear fit in $N_i^{-1/2}$ (errors scaled by $\max(1,\sqrt{\chi^2/{\rm dof}})$) gives the limit
+    (`docs/theory/exponents.md#finite-size-scaling`).
+
+    **Arguments:**
+
+    - `scan`: an :class:`FSSScan` with positive errors and at least 4 sizes.
+    - `observable`: ``"order_parameter"`` ($\kappa=-\beta/\bar\nu$) or ``"susceptibility"``
+      ($\kappa=\gamma/\bar\nu$).
+    - `x_max`: the window $|x|\le$ ``x_max`` (at least 3 points must remain).
+    - `n_boot`, `seed`: as in :func:`fss_collapse` (pair ``i`` uses ``seed + i``).
+
+    **Returns:** a :class:`CollapseExtrapolation`.
+    """
+    scan = _check_scan(scan)
+    if observable not in ("order_parameter", "susceptibility"):
+        raise ValueError(
+            f"observable must be 'order_parameter' or 'susceptibility', got {observable!r}."
+        )
+    if scan.n_sites.size < 4:
+        raise ValueError(
+            f"fss_collapse_pairs needs a scan of at least 4 sizes (3 pairs for the extrapolation), "
+            f"got {scan.n_sites.size}."
+        )
+    cols = np.abs(scan.x) <= x_max
+    if cols.sum() < 3:
+        raise ValueError(
+            f"x_max={x_max!r} leaves {int(cols.sum())} points of x; at least 3 needed."
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {seed!r}.")
+    y = np.asarray(getattr(scan, observable))[:, cols]
+    e = np.asarray(getattr(scan, observable + "_err"))[:, cols]
+    eps = scan.eps[:, cols]
+    rows = []
+    for i in range(scan.n_sites.size - 1):
+        sel = [i, i + 1]
+        c = fss_collapse(
+            scan.n_sites[sel], eps[sel], y[sel], e[sel], n_boot=n_boot, seed=int(seed) + i
+        )
+        rows.append((*c.x_exponent, *c.y_exponent, c.quality))
+    xv, xe, yv, ye, q = (np.array(col) for col in zip(*rows))
+    n_small = scan.n_sites[:-1]
+    return CollapseExtrapolation(
+        n_small=n_small,
+        x_exponent=xv,
+        x_exponent_err=xe,
+        y_exponent=yv,
+        y_exponent_err=ye,
+        quality=q,
+        x_limit=_extrapolate(n_small, xv, xe),
+        y_limit=_extrapolate(n_small, yv, ye),
+    )
