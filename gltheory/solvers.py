@@ -6,6 +6,9 @@ reverse-SDE drift $v(x,t) = g^2(t)s(x,t) - f(t)x$ and probability-flow drift
 $u(x,t) = \tfrac12 g^2(t)s(x,t) - f(t)x$:
 
 - :class:`EulerMaruyama`: $x' = x + h\,v(x,t) + g(t)\sqrt h\,\xi$;
+- :class:`LambdaEulerMaruyama`: Euler–Maruyama on the $\lambda$-family
+  $x' = x + h\big[\tfrac12(1+\lambda^2)g^2(t)s(x,t) - f(t)x\big] + \lambda g(t)\sqrt h\,\xi$
+  ($\lambda = 1$: :class:`EulerMaruyama`; $\lambda = 0$: Euler on the probability-flow ODE);
 - :class:`StochasticHeun`: $k_1 = h\,v(x,t) + g(t)\sqrt h\,\xi$,
   $k_2 = h\,v(x+k_1,t') + g(t')\sqrt h\,\xi$, $x' = x + (k_1+k_2)/2$ (for the additive noise
   of every process here this is the Heun scheme that diffrax's ``Heun`` applies to an SDE);
@@ -33,11 +36,13 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Real
 
+from ._checks import as_float_array, check_values
 from .processes import AbstractProcess
 
 __all__ = [
     "AbstractSolver",
     "EulerMaruyama",
+    "LambdaEulerMaruyama",
     "StochasticHeun",
     "Heun",
     "DDIM",
@@ -104,6 +109,72 @@ class EulerMaruyama(AbstractSolver):
         h = t - t_next
         drift = process.reverse_drift(x, t, score_fn(x, t))
         return x + h * drift + (process.g(t) * jnp.sqrt(h)) * z
+
+
+class LambdaEulerMaruyama(AbstractSolver):
+    r"""Euler–Maruyama on the $\lambda$-family of reverse dynamics with the marginals $p_t$.
+
+    For $\lambda \ge 0$ the reverse-time SDE
+
+    $$dx = \big[f(t)\,x - \tfrac12(1+\lambda^2)\,g^2(t)\,s(x,t)\big]\,dt
+    + \lambda\,g(t)\,d\bar W$$
+
+    has, for the exact score, the same one-time marginals $p_t$ as the forward process:
+    $\lambda = 1$ is the reverse SDE (Anderson 1982), $\lambda = 0$ the probability-flow ODE,
+    and the difference from the probability-flow ODE is a Langevin dynamics at rate
+    $\tfrac12\lambda^2 g^2$ that leaves $p_t$ invariant
+    (``docs/theory/processes.md#lambda-family``).
+    With $h = t - t_{\rm next} > 0$ and $c = \tfrac12(1+\lambda^2)$, one step is
+
+    $$x' = x + h\,\big[g^2(t)\,c\,s(x,t) - f(t)\,x\big] + \lambda\,g(t)\sqrt h\;\xi .$$
+
+    At $\lambda = 1$ this is :class:`EulerMaruyama` operation for operation (bit for bit: the
+    factors $c = 1$ and $\lambda = 1$ are exact); at $\lambda = 0$ it is Euler's method on the
+    probability-flow ODE (the noise is drawn and multiplied by 0, so the trajectory noise
+    convention of :mod:`gltheory.sampling` is the same for every $\lambda$).
+
+    For a score that is not exact (the patch machines), $\lambda^2$ sets how much relaxation
+    the dynamics does per unit of generation time: the quench-time knob of a Kibble–Zurek
+    measurement (``docs/theory/processes.md#lambda-family``).
+
+    **Arguments:**
+
+    - `lam`: $\lambda \ge 0$, a finite real scalar. It is an array leaf of the module, so it
+      can be traced: ``jax.vmap`` over a constructor call, ``jax.jit`` and ``jax.grad`` with
+      respect to it all work (one compiled sampler serves every value).
+
+    **Raises:** ``ValueError`` naming `lam` for a negative, non-finite or non-scalar value
+    (for a traced value only when ``gltheory.config.check_traced_values`` is on).
+    """
+
+    lam: Array
+    stochastic: ClassVar[bool] = True
+    evaluations: ClassVar[int] = 1
+
+    def __init__(self, lam: Real[ArrayLike, ""]):
+        value = as_float_array(lam, "lam")
+        if value.ndim != 0:
+            raise ValueError(f"lam must be a real scalar >= 0, got shape {value.shape}.")
+        self.lam = check_values(
+            value,
+            lambda v: ~(v >= 0) | ~(abs(v) < float("inf")),
+            f"lam must be a finite real number >= 0, got {lam!r}.",
+        )
+
+    def step(
+        self,
+        score_fn: ScoreFn,
+        process: AbstractProcess,
+        x: Float[ArrayLike, "*shape"],
+        t: Real[ArrayLike, ""],
+        t_next: Real[ArrayLike, ""],
+        z: Float[ArrayLike, "*shape"],
+    ) -> Float[Array, "*shape"]:
+        h = t - t_next
+        lam = jnp.asarray(self.lam, dtype=jnp.result_type(x))  # x's precision wins
+        c = 0.5 * (1 + lam * lam)
+        drift = process.reverse_drift(x, t, c * score_fn(x, t))
+        return x + h * drift + (lam * (process.g(t) * jnp.sqrt(h))) * z
 
 
 class StochasticHeun(AbstractSolver):
