@@ -289,6 +289,7 @@ ALL_EXPERIMENTS = (
     "thermodynamics",
     "trained_network",
     "schedules",
+    "exponents",
 )
 
 

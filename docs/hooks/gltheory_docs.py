@@ -1,6 +1,6 @@
 """MkDocs hooks of the gltheory site (listed under ``hooks:`` in ``mkdocs.yml``).
 
-- **Notebooks.** The examples gallery is the seven jupytext percent scripts
+- **Notebooks.** The examples gallery is the jupytext percent scripts
   ``notebooks/NN_*.py`` themselves, added to the site as ``examples/NN_*.py`` (mkdocs-jupyter
   renders and, by default, executes them), so the gallery cannot drift from the notebooks
   (they are copied into a temporary folder at each build; ``mkdocs serve`` watches

@@ -15,7 +15,8 @@ constructors (``--quick`` picks ``quick()``; ``CONFIG.of(report_config)`` choose
 - :mod:`~gltheory.experiments.guidance` (:class:`GuidanceConfig`): ``guidance_pulses``;
 - :mod:`~gltheory.experiments.thermo` (:class:`ThermoConfig`): ``thermodynamics``;
 - :mod:`~gltheory.experiments.nets` (:class:`NetsConfig`): ``trained_network``;
-- :mod:`~gltheory.experiments.schedules` (:class:`SchedulesConfig`): ``schedules``.
+- :mod:`~gltheory.experiments.schedules` (:class:`SchedulesConfig`): ``schedules``;
+- :mod:`~gltheory.experiments.exponents` (:class:`ExponentsConfig`): ``exponents``.
 
 :data:`EXPERIMENTS` lists them all in the order ``gltheory report`` runs them; to add one,
 append it to its module's ``EXPERIMENTS`` (or add a module and list it here). Nothing is
@@ -29,6 +30,7 @@ from ..report import Experiment
 from . import (
     bath as bath,
     criticality as criticality,
+    exponents as exponents,
     field as field,
     foundation as foundation,
     guidance as guidance,
@@ -52,6 +54,7 @@ MODULES = (
     thermo,
     nets,
     schedules,
+    exponents,
 )
 """The experiment modules, in report order."""
 
@@ -66,6 +69,7 @@ EXPERIMENTS: list[Experiment] = [
     *thermo.EXPERIMENTS,
     *nets.EXPERIMENTS,
     *schedules.EXPERIMENTS,
+    *exponents.EXPERIMENTS,
 ]
 """Every experiment of ``gltheory report``, in the order it runs them."""
 
