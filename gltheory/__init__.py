@@ -5,7 +5,8 @@ its solvers, critical times, the patch machines); every topic is a namespace:
 ``gl.processes``, ``gl.data``, ``gl.scores``, ``gl.solvers``, ``gl.sampling``,
 ``gl.meanfield``, ``gl.bath``, ``gl.observables``, ``gl.patch``, ``gl.spectral``,
 ``gl.field``, ``gl.criticality``, ``gl.thermo``, ``gl.latestart``, ``gl.schedules``, ``gl.guidance``,
-``gl.nets``, ``gl.distributed``. ``import gltheory`` loads neither the report, its experiments, the plotting
+``gl.nets``, ``gl.distributed``, ``gl.exponents``, ``gl.spatial``, ``gl.ornstein_zernike``.
+``import gltheory`` loads neither the report, its experiments, the plotting
 helpers nor matplotlib (``gltheory.report`` and ``gltheory.experiments`` are imported
 explicitly, as the ``gltheory`` command does).
 """
@@ -60,6 +61,7 @@ from .solvers import (
     EDMHeun as EDMHeun,
     EulerMaruyama as EulerMaruyama,
     Heun as Heun,
+    LambdaEulerMaruyama as LambdaEulerMaruyama,
     StochasticHeun as StochasticHeun,
 )
 
@@ -70,12 +72,15 @@ _LAZY_TOPICS = (
     "bath",
     "criticality",
     "distributed",
+    "exponents",
     "field",
     "guidance",
     "latestart",
     "nets",
     "observables",
+    "ornstein_zernike",
     "schedules",
+    "spatial",
     "spectral",
     "thermo",
 )
@@ -85,12 +90,15 @@ if TYPE_CHECKING:  # static tools see the namespaces as ordinary imports
         bath,
         criticality,
         distributed,
+        exponents,
         field,
         guidance,
         latestart,
         nets,
         observables,
+        ornstein_zernike,
         schedules,
+        spatial,
         spectral,
         thermo,
     )
@@ -137,6 +145,7 @@ __all__ = [
     "Solution",
     "AbstractSolver",
     "EulerMaruyama",
+    "LambdaEulerMaruyama",
     "StochasticHeun",
     "Heun",
     "DDIM",
@@ -170,5 +179,8 @@ __all__ = [
     "guidance",
     "nets",
     "distributed",
+    "ornstein_zernike",
+    "exponents",
+    "spatial",
     "__version__",
 ]

@@ -40,6 +40,9 @@ TOPICS = [
     "schedules",
     "guidance",
     "nets",
+    "ornstein_zernike",
+    "exponents",
+    "spatial",
 ]
 LAYER = dict(CORE) | {t: 4 for t in TOPICS} | {"report": 5, "plotting": 5}
 LAYER |= {"distributed": 4}  # a topic: the batch axis across processes (sampling, observables)

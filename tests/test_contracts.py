@@ -34,6 +34,7 @@ CORE = (gl.processes, gl.data, gl.scores, gl.solvers, gl.sampling)
 TOPICS = (
     gl.meanfield,
     gl.bath,
+    gl.exponents,
     gl.observables,
     gl.spectral,
     gl.latestart,
@@ -44,6 +45,8 @@ TOPICS = (
     gl.thermo,
     gl.schedules,
     gl.distributed,
+    gl.spatial,
+    gl.ornstein_zernike,
     gl.guidance.classes,
     gl.guidance.schedules,
     gl.guidance.theory,

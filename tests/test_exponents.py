@@ -363,7 +363,7 @@ def test_critical_points_and_jumps_of_the_families():
     # +-mu: 1/Lambda and 3/2; the uniform 3-sphere of radius 2: beta_c = d/R^2 = 3/4, jump 5/2;
     # CW spins (n = 8, J = 0.5): beta_c = 1/Lambda, Lambda = E[(sum s)^2]/n; two 3x3 images with
     # their negatives; a 1-D Gaussian mixture, whose exact jump (quadrature, N = 1e6, the rule's fit)
-    # equals its own Landau value with the (v + beta v')^2 term (measured 1.7146 vs 1.7144).
+    # equals its own Landau value with the (v + beta v')^2 term (0.9600; not 3/2).
     assert bath.critical_snr(gl.TwoPoint(2.0)) == pytest.approx(0.25, rel=1e-8)
     lj = bath.landau_jump(gl.Hypersphere(2.0, 3), snr_c=0.75)
     assert lj.jump == pytest.approx(2.5, rel=1e-6)

@@ -248,9 +248,10 @@ def test_els_sum_forms_equal_brute_force(as_dot, monkeypatch):
     "machine",
     [
         "ls",
-        "els",
-        # bbELS shares the ELS chunk loop; its multi-chunk pass (chunk_size=5, a short last
-        # chunk) is checked against brute force by test_fast_equals_brute_force[*-bbels]
+        # ELS and bbELS: their multi-chunk passes (chunk_size=5 with a short last chunk, and the
+        # streamed bank at chunk sizes None and 2) are checked against brute force by the fast
+        # test_fast_equals_brute_force[*-els] and [*-bbels]; the full chunk-size sweep is slow
+        pytest.param("els", marks=pytest.mark.slow),
         pytest.param("bbels", marks=pytest.mark.slow),
     ],
 )
