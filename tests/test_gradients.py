@@ -466,7 +466,13 @@ _MC = "Monte Carlo/sampler driven by keys: its pathwise derivatives go through s
 _DATA = "a statistic of given samples or curves (differentiable in them, piecewise), not walked"
 _ALIAS = "the same function as a walked top-level name"
 _BUILD = "builds a dataset or its axes from a given one (differentiate the functions that use it)"
+_HOST = (
+    "a host-side (NumPy) table or fit of measured values, for reporting: not traceable, so "
+    "jax.grad and jax.jit stop at its conversion to NumPy (JAX's concretization error)"
+)
 _GROUPS = {
+    _HOST: """bath.fss_field bath.binder_crossings bath.collapse_quality bath.fss_collapse
+        bath.fss_collapse_pairs bath.fss_collapse_scan bath.fit_critical_fss""",
     _MC: """sample bath.langevin bath.gibbs observables.cloning_probability
         observables.kick_response observables.class_fraction_response thermo.entropy_production_rate_mc
         thermo.kl_to_normal_mc thermo.marginal_entropy_mc thermo.late_start_kl_mc
@@ -480,7 +486,8 @@ _GROUPS = {
         criticality.stiffness_curves criticality.softening_time criticality.xi_peak_time
         criticality.cloning_time criticality.langevin_structure_factor field.compare_gl_exact
         field.domain_length_scaling nets.train nets.compare_with_machines nets.score_criticality
-        nets.init_train_state nets.dsm_loss nets.denoising_loss bath.tempered_langevin""",
+        nets.init_train_state nets.dsm_loss nets.denoising_loss bath.tempered_langevin
+        bath.fss_scan""",
     _DISCRETE: """time_grid trajectory_keys spectral.lattice_wavevectors spectral.plane_wave
         field.gl_constants_two_image field.lattice_laplacian nets.digits_images
         nets.make_optimizer nets.save_checkpoint nets.load_checkpoint meanfield.meanfield_exponents
@@ -488,7 +495,7 @@ _GROUPS = {
         field.structure_factor_observer thermo.exact_score_fn thermo.exact_log_prob_fn
         guidance.guided_denoiser nets.linear_denoiser guidance.count_guided_evaluations patch.bank
         guidance.edm_sigmas guidance.class_deltas guidance.class_gaussians guidance.class_lattice
-        guidance.two_class_deltas guidance.two_class_gaussians""",
+        guidance.two_class_deltas guidance.two_class_gaussians bath.critical_binder""",
     _DATA: """meanfield.fit_exponent criticality.first_crossing criticality.peak_time
         criticality.fit_divergence criticality.binder_crossings criticality.scale_collapse
         criticality.collapse_quality criticality.fit_collapse field.structure_factor
