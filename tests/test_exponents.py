@@ -69,12 +69,14 @@ def test_energy_estimator_equals_curie_weiss_enumeration(mu):
             assert float(th.specific_heat[i]) == pytest.approx(ref["heat"], rel=1e-9)
 
 
-RUN = dict(n_chains=64, n_steps=1000, n_burn=200, step=0.1)
+# the program test_universality.py's fast sampler covers use too (one compile for both modules,
+# through the suite's compilation cache): 32 chains, 200 + 400 steps, step 1
+RUN = dict(n_chains=32, n_steps=400, n_burn=200, step=1.0)
 
 
 @pytest.fixture(scope="module")
 def cw_runs():
-    """Tempered-Langevin runs of the +-1.5 bath at N = 100 (one compiled program)."""
+    """Tempered-Langevin runs of the +-1.5 bath at N = 100 (one compiled program, shared)."""
     data = gl.TwoPoint(1.5)
     proc = gl.VE("edm")
     lam = 2.25

@@ -1,10 +1,14 @@
 """The exponent benchmark of `gltheory.exponents` (`docs/theory/exponents.md#per-exponent`).
 
-Fast tier (no sampler compile): bad arguments (each error names its argument), the Gaussian
-negative control, and the exact Curie-Weiss reference behind the finite-size allowance against full
-enumeration. Slow tier: beta on the +-1 bath at small size against exact enumeration (and OU, VP,
-VE giving the same numbers by construction), every per-exponent function on the +-1 bath against
-exact enumeration, the O(n) Ward identity on the hypersphere, and the five-family table.
+Fast tier: bad arguments (each error names its argument), the Gaussian negative control of every
+function (with snr_c given: the Landau expansion refuses), the exact Curie-Weiss reference behind
+the finite-size allowance against full enumeration, and sampler covers of measure_beta,
+measure_gamma (three methods), measure_jump, measure_delta, measure_znu (above) and family_fss on
+the +-1 bath against exact enumeration at small sizes (one compiled MALA program shared with
+tests/test_exponents.py, one unadjusted). Slow tier: beta at small size (and OU, VP, VE giving the
+same numbers by construction), every per-exponent function at larger size, the Gaussian control
+through critical_snr, the O(n) Ward identity on the hypersphere, the five-family table and the
+five-family finite-size scaling (`docs/theory/exponents.md#family-fss`).
 """
 
 import inspect
@@ -15,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.special import gammaln
+from scipy.stats import norm
 
 import gltheory as gl
 from gltheory import bath, exponents as ex
@@ -72,6 +77,16 @@ def test_errors_name_the_argument():
         (lambda: ex.transverse_susceptibility(data, key, snr=1.0, h0=-0.1, n_sites=100), "h0"),
         (lambda: ex.transverse_susceptibility(data, key, snr=0.0, h0=0.1, n_sites=100), "snr"),
         (lambda: ex.universality(key, families={}), "families"),
+        (lambda: _lib(ex.family_fss)(data, key, family=3), "family"),
+        (lambda: _lib(ex.family_fss)(data, key, quick=1), "quick"),
+        (lambda: ex.family_fss(data, key, sizes=(1e2, 1e3, 1e4)), "sizes"),
+        (lambda: ex.family_fss(data, key, sizes=(1e3, 1e2, 1e4, 1e5)), "sizes"),
+        (lambda: ex.family_fss(data, key, x=(-1.0, 1.0)), "x must"),
+        (lambda: ex.family_fss(data, key, x=(-20.0, 0.0)), "x must"),
+        (lambda: ex.family_fss(data, key, n_chains=1), "n_chains"),
+        (lambda: ex.family_fss(data, key, n_burn=[10, 10]), "n_burn"),
+        (lambda: ex.family_fss(data, key, n_steps=0), "n_steps"),
+        (lambda: ex.universality_fss(key, families={}), "families"),
     ]
     for call, name in cases:
         with pytest.raises(ValueError, match=name):
@@ -135,6 +150,156 @@ def test_processes_at_equal_snr_give_identical_exponents(small_beta):
         b = ex.measure_beta(gl.TwoPoint(1.0), jax.random.PRNGKey(2026), process=proc, **SMALL)
         np.testing.assert_allclose(b.y, small_beta.y, rtol=1e-7)
         assert b.value == pytest.approx(small_beta.value, rel=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------
+# fast sampler covers: every per-exponent function and family_fss on the +-1 bath against exact
+# enumeration, all with ONE compiled MALA program (TwoPoint data, 32 chains, 200 + 400 steps,
+# step 1; the temperatures, fields, sizes, starts and mu are traced), the one test_exponents'
+# `cw_runs` compiles (the suite's compilation cache serves both modules), and one unadjusted
+# program (measure_znu).
+# ----------------------------------------------------------------------------------------------
+
+FAST = dict(n_chains=32, n_steps=400, n_burn=200)  # = test_exponents.RUN (step 1 by default)
+
+
+def cw_field(beta, n):
+    """Oracle: <|x|>, N(<x^2> - <|x|>^2) - 1/beta and 1 - <x^4>/3<x^2>^2 of the +-1 bath's field.
+
+    Curie-Weiss sectors (k sites at +1, m = (2k - N)/N, weight C(N, k) e^(beta N m^2/2)); given
+    the sites the field is x = m + s Z, s^2 = 1/(beta N) (the Hubbard-Stratonovich noise).
+    """
+    k = np.arange(n + 1)
+    m = (2 * k - n) / n
+    lw = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1) + beta * n * m**2 / 2
+    w = np.exp(lw - lw.max())
+    w /= w.sum()
+    s = math.sqrt(1 / (beta * n))
+    e_abs = (w * (m * (1 - 2 * norm.cdf(-m / s)) + 2 * s * norm.pdf(m / s))).sum()
+    e2 = (w * (m**2 + s**2)).sum()
+    e4 = (w * (m**4 + 6 * m**2 * s**2 + 3 * s**4)).sum()
+    return e_abs, n * (e2 - e_abs**2) - 1 / beta, 1 - e4 / (3 * e2**2)
+
+
+def _points_match(est, exact, z=4.0):
+    exact = np.asarray(exact, np.float64)
+    assert np.all(np.abs(est.y - exact) < z * est.yerr), (est.name, est.y, exact, est.yerr)
+
+
+def _fit_matches(est, kind, exact):
+    # the measured exponent within 3 SE of the same rule's fit on the exact points (same errors)
+    fit = bath.fit_exponent_rule(kind, est.x, np.asarray(exact), est.yerr, est.n_sites)
+    assert abs(est.value - float(fit.slope)) < 3 * est.stderr, (est.name, est, fit)
+    assert est.consistent, est
+
+
+def test_fast_beta_gamma_jump_against_enumeration():
+    # +-1 at N = 1e5 (window |eps| in [0.032, 0.1]), 4 temperatures, 32 chains of 200 + 400 steps
+    # (seed 17): each point within 4 SE of the N-site Curie-Weiss enumeration, each exponent within
+    # 3 SE of the rule's fit on the exact points (1/2 or 1 to the allowance), the jump within
+    # 3 SE of the exact finite-N jump under the rule (1.49).
+    data, key, n = gl.TwoPoint(1.0), jax.random.PRNGKey(17), 100_000
+    kw = FAST | dict(n_sites=1e5, n_points=4, snr_c=1.0)
+    b = ex.measure_beta(data, key, **kw)
+    _points_match(b, [cw_enumeration(1 + e, n)[1] for e in b.x])
+    _fit_matches(b, "beta", [cw_enumeration(1 + e, n)[1] for e in b.x])
+    g = ex.measure_gamma(data, key, method="fluctuations", **kw)
+    exact = [cw_enumeration(1 - e, n)[2] for e in g.x]
+    _points_match(g, exact)
+    _fit_matches(g, "gamma", exact)
+    r = ex.measure_gamma(data, key, method="response", **kw)
+    exact = [
+        (cw_enumeration(1 - e, n, 3e-3 * e)[0] - cw_enumeration(1 - e, n, -3e-3 * e)[0])
+        / (6e-3 * e)
+        for e in r.x
+    ]
+    _points_match(r, exact)
+    _fit_matches(r, "gamma", exact)
+    gb = ex.measure_gamma(data, key, method="below", **kw)
+    exact = [cw_enumeration(1 + e, n)[3] for e in gb.x]
+    _points_match(gb, exact)
+    _fit_matches(gb, "gamma", exact)
+    j = ex.measure_jump(data, key, **kw)
+    exact = np.array([cw_enumeration(1 + e, n)[4] for e in j.x])
+    _points_match(j, exact)
+    ref = bath.fit_jump(j.x, exact, j.yerr / j.y * exact, n)
+    assert abs(j.value - ref.value) < 3 * j.stderr and j.consistent, (j, ref)
+
+
+def test_fast_delta_against_enumeration():
+    # The critical isotherm of +-1 at N = 1e6 (fields h0 in [3.2e-3, 1e-2]), the same program:
+    # each <M> within 4 SE of enumeration, delta within 3 SE of the rule's fit on the exact points.
+    d = ex.measure_delta(
+        gl.TwoPoint(1.0), jax.random.PRNGKey(17), n_sites=1e6, n_points=4, snr_c=1.0, **FAST
+    )
+    exact = [cw_enumeration(1.0, 1_000_000, h)[0] for h in d.x]
+    _points_match(d, exact)
+    _fit_matches(d, "delta", exact)
+
+
+def test_fast_znu_above_against_the_linearised_rate():
+    # Relaxation above the transition at N = 1e8 from M0 = 0.3 |eps|^(1/2), |eps| in [0.03, 0.1],
+    # 8 chains of 700 unadjusted steps (step 0.2): each tau_r = 1/(beta (1 - beta)) (the linearised
+    # rate, closed form) within 3 SE plus the stated 5 % (displaced start, Euler step), and z nu
+    # within 3 SE of 1. (The in-well side, with its pre-run: slow tier.)
+    z = ex.measure_znu(
+        gl.TwoPoint(1.0), jax.random.PRNGKey(17), side="above", n_chains=8, n_steps=700,
+        eps_min=0.03, n_points=4, snr_c=1.0,
+    )  # fmt: skip
+    for e, tau, se in zip(z.x, z.y, z.yerr):
+        rate = (1 - e) * e
+        assert abs(tau * rate - 1) < 3 * se * rate + 0.05, (e, tau, 1 / rate)
+    assert z.name == "znu_above" and z.consistent, z
+
+
+def _weighted_limit(ns, u, se):
+    a = np.stack([np.ones_like(ns), ns**-0.5], axis=-1)
+    w = 1 / se**2
+    cov = np.linalg.inv(a.T @ (a * w[:, None]))
+    return (cov @ (a.T @ (w * u)))[0]
+
+
+def test_fast_family_fss_against_enumeration():
+    # family_fss on +-1 at N = 25, 50, 100, 200 and x in [-1, 1] (5 points; the same program,
+    # seed 17): every <|M|>, chi and U within 4 SE of the Curie-Weiss enumeration of the field;
+    # beta/nu, gamma/nu and the N -> inf Binder value within 3 SE of the same fits on the exact
+    # points (which are 1/4, 1/2 and 0.2705 up to the small sizes' corrections).
+    f = ex.family_fss(
+        gl.TwoPoint(1.0), jax.random.PRNGKey(17), sizes=(25, 50, 100, 200), snr_c=1.0, **FAST
+    )
+    sc = f.scan
+    assert f.n_components == 1 and f.binder_theory == pytest.approx(0.270520, abs=1e-6)
+    exact = np.array(
+        [[cw_field(b, int(n)) for b in row] for n, row in zip(sc.n_sites, sc.snr)]
+    )  # (size, point, observable)
+    for k, name in enumerate(("order_parameter", "susceptibility", "binder")):
+        z = (getattr(sc, name) - exact[..., k]) / getattr(sc, name + "_err")
+        assert np.all(np.abs(z) < 4), (name, z)
+    ref = bath.fit_critical_fss(
+        sc._replace(order_parameter=exact[..., 0], susceptibility=exact[..., 1])
+    )
+    assert abs(f.beta_over_nu.value - float(ref.beta_over_nu.slope)) < 3 * f.beta_over_nu.stderr
+    assert abs(f.gamma_over_nu.value - float(ref.gamma_over_nu.slope)) < 3 * f.gamma_over_nu.stderr
+    u_ref = _weighted_limit(sc.n_sites, exact[:, 2, 2], f.binder_critical[:, 1])
+    assert abs(f.binder_limit.value - u_ref) < 3 * f.binder_limit.stderr
+    assert [r.name for r in f.rows] == [
+        "binder_limit", "binder_crossing", "beta_over_nu", "gamma_over_nu"
+    ]  # fmt: skip
+    assert f.crossings is not None and f.crossings.binder.shape == (3,)
+    assert f.n_burn == (200,) * 4 and f.consistent
+
+
+def test_fast_gaussian_negative_control_every_function():
+    # Gaussian data (kappa4 = 0) with a given snr_c: every exponent function and family_fss say
+    # "no transition" instead of returning a number (the Landau program of the control above).
+    g, key = gl.Gaussian(jnp.zeros(2), jnp.eye(2) * 4.0), jax.random.PRNGKey(0)
+    calls = (
+        ex.measure_beta, ex.measure_gamma, ex.measure_delta, ex.measure_jump, ex.measure_znu,
+        ex.family_fss,
+    )  # fmt: skip
+    for f in calls:
+        with pytest.raises(ValueError, match="no transition"):
+            f(g, key, snr_c=0.25)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -246,3 +411,29 @@ def test_universality_five_families():
     jumps = {n: t.landau.jump for n, t in tabs.items()}
     assert jumps["two_deltas"] == pytest.approx(1.5) and jumps["hypersphere"] == pytest.approx(2.5)
     assert max(jumps.values()) - min(jumps.values()) > 1
+
+
+@pytest.mark.slow
+def test_family_fss_five_families():
+    # universality_fss at report size, seed 2026 (docs/theory/exponents.md#family-fss): for every
+    # family the N -> inf Binder value at x = 0 within 3 SE of U_n* (0.2705 for the Z2 families,
+    # 0.1775 for the O(3) sphere), the crossing of the two largest sizes (the 1-D families; the
+    # others run at x = 0 only) within 3 SE of it, and beta/nu = 1/4, gamma/nu = 1/2 within 3 SE;
+    # for the one-dimensional families every scan point within 4 SE of the exact quadrature
+    # fss_field (the equilibration check of the step rule).
+    res = ex.universality_fss(jax.random.PRNGKey(2026))
+    assert list(res) == list(ex.universality_families())
+    fams = ex.universality_families()
+    for name, f in res.items():
+        for row in f.rows:
+            print(name, row)
+            assert row.consistent, (name, row)
+        assert f.n_components == (3 if name == "hypersphere" else 1)
+        assert (f.crossings is None) == (fams[name].dim > 1)
+        d = fams[name]
+        if d.dim == 1:
+            exact = bath.fss_field(d, f.scan.n_sites, f.scan.x, snr_c=f.snr_c)
+            for obs in ("order_parameter", "susceptibility", "binder"):
+                z = (getattr(f.scan, obs) - getattr(exact, obs)) / getattr(f.scan, obs + "_err")
+                assert np.all(np.abs(z) < 4), (name, obs, z)
+        print(name, f"{f.seconds:.0f} s", f.binder_critical.tolist())
