@@ -1,0 +1,343 @@
+"""Finite-size scaling study of the patch model's frozen-time transition (gltheory.spatial).
+
+    python scripts/spatial_fss.py run --part B & python scripts/spatial_fss.py run --part C &
+    python scripts/spatial_fss.py run --part D; python scripts/spatial_fss.py merge
+    (options: --quick, --parts-dir DIR, --out PATH)
+
+Frozen-time Langevin in the reduced variables (`docs/theory/spatial.md#reduction`), T = 1,
+float32, dt = 0.025. Three studies (`docs/theory/spatial.md#universality-class`):
+
+- (a) the k-collapse: U, chi, M at equal (G, L/k) for k in {3, 5, 7}, L/k in {4, 8}, three G
+  around the crossing;
+- (b) FSS at k = 3, L/k in {4, 8, 16} on a G grid around G*;
+- (c) the D = 1 control, k = 3, L/k in {8, 16, 32} (no crossing expected).
+
+Equilibration: for every (D, k, L/k) a pilot (`gltheory.spatial.equilibration_plan`, ordered
+start, at the grid's G nearest the previous crossing) measures tau_int of |M|; every point then
+starts ordered (random sign per replica) with burn-in max(20 tau_int, floor) and thinning
+tau_int / 2, and records M at every sample, from which tau_int is re-measured on the production
+series and U is computed separately on the first and second halves of the samples. At the
+largest L near G* (and at L/k = 8) a disordered start is run as well.
+
+The work is split in parts that run as separate processes (one core each; XLA's CPU loop here is
+single-threaded): part C is L/k = 16 (long runs, 32 replicas), part B the rest of D = 2, part D
+the D = 1 control (part B's D = 1 configurations). Part A, a first L/k = 16 attempt with the
+rule's burn-in, failed the ordered/disordered check and is kept as ``superseded_points``.
+Recorded run: 57 min wall on 2 shared cores (load 9-23); the k-collapse at L/k = 8 (k = 5, 7,
+the last configurations of part B) was cut for time. Each part writes its JSON file
+(atomically) after every point and skips points already there (so an interrupted run resumes).
+``merge`` combines the parts into ``scripts/spatial_fss.json`` and adds the analysis
+(`gltheory.spatial.fss_analysis`). ``--quick`` is a tiny smoke configuration (about 1 min).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gltheory import spatial as sp
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "spatial_fss.json"
+PARTS = Path("/tmp/gltheory_spatial_fss")
+DT = 0.025
+G_GRID = (6.0, 6.4, 6.8, 7.2, 7.6)  # (b): around the first scan's G* = 6.71 +- 0.22
+G_COLLAPSE = (6.0, 6.8, 7.6)  # (a): a subset of the grid, so k = 3 is shared with (b)
+G_D1 = (2.0, 5.0, 9.0, 15.0)  # (c)
+G_PILOT = 6.8
+
+# fmt: off
+# per (D, k, L/k): replicas, pilot replicas and steps, burn-in floor, measurement length in
+# units of the pilot's tau_int (with a floor in steps)
+SIZES_FULL = {
+    "A": [
+        dict(study="fss", D=2, k=3, cells=16, G=(6.8, 6.4, 7.2, 6.0, 7.6), R=64, pilot_R=32,
+             n_pilot=24000, burn_floor=8000, meas_tau=40, meas_floor=20000, max_steps=100000,
+             disordered=(6.8,)),
+    ],
+    "B": [
+        dict(study="fss", D=2, k=3, cells=4, G=G_GRID, R=256, pilot_R=64, n_pilot=16000,
+             burn_floor=4000, meas_tau=60, meas_floor=12000, max_steps=20000,
+             disordered=(6.8,)),
+        dict(study="fss", D=2, k=3, cells=8, G=G_GRID, R=128, pilot_R=64, n_pilot=16000,
+             burn_floor=8000, meas_tau=60, meas_floor=20000, max_steps=40000,
+             disordered=(6.8,)),
+        dict(study="collapse", D=2, k=5, cells=4, G=G_COLLAPSE, R=256, pilot_R=64,
+             n_pilot=16000, burn_floor=4000, meas_tau=60, meas_floor=12000, max_steps=20000,
+             disordered=()),
+        dict(study="collapse", D=2, k=7, cells=4, G=G_COLLAPSE, R=128, pilot_R=64,
+             n_pilot=16000, burn_floor=4000, meas_tau=60, meas_floor=12000, max_steps=20000,
+             disordered=()),
+        dict(study="control", D=1, k=3, cells=8, G=G_D1, R=256, pilot_R=64, n_pilot=8000,
+             burn_floor=4000, meas_tau=60, meas_floor=8000, max_steps=12000, disordered=()),
+        dict(study="control", D=1, k=3, cells=16, G=G_D1, R=256, pilot_R=64, n_pilot=8000,
+             burn_floor=4000, meas_tau=60, meas_floor=8000, max_steps=12000, disordered=()),
+        dict(study="control", D=1, k=3, cells=32, G=G_D1, R=256, pilot_R=64, n_pilot=8000,
+             burn_floor=4000, meas_tau=60, meas_floor=8000, max_steps=12000, disordered=()),
+        dict(study="collapse", D=2, k=5, cells=8, G=G_COLLAPSE, R=64, pilot_R=32,
+             n_pilot=12000, burn_floor=8000, meas_tau=60, meas_floor=16000, max_steps=30000,
+             disordered=()),
+        dict(study="collapse", D=2, k=7, cells=8, G=G_COLLAPSE, R=64, pilot_R=32,
+             n_pilot=12000, burn_floor=8000, meas_tau=60, meas_floor=16000, max_steps=30000,
+             disordered=()),
+    ],
+}
+# part C: L/k = 16 again, long. Part A's runs (51 200 steps, 64 replicas: burn-in 17 068 steps
+# = 20 tau_int of the pilot) disagreed between ordered and disordered starts at G = 6.8
+# (U = 0.627 +- 0.006 against 0.530 +- 0.023): they are kept in the JSON as "superseded".
+SIZES_FULL["C"] = [
+    dict(study="fss", D=2, k=3, cells=16, G=(6.8, 6.4, 7.2, 6.0, 7.6), R=32, pilot_R=32,
+         n_pilot=24000, burn_floor=100000, meas_tau=0, meas_floor=60000, max_steps=160000,
+         disordered=(6.8,), save_states=True),
+]
+# part D: the D = 1 control of part B, run as its own process (same keys, same points) when
+# the shared machine's load (about 20) slowed part B down.
+SIZES_FULL["D"] = [c for c in SIZES_FULL["B"] if c["D"] == 1]
+SIZES_QUICK = {
+    "A": [
+        dict(study="fss", D=2, k=3, cells=4, G=(6.4, 7.2), R=16, pilot_R=8, n_pilot=400,
+             burn_floor=200, meas_tau=20, meas_floor=400, disordered=(6.4,)),
+    ],
+    "B": [
+        dict(study="fss", D=2, k=3, cells=2, G=(6.4, 7.2), R=16, pilot_R=8, n_pilot=400,
+             burn_floor=200, meas_tau=20, meas_floor=400, disordered=()),
+        dict(study="control", D=1, k=3, cells=4, G=(4.0, 8.0), R=16, pilot_R=8, n_pilot=400,
+             burn_floor=200, meas_tau=20, meas_floor=400, disordered=()),
+    ],
+}
+
+
+# fmt: on
+
+
+def _write(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=1, allow_nan=True))
+    os.replace(tmp, path)
+
+
+def _binder_from_trace(m: np.ndarray) -> tuple[float, float]:
+    """U and its jackknife SE from a trace ``(n_samples, R)`` of M (replica time averages)."""
+    m2 = np.mean(m**2, axis=0)
+    m4 = np.mean(m**4, axis=0)
+    r = m2.shape[0]
+    full = 1 - np.mean(m4) / (3 * np.mean(m2) ** 2)
+    loo2 = (np.sum(m2) - m2) / (r - 1)
+    loo4 = (np.sum(m4) - m4) / (r - 1)
+    vals = 1 - loo4 / (3 * loo2**2)
+    return float(full), float(np.sqrt((r - 1) / r * np.sum((vals - vals.mean()) ** 2)))
+
+
+def _point(cfg: dict, G: float, start: str, plan: dict, key) -> dict:
+    tau_steps = plan["tau_int"] / DT
+    n_burn = int(max(plan["n_burn"], cfg["burn_floor"]))
+    thin = int(max(1, plan["thin"]))
+    meas = int(max(cfg["meas_tau"] * tau_steps, cfg["meas_floor"]))
+    if "max_steps" in cfg:  # the time budget: cap the measurement, keep the burn-in
+        meas = int(max(min(meas, cfg["max_steps"] - n_burn), cfg["meas_floor"]))
+    n_samples = max(8, meas // thin)
+    t0 = time.perf_counter()
+    run = sp.lattice_langevin(
+        key,
+        G,
+        window=cfg["k"],
+        cells=cfg["cells"],
+        lattice_ndim=cfg["D"],
+        n_replicas=cfg["R"],
+        n_burn=n_burn,
+        n_samples=n_samples,
+        thin=thin,
+        dt=DT,
+        start=start,
+        structure_factor=False,
+        record=True,
+        dtype=jnp.float32,
+    )
+    st = sp.lattice_statistics(run)
+    wall = time.perf_counter() - t0
+    if cfg.get("save_states"):  # to extend the run later (start=phi)
+        np.save(
+            PARTS / f"phi_D{cfg['D']}_k{cfg['k']}_c{cfg['cells']}_G{G:g}_{start}.npy",
+            np.asarray(run.phi),
+        )
+    trace = np.asarray(run.trace, np.float64)  # (n_samples, R)
+    ac = sp.integrated_autocorrelation_time(np.abs(trace))
+    half = n_samples // 2
+    u1, u1_se = _binder_from_trace(trace[:half])
+    u2, u2_se = _binder_from_trace(trace[half:])
+    n = st.n_sites
+    m2 = np.asarray(run.m2, np.float64)
+    chi2 = n * m2
+    return dict(
+        study=cfg["study"],
+        D=cfg["D"],
+        k=cfg["k"],
+        cells=cfg["cells"],
+        L=cfg["cells"] * cfg["k"],
+        G=float(G),
+        start=start,
+        R=cfg["R"],
+        n_burn=n_burn,
+        thin=thin,
+        n_samples=n_samples,
+        dt=DT,
+        binder=st.binder,
+        binder_se=st.binder_se,
+        chi=st.chi,
+        chi_se=st.chi_se,
+        chi_full=float(chi2.mean()),
+        chi_full_se=float(chi2.std(ddof=1) / np.sqrt(len(chi2))),
+        m_abs=st.m_abs,
+        m_abs_se=st.m_abs_se,
+        m2=st.m2,
+        m2_se=st.m2_se,
+        m4=st.m4,
+        m4_se=st.m4_se,
+        n_sites=n,
+        tau_int_production=ac.tau_int * thin * DT,
+        tau_int_production_reliable=ac.reliable,
+        burn_in_over_tau_production=n_burn * DT / max(ac.tau_int * thin * DT, 1e-12),
+        binder_first_half=u1,
+        binder_first_half_se=u1_se,
+        binder_second_half=u2,
+        binder_second_half_se=u2_se,
+        site_updates=float(n) * cfg["R"] * (n_burn + n_samples * thin),
+        wall_s=wall,
+        load_average_1min=os.getloadavg()[0],
+    )
+
+
+def _key_of(p: dict) -> tuple:
+    return (p["D"], p["k"], p["cells"], round(p["G"], 6), p["start"])
+
+
+def run_part(part: str, quick: bool, parts_dir: Path) -> None:
+    sizes = (SIZES_QUICK if quick else SIZES_FULL)[part]
+    path = parts_dir / f"{'quick_' if quick else ''}part_{part}.json"
+    payload = json.loads(path.read_text()) if path.exists() else dict(plans=[], points=[])
+    done = {_key_of(p) for p in payload["points"]}
+    plans = {(p["D"], p["k"], p["cells"]): p for p in payload["plans"]}
+    t_part = time.perf_counter()
+    base = jax.random.key(20261204)
+    for cfg in sizes:
+        sk = (cfg["D"], cfg["k"], cfg["cells"])
+        cfg_key = jax.random.fold_in(base, 10000 * cfg["D"] + 100 * cfg["k"] + cfg["cells"])
+        if sk not in plans:
+            G_p = min(cfg["G"], key=lambda g: abs(g - G_PILOT))
+            t0 = time.perf_counter()
+            pl = sp.equilibration_plan(
+                jax.random.fold_in(cfg_key, 0),
+                G_p,
+                window=cfg["k"],
+                cells=cfg["cells"],
+                lattice_ndim=cfg["D"],
+                n_replicas=cfg["pilot_R"],
+                n_pilot=cfg["n_pilot"],
+                dt=DT,
+                dtype=jnp.float32,
+            )
+            plans[sk] = dict(
+                D=cfg["D"],
+                k=cfg["k"],
+                cells=cfg["cells"],
+                G=G_p,
+                n_pilot=cfg["n_pilot"],
+                pilot_R=cfg["pilot_R"],
+                tau_int=pl.tau_int,
+                n_burn=pl.n_burn,
+                thin=pl.thin,
+                reliable=pl.reliable,
+                wall_s=time.perf_counter() - t0,
+            )
+            payload["plans"] = list(plans.values())
+            _write(path, payload)
+            print(f"plan {sk}: {plans[sk]}", flush=True)
+        plan = plans[sk]
+        jobs = [(G, "ordered") for G in cfg["G"]]
+        for G in cfg["disordered"]:  # right after the ordered run at the same G
+            jobs.insert(jobs.index((G, "ordered")) + 1, (G, "disordered"))
+        for i, (G, start) in enumerate(jobs):
+            probe = dict(D=cfg["D"], k=cfg["k"], cells=cfg["cells"], G=G, start=start)
+            if _key_of(probe) in done:
+                continue
+            key = jax.random.fold_in(cfg_key, 1 + i)
+            p = _point(cfg, G, start, plan, key)
+            payload["points"].append(p)
+            done.add(_key_of(p))
+            payload["part_wall_s"] = payload.get("part_wall_s", 0.0) + p["wall_s"]
+            _write(path, payload)
+            print(
+                f"D={p['D']} k={p['k']} L/k={p['cells']:2d} G={G:5.2f} {start:10s} "
+                f"U={p['binder']:.4f}±{p['binder_se']:.4f} chi={p['chi']:.3f}±{p['chi_se']:.3f} "
+                f"|M|={p['m_abs']:.4f} tau_prod={p['tau_int_production']:.2f} "
+                f"U halves {p['binder_first_half']:.3f}/{p['binder_second_half']:.3f} "
+                f"({p['wall_s']:.0f} s, load {p['load_average_1min']:.1f})",
+                flush=True,
+            )
+    print(f"part {part} done in {time.perf_counter() - t_part:.0f} s", flush=True)
+
+
+def merge(parts_dir: Path, out: Path, quick: bool) -> None:
+    prefix = "quick_" if quick else ""
+    plans, points, superseded, walls = [], [], [], {}
+    for part in ("A", "B", "C", "D"):
+        path = parts_dir / f"{prefix}part_{part}.json"
+        if not path.exists():
+            continue
+        d = json.loads(path.read_text())
+        for q in d["plans"] + d["points"]:
+            q["part"] = part
+        plans += d["plans"]
+        # part A (L/k = 16, short) failed the ordered/disordered check and was replaced by C
+        seen = {_key_of(q) for q in points}
+        new = [q for q in d["points"] if _key_of(q) not in seen]  # B and D share D = 1 points
+        (superseded if part == "A" and not quick else points).extend(new)
+        walls[part] = d.get("part_wall_s")
+    payload = dict(
+        name="spatial_fss",
+        command="python scripts/spatial_fss.py run --part B & "
+        "python scripts/spatial_fss.py run --part C & "
+        "python scripts/spatial_fss.py run --part D; python scripts/spatial_fss.py merge",
+        quick=quick,
+        temperature=1.0,
+        dt=DT,
+        dtype="float32",
+        sizes=SIZES_QUICK if quick else SIZES_FULL,
+        plans=plans,
+        points=points,
+        superseded_points=superseded,
+        part_wall_s=walls,
+        cpu_count=os.cpu_count(),
+    )
+    if hasattr(sp, "fss_analysis"):
+        payload["analysis"] = sp.fss_analysis(points)
+    _write(out, payload)
+    print(f"wrote {out} ({len(points)} points)")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("action", choices=("run", "merge"))
+    p.add_argument("--part", choices=("A", "B", "C", "D"))
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--parts-dir", type=Path, default=PARTS)
+    p.add_argument("--out", type=Path, default=OUT)
+    args = p.parse_args()
+    if args.action == "run":
+        if args.part is None:
+            p.error("run needs --part A or --part B")
+        run_part(args.part, args.quick, args.parts_dir)
+    else:
+        merge(args.parts_dir, args.out, args.quick)
+
+
+if __name__ == "__main__":
+    main()

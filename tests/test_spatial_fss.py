@@ -1,0 +1,279 @@
+"""Finite-size-scaling analysis of the patch lattice (`gltheory.spatial`, its last section).
+
+Fast tests: the analysis functions on synthetic curves with known crossings and exponents, whose
+values and standard errors follow in closed form. Slow: a small real-lattice scan through the
+same functions, and the recorded study (scripts/spatial_fss.json) re-analysed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gltheory import spatial as sp
+
+ISING = sp.UNIVERSALITY_CLASSES["2d_ising"]
+MF = sp.UNIVERSALITY_CLASSES["mean_field"]
+STUDY = Path(__file__).resolve().parents[1] / "scripts" / "spatial_fss.json"
+
+G_GRID = np.linspace(6.0, 7.6, 5)
+SIZES = np.array([4.0, 8.0, 16.0])
+
+
+def _synthetic(nu=1.0, gamma_over_nu=1.75, beta_over_nu=0.125, u_star=0.6107, g_c=6.7):
+    """Exact FSS curves: U = U* + 0.05 x, ln chi = (g/nu) ln L + 0.3 x - 0.05 x^2,
+    ln |M| = -(b/nu) ln L + 0.2 x, with x = (G - G_c) L^(1/nu)."""
+    x = (G_GRID[None] - g_c) * SIZES[:, None] ** (1 / nu)
+    u = u_star + 0.05 * x
+    chi = SIZES[:, None] ** gamma_over_nu * np.exp(0.3 * x - 0.05 * x**2)
+    m = SIZES[:, None] ** (-beta_over_nu) * np.exp(0.2 * x)
+    return u, chi, m
+
+
+def test_binder_crossings_of_exact_curves_are_the_critical_point():
+    u, _, _ = _synthetic(u_star=0.6, g_c=6.7)
+    cr = sp.lattice_binder_crossings(G_GRID, u, np.zeros_like(u), SIZES)
+    np.testing.assert_allclose(cr.G_star, [6.7, 6.7], atol=1e-9)
+    np.testing.assert_allclose(cr.binder_star, [0.6, 0.6], atol=1e-9)
+    assert np.all(np.isnan(cr.G_star_linear))  # the linear cross-check only on request
+    np.testing.assert_array_equal(cr.size_small, [4.0, 8.0])
+    np.testing.assert_array_equal(cr.size_large, [8.0, 16.0])
+
+
+def test_sizes_measured_on_part_of_the_grid_are_fitted_on_their_own_points():
+    u, chi, _ = _synthetic(u_star=0.6, g_c=6.7)
+    u[2, [0, 4]] = np.nan  # the largest size measured at 6.4, 6.8, 7.2 only
+    chi[2, [0, 4]] = np.nan
+    zero = np.where(np.isnan(u), np.nan, 0.0)
+    cr = sp.lattice_binder_crossings(G_GRID, u, zero, SIZES)
+    np.testing.assert_allclose(cr.G_star, [6.7, 6.7], atol=1e-9)
+    g = sp.fss_exponent(G_GRID, chi, zero, SIZES, 6.7)
+    assert g.exponent == pytest.approx(1.75, abs=1e-8)
+    with pytest.raises(ValueError, match="G_star"):  # outside the largest size's points
+        sp.fss_exponent(G_GRID, chi, zero, SIZES, 6.2)
+
+
+def test_binder_crossing_errors_are_the_closed_form_of_two_straight_lines():
+    # U_i = U* + a_i (G - G_c), equal SE s at n points, degree 1: the fitted value at G has
+    # variance s^2 (1/n + (G - mean G)^2 / Sxx); var G* = (var_1 + var_2) / (a_1 - a_2)^2 and
+    # var U* = (a_2 / d)^2 var_1 + (a_1 / d)^2 var_2 with d = a_1 - a_2.
+    a = np.array([0.2, 0.5])
+    g_c, u_star, s = 6.5, 0.55, 0.01
+    u = u_star + a[:, None] * (G_GRID[None] - g_c)
+    cr = sp.lattice_binder_crossings(G_GRID, u, np.full_like(u, s), SIZES[:2], degree=1)
+    n, gbar = G_GRID.size, G_GRID.mean()
+    var = s**2 * (1 / n + (g_c - gbar) ** 2 / np.sum((G_GRID - gbar) ** 2))
+    d = a[0] - a[1]
+    assert cr.G_star[0] == pytest.approx(g_c, abs=1e-12)
+    assert cr.G_star_se[0] == pytest.approx(math.sqrt(2 * var) / abs(d), rel=1e-9)
+    assert cr.binder_star_se[0] == pytest.approx(
+        math.sqrt((a[1] / d) ** 2 * var + (a[0] / d) ** 2 * var), rel=1e-9
+    )
+
+
+def test_curves_that_do_not_cross_give_nan():
+    u = np.stack([0.5 + 0.01 * G_GRID, 0.3 + 0.01 * G_GRID])
+    cr = sp.lattice_binder_crossings(G_GRID, u, np.full_like(u, 0.01), SIZES[:2])
+    assert np.isnan(cr.G_star[0]) and np.isnan(cr.binder_star[0])
+
+
+def test_exponents_of_exact_curves_are_recovered():
+    u, chi, m = _synthetic(nu=0.8, gamma_over_nu=1.6, beta_over_nu=0.2, g_c=6.7)
+    zero = np.zeros_like(u)
+    inv_nu = sp.fss_exponent(G_GRID, u, zero, SIZES, 6.7, derivative=True)
+    assert inv_nu.exponent == pytest.approx(1 / 0.8, abs=1e-8)
+    np.testing.assert_allclose(inv_nu.pairwise, [1.25, 1.25], atol=1e-8)
+    # the binder slope 0.05 L^(1/nu) at the critical point
+    np.testing.assert_allclose(inv_nu.values, 0.05 * SIZES**1.25, rtol=1e-8)
+    g = sp.fss_exponent(G_GRID, chi, zero, SIZES, 6.7)
+    assert g.exponent == pytest.approx(1.6, abs=1e-8)
+    np.testing.assert_allclose(g.values, SIZES**1.6, rtol=1e-8)
+    b = sp.fss_exponent(G_GRID, m, zero, SIZES, 6.7)
+    assert b.exponent == pytest.approx(-0.2, abs=1e-8)
+    assert b.exponent_se_G == 0.0
+
+
+def test_exponent_error_is_the_closed_form_for_two_sizes_at_the_grid_centre():
+    # degree 1 in ln y, relative SE r at n points, evaluated at the mean of G: the fitted
+    # ln y has variance r^2 / n per size, so the two-size slope has SE sqrt(2 r^2 / n) / ln 2.
+    r = 0.03
+    y = np.stack([np.full(G_GRID.size, 2.0), np.full(G_GRID.size, 2.0 * 2**1.75)])
+    fit = sp.fss_exponent(G_GRID, y, r * y, SIZES[:2], float(G_GRID.mean()), degree=1)
+    assert fit.exponent == pytest.approx(1.75, abs=1e-12)
+    assert fit.exponent_se_stat == pytest.approx(math.sqrt(2 * r**2 / G_GRID.size) / math.log(2))
+    assert math.isnan(fit.chi2_dof)
+
+
+def test_exponent_error_includes_the_uncertainty_of_G_star():
+    # y_L = L^x exp(c (G - G0) L): x(G) = x + c (G - G0) L-weighted, so x moves with G*
+    c = 0.1
+    y = SIZES[:, None] ** 1.0 * np.exp(c * (G_GRID[None] - 6.8) * SIZES[:, None])
+    fit = sp.fss_exponent(G_GRID, y, np.zeros_like(y), SIZES, 6.8, 0.2)
+    # ln y_L(G) = ln L + c (G - 6.8) L: the log-log slope of c L in ln L over L = 4, 8, 16
+    ll = np.log(SIZES)
+    slope_of_l = np.polyfit(ll, SIZES, 1)[0]
+    assert fit.exponent == pytest.approx(1.0, abs=1e-8)
+    assert fit.exponent_se_G == pytest.approx(c * 0.2 * slope_of_l, rel=1e-6)
+
+
+def test_k_collapse_is_the_chi2_test_of_a_common_value():
+    kc = sp.k_collapse(np.array([0.20, 0.23]), np.array([0.01, 0.02]))
+    chi2 = 0.03**2 / (0.01**2 + 0.02**2)
+    assert kc.chi2 == pytest.approx(chi2)
+    assert kc.dof == 1
+    assert kc.p_value == pytest.approx(math.erfc(math.sqrt(chi2 / 2)))
+    assert kc.max_pair_z == pytest.approx(math.sqrt(chi2))
+    assert kc.mean == pytest.approx((0.20 / 1e-4 + 0.23 / 4e-4) / (1 / 1e-4 + 1 / 4e-4))
+    kc3 = sp.k_collapse(np.array([1.0, 1.1, 0.9]), np.array([0.1, 0.1, 0.1]))
+    assert kc3.p_value == pytest.approx(math.exp(-kc3.chi2 / 2))  # 2 dof: e^(-chi2/2)
+
+
+@pytest.mark.parametrize(
+    "name, truth, expected",
+    [("2d_ising", ISING, "2d_ising"), ("mean_field", MF, "mean_field")],
+)
+def test_verdict_selects_the_class_the_estimates_come_from(name, truth, expected):
+    est = {n: (v + 0.01, 0.02) for n, v in truth.items()}
+    v = sp.universality_verdict(est)
+    assert v.verdict == expected
+    assert v.compatible == [name]
+    assert v.z[name]["nu"] == pytest.approx(0.5)
+    other = "mean_field" if name == "2d_ising" else "2d_ising"
+    assert v.max_abs_z[other] > 3
+    assert name in v.confidence and "excluded" in v.confidence
+
+
+def test_verdict_is_undecided_or_neither_when_it_should_be():
+    wide = {n: (v, 1.0) for n, v in ISING.items()}
+    assert sp.universality_verdict(wide).verdict == "undecided"
+    off = {"gamma_over_nu": (3.0, 0.01)}
+    v = sp.universality_verdict(off)
+    assert v.verdict == "neither"
+    assert v.z["2d_ising"]["gamma_over_nu"] == pytest.approx((3.0 - 1.75) / 0.01)
+    assert v.p_value["2d_ising"] < 1e-10
+
+
+def _points(u, chi, m, k=3, D=2, sizes=SIZES, grid=G_GRID, rel=0.01):
+    pts = []
+    for i, c in enumerate(sizes):
+        for j, g in enumerate(grid):
+            pts.append(
+                dict(D=D, k=k, cells=int(c), G=float(g), start="ordered",
+                     binder=u[i, j], binder_se=0.002, chi=chi[i, j], chi_se=rel * chi[i, j],
+                     chi_full=chi[i, j], chi_full_se=rel * chi[i, j],
+                     m_abs=m[i, j], m_abs_se=rel * m[i, j])
+            )  # fmt: skip
+    return pts
+
+
+def test_fss_analysis_of_synthetic_ising_curves():
+    u, chi, m = _synthetic()
+    pts = _points(u, chi, m)
+    # a second window at two (G, L/k) and a disordered start: the collapse and start rows
+    pts += [dict(p, k=5, m_abs=p["m_abs"] * 3 / 5) for p in pts if p["cells"] == 4]
+    pts.append(dict(pts[2], start="disordered", binder=pts[2]["binder"] - 0.002))
+    out = sp.fss_analysis(pts, linear=False)
+    assert out["G_star"] == pytest.approx(6.7, abs=1e-6)
+    assert out["binder_star"] == pytest.approx(0.6107, abs=1e-6)
+    assert out["estimates"]["nu"][0] == pytest.approx(1.0, abs=1e-6)
+    assert out["estimates"]["gamma_over_nu"][0] == pytest.approx(1.75, abs=1e-6)
+    assert out["estimates"]["beta_over_nu"][0] == pytest.approx(0.125, abs=1e-6)
+    assert out["verdict"]["verdict"] == "2d_ising"
+    assert out["verdict_discriminating"]["estimates"] == [
+        "beta_over_nu",
+        "binder_star",
+        "gamma_over_nu",
+    ]
+    assert out["verdict_discriminating"]["verdict"] == "2d_ising"
+    assert len(out["k_collapse"]) == G_GRID.size
+    row = out["k_collapse"][0]
+    assert row["k"] == [3, 5] and row["m_abs"]["chi2"] == pytest.approx(0.0, abs=1e-12)
+    (start,) = out["starts"]
+    assert start["binder"]["z"] == pytest.approx(0.002 / math.hypot(0.002, 0.002))
+    json.dumps(out)  # JSON-ready
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: sp.lattice_binder_crossings(G_GRID, np.zeros((2, 4)), np.zeros((2, 4)), SIZES[:2]), "binder"),
+        (lambda: sp.lattice_binder_crossings(G_GRID[::-1], np.zeros((2, 5)), np.zeros((2, 5)), SIZES[:2]), "G"),
+        (lambda: sp.lattice_binder_crossings(G_GRID, np.zeros((2, 5)), np.zeros((2, 5)), SIZES[1::-1]), "sizes"),
+        (lambda: sp.lattice_binder_crossings(G_GRID, np.zeros((2, 5)), np.zeros((2, 5)), SIZES[:2], degree=0), "degree"),
+        (lambda: sp.lattice_binder_crossings(G_GRID, np.zeros((2, 5)), np.zeros((2, 5)), SIZES[:2], G_range=(7.0, 6.0)), "G_range"),
+        (lambda: sp.fss_exponent(G_GRID, np.ones((2, 5)), np.zeros((2, 5)), SIZES[:2], 9.0), "G_star"),
+        (lambda: sp.fss_exponent(G_GRID, np.ones((2, 5)), np.zeros((2, 5)), SIZES[:2], 6.5, -1.0), "G_star_se"),
+        (lambda: sp.fss_exponent(G_GRID, -np.ones((2, 5)), np.zeros((2, 5)), SIZES[:2], 6.5), "values"),
+        (lambda: sp.k_collapse(np.ones(2), np.zeros(2)), "values_se"),
+        (lambda: sp.universality_verdict({}), "estimates"),
+        (lambda: sp.universality_verdict({"nu": (1.0, 0.0)}), "estimates"),
+        (lambda: sp.universality_verdict({"nu": (1.0, 0.1)}, threshold=0), "threshold"),
+        (lambda: sp.fss_analysis([{"D": 2}]), "points"),
+    ],
+)  # fmt: skip
+def test_bad_inputs_name_the_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.slow
+def test_small_real_lattice_binder_curves_cross_and_d1_does_not():
+    """D = 2, k = 3, L/k in {2, 4}: the Binder curves cross between G = 5 and 8 (the larger
+    lattice below at G = 5 and above at G = 8 by > 3 combined SE; measured -6.0 and 9.5);
+    D = 1, L/k in {4, 8}: the larger lattice lies below (no crossing). 128 replicas, fixed
+    seeds; errors: SE across replicas (jackknife for U)."""
+    pts = []
+    for D, cells_list, grid in ((2, (2, 4), (5.0, 6.5, 8.0)), (1, (4, 8), (3.0, 6.0, 9.0))):
+        for cells in cells_list:
+            for j, G in enumerate(grid):
+                run = sp.lattice_langevin(
+                    jax.random.fold_in(jax.random.key(18), 100 * D + 10 * cells + j),
+                    G, window=3, cells=cells, lattice_ndim=D, n_replicas=128, n_burn=2000,
+                    n_samples=100, thin=20, structure_factor=False, dtype=jnp.float32,
+                )  # fmt: skip
+                st = sp.lattice_statistics(run)
+                pts.append(
+                    dict(D=D, k=3, cells=cells, G=G, start="ordered", binder=st.binder,
+                         binder_se=st.binder_se, chi=st.chi, chi_se=st.chi_se,
+                         chi_full=st.n_sites * st.m2, chi_full_se=st.n_sites * st.m2_se,
+                         m_abs=st.m_abs, m_abs_se=st.m_abs_se)
+                )  # fmt: skip
+    by = {(p["D"], p["cells"], p["G"]): p for p in pts}
+
+    def z(D, small, large, G):
+        a, b = by[(D, small, G)], by[(D, large, G)]
+        return (b["binder"] - a["binder"]) / math.hypot(a["binder_se"], b["binder_se"])
+
+    assert z(2, 2, 4, 5.0) < -3 and z(2, 2, 4, 8.0) > 3
+    # D = 1: the larger lattice below by > 3 SE at G = 3 and 6 (measured -3.3, -4.2); at G = 9,
+    # near the ordered plateau and not equilibrated from the ordered start, not above by 2 SE
+    assert z(1, 4, 8, 3.0) < -3 and z(1, 4, 8, 6.0) < -3 and z(1, 4, 8, 9.0) < 2
+    out = sp.fss_analysis(pts)
+    assert 5.0 < out["crossings"][0]["G_star"] < 8.0
+    # the linear-interpolation cross-check agrees within the combined errors
+    c = out["crossings"][0]
+    assert abs(c["G_star"] - c["G_star_linear"]) < 3 * math.hypot(
+        c["G_star_se"], c["G_star_linear_se"]
+    )
+    assert out["crossings"][0]["G_star_se"] > 0
+    assert out["control_d1"]["min_z_smaller_above_larger"] > -2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not STUDY.exists(), reason="the recorded study scripts/spatial_fss.json")
+def test_recorded_study_analysis_is_reproduced():
+    rec = json.loads(STUDY.read_text())
+    if rec.get("quick"):
+        pytest.skip("the recorded study is a quick run")
+    again = sp.fss_analysis(rec["points"])
+    assert again["G_star"] == pytest.approx(rec["analysis"]["G_star"], rel=1e-9)
+    assert again["verdict"]["verdict"] == rec["analysis"]["verdict"]["verdict"]
+    for name, (v, se) in rec["analysis"]["estimates"].items():
+        assert again["estimates"][name][0] == pytest.approx(v, rel=1e-9)
+        assert again["estimates"][name][1] == pytest.approx(se, rel=1e-9)
