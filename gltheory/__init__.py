@@ -62,6 +62,7 @@ from .solvers import (
     EulerMaruyama as EulerMaruyama,
     Heun as Heun,
     LambdaEulerMaruyama as LambdaEulerMaruyama,
+    PredictorCorrector as PredictorCorrector,
     StochasticHeun as StochasticHeun,
 )
 
@@ -146,6 +147,7 @@ __all__ = [
     "AbstractSolver",
     "EulerMaruyama",
     "LambdaEulerMaruyama",
+    "PredictorCorrector",
     "StochasticHeun",
     "Heun",
     "DDIM",

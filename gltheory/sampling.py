@@ -642,7 +642,7 @@ def _sample_impl(
 
     def body(carry, i, z):
         x, buf = carry
-        x = solver.step(score_fn, process, x, ts[i], ts[i + 1], z)
+        x = solver.step(score_fn, process, x, ts[i], ts[i + 1], _draws_first(solver, z))
         return (x, record(buf, x, i + 1)), None
 
     (x, buf), _ = integrate(
@@ -650,11 +650,23 @@ def _sample_impl(
         (x0, buf),
         ts,
         noise_keys=noise_keys if solver.stochastic else None,
-        event_shape=x0.shape[1:],
+        event_shape=_noise_event(solver, x0.shape[1:]),
         dtype=x0.dtype,
         noise_block=noise_block,
     )
     return x, buf, count_nonfinite(x, len(shape) - 1)
+
+
+def _noise_event(solver, event_shape):
+    """One trajectory's noise per step: ``event_shape``, or ``(noise_draws, *event_shape)`` for
+    a solver that uses several normals per step (the single-draw case is unchanged)."""
+    draws = solver.noise_draws
+    return tuple(event_shape) if draws == 1 else (draws,) + tuple(event_shape)
+
+
+def _draws_first(solver, z):
+    """``z`` as the solver takes it: ``(n, draws, *event)`` -> ``(draws, n, *event)``."""
+    return z if z is None or solver.noise_draws == 1 else jnp.moveaxis(z, 1, 0)
 
 
 def _draw_initial(process, init_keys, shape, ts):
@@ -873,7 +885,7 @@ def _branch_impl(score_fn, process, keys, states, ts, starts, first, solver, noi
     row_start = jnp.repeat(jnp.asarray(starts, jnp.int32), lead[1]).reshape((-1,) + (1,) * len(ev))
 
     def body(x, i, z):
-        xn = solver.step(score_fn, process, x, ts[i], ts[i + 1], z)
+        xn = solver.step(score_fn, process, x, ts[i], ts[i + 1], _draws_first(solver, z))
         return jnp.where(i >= row_start, xn, x), None
 
     x, _ = integrate(
@@ -881,7 +893,7 @@ def _branch_impl(score_fn, process, keys, states, ts, starts, first, solver, noi
         x,
         ts,
         noise_keys=noise_keys if solver.stochastic else None,
-        event_shape=ev,
+        event_shape=_noise_event(solver, ev),
         dtype=x.dtype,
         noise_block=noise_block,
         start=first,

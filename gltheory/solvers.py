@@ -9,6 +9,9 @@ $u(x,t) = \tfrac12 g^2(t)s(x,t) - f(t)x$:
 - :class:`LambdaEulerMaruyama`: Euler–Maruyama on the $\lambda$-family
   $x' = x + h\big[\tfrac12(1+\lambda^2)g^2(t)s(x,t) - f(t)x\big] + \lambda g(t)\sqrt h\,\xi$
   ($\lambda = 1$: :class:`EulerMaruyama`; $\lambda = 0$: Euler on the probability-flow ODE);
+- :class:`PredictorCorrector`: the :class:`LambdaEulerMaruyama` step, then $n$ Langevin steps
+  $x \leftarrow x + \varepsilon s(x,t_{\rm next}) + \sqrt{2\varepsilon}\,\xi_j$ with
+  $\varepsilon = \tfrac12\rho g^2(t) h$ (the $\lambda$-family with $\lambda^2 + n\rho$);
 - :class:`StochasticHeun`: $k_1 = h\,v(x,t) + g(t)\sqrt h\,\xi$,
   $k_2 = h\,v(x+k_1,t') + g(t')\sqrt h\,\xi$, $x' = x + (k_1+k_2)/2$ (for the additive noise
   of every process here this is the Heun scheme that diffrax's ``Heun`` applies to an SDE);
@@ -33,7 +36,9 @@ from collections.abc import Callable
 from typing import ClassVar
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Real
 
 from ._checks import as_float_array, check_values
@@ -43,6 +48,7 @@ __all__ = [
     "AbstractSolver",
     "EulerMaruyama",
     "LambdaEulerMaruyama",
+    "PredictorCorrector",
     "StochasticHeun",
     "Heun",
     "DDIM",
@@ -60,11 +66,13 @@ class AbstractSolver(eqx.Module):
 
     Subclasses set the class variables `stochastic` (whether the step uses the Gaussian
     increment ``z``) and `evaluations` (score evaluations per step), and implement
-    :meth:`step`.
+    :meth:`step`. `noise_draws` (default 1) is the number of standard normals per state a step
+    uses: with more than one, the samplers pass ``z`` of shape ``(noise_draws, *x.shape)``.
     """
 
     stochastic: eqx.AbstractClassVar[bool]
     evaluations: eqx.AbstractClassVar[int]
+    noise_draws: ClassVar[int] = 1
 
     @abc.abstractmethod
     def step(
@@ -175,6 +183,111 @@ class LambdaEulerMaruyama(AbstractSolver):
         c = 0.5 * (1 + lam * lam)
         drift = process.reverse_drift(x, t, c * score_fn(x, t))
         return x + h * drift + (lam * (process.g(t) * jnp.sqrt(h))) * z
+
+
+class PredictorCorrector(AbstractSolver):
+    r"""Predictor–corrector: a :class:`LambdaEulerMaruyama` step followed by ``n_corrector``
+    Langevin corrector steps at the new time — the discrete relative of the $\lambda$-family.
+
+    With $h = t - t_{\rm next}$, the predictor is the $\lambda$-family step with $\lambda =$
+    ``lam`` and noise $\xi_0$; then, for $j = 1, \dots, n$,
+
+    $$x \leftarrow x + \varepsilon\, s(x, t_{\rm next}) + \sqrt{2\varepsilon}\;\xi_j,
+    \qquad \varepsilon = \tfrac12\,\rho\, g^2(t)\, h$$
+
+    (the step rule: a fixed fraction $\rho$ = ``rho`` of the step's own diffusion,
+    $\varepsilon \propto g^2 h$, not Song et al.'s signal-to-noise rule). Each corrector step
+    leaves $p_{t_{\rm next}}$ invariant for the exact score up to $O(\varepsilon^2)$, and $n$
+    of them add $n\varepsilon = \tfrac12 n\rho\, g^2 h$ of Langevin time per step, the extra
+    Langevin term of the $\lambda$-family: to first order in $h$ the sampler is the
+    $\lambda$-family with $\lambda_{\rm eff}^2 = \lambda^2 + n\rho$
+    (``docs/theory/processes.md#lambda-family``), so for a non-exact score $n$ is a quench-time
+    knob, $\tau_Q \propto \lambda_{\rm eff}^2$, at a cost of $1 + n$ score evaluations per step
+    whose size stays fixed (a large $\lambda$ in :class:`LambdaEulerMaruyama` needs ever finer
+    grids instead). Stability of the corrector needs $\varepsilon$ small against the score's
+    stiffness (e.g. $\varepsilon \ll b_t^2$ for the patch scores).
+
+    Noise: the step uses $1 + n$ standard normals per state (:attr:`noise_draws`); the
+    samplers of :mod:`gltheory.sampling` then pass ``z`` of shape ``(1 + n, *x.shape)``
+    (``z[0]`` the predictor's, ``z[j]`` corrector $j$'s). With ``n_corrector = 0`` the step
+    is :class:`LambdaEulerMaruyama` (``lam``) bit for bit, ``z`` shaped like ``x``.
+
+    **Arguments:**
+
+    - `n_corrector`: corrector steps per step, a Python int ``>= 0`` (static).
+    - `lam`: the predictor's $\lambda \ge 0$ (1: reverse-SDE Euler–Maruyama, 0: probability
+      flow), a finite real scalar (an array leaf, traceable).
+    - `rho`: the corrector strength $\rho > 0$, a finite real scalar (an array leaf).
+
+    **Raises:** ``ValueError`` naming `n_corrector`, `lam` or `rho` for a value outside
+    these ranges.
+    """
+
+    predictor: LambdaEulerMaruyama
+    rho: Array
+    n_corrector: int = eqx.field(static=True)
+    stochastic: ClassVar[bool] = True
+    evaluations: ClassVar[int] = 1  # per predictor; the step makes 1 + n_corrector
+
+    def __init__(
+        self,
+        n_corrector: int | np.integer,
+        lam: Real[ArrayLike, ""] = 1.0,
+        rho: Real[ArrayLike, ""] = 1.0,
+    ):
+        if isinstance(n_corrector, bool) or not isinstance(n_corrector, (int, np.integer)):
+            raise ValueError(f"n_corrector must be a Python int >= 0, got {n_corrector!r}.")
+        if n_corrector < 0:
+            raise ValueError(f"n_corrector must be a Python int >= 0, got {n_corrector!r}.")
+        self.n_corrector = int(n_corrector)
+        self.predictor = LambdaEulerMaruyama(lam)
+        value = as_float_array(rho, "rho")
+        if value.ndim != 0:
+            raise ValueError(f"rho must be a real scalar > 0, got shape {value.shape}.")
+        self.rho = check_values(
+            value,
+            lambda v: ~(v > 0) | ~(abs(v) < float("inf")),
+            f"rho must be a finite real number > 0, got {rho!r}.",
+        )
+
+    @property
+    def noise_draws(self) -> int:
+        """Standard normals per state and step: ``1 + n_corrector``."""
+        return 1 + self.n_corrector
+
+    @property
+    def score_evaluations(self) -> int:
+        """Score evaluations per step: ``1 + n_corrector``."""
+        return 1 + self.n_corrector
+
+    def step(
+        self,
+        score_fn: ScoreFn,
+        process: AbstractProcess,
+        x: Float[ArrayLike, "*shape"],
+        t: Real[ArrayLike, ""],
+        t_next: Real[ArrayLike, ""],
+        z: Float[ArrayLike, "*zshape"],
+    ) -> Float[Array, "*shape"]:
+        if self.n_corrector == 0:
+            return self.predictor.step(score_fn, process, x, t, t_next, z)
+        z = jnp.asarray(z)
+        if z.shape != (self.noise_draws,) + jnp.shape(x):
+            raise ValueError(
+                f"z must have shape (1 + n_corrector, *x.shape) = "
+                f"{(self.noise_draws,) + jnp.shape(x)} for PredictorCorrector, got {z.shape} "
+                "(a caller that draws one normal per state cannot drive the correctors)."
+            )
+        x = self.predictor.step(score_fn, process, x, t, t_next, z[0])
+        h = t - t_next
+        rho = jnp.asarray(self.rho, dtype=jnp.result_type(x))
+        eps = 0.5 * rho * process.g(t) ** 2 * h
+        amp = jnp.sqrt(2 * eps)
+
+        def correct(y, zj):
+            return y + eps * score_fn(y, t_next) + amp * zj, None
+
+        return jax.lax.scan(correct, x, z[1:])[0]
 
 
 class StochasticHeun(AbstractSolver):
