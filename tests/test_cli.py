@@ -290,6 +290,8 @@ ALL_EXPERIMENTS = (
     "trained_network",
     "schedules",
     "exponents",
+    "spatial_class",
+    "kibble_zurek",
 )
 
 

@@ -16,7 +16,9 @@ constructors (``--quick`` picks ``quick()``; ``CONFIG.of(report_config)`` choose
 - :mod:`~gltheory.experiments.thermo` (:class:`ThermoConfig`): ``thermodynamics``;
 - :mod:`~gltheory.experiments.nets` (:class:`NetsConfig`): ``trained_network``;
 - :mod:`~gltheory.experiments.schedules` (:class:`SchedulesConfig`): ``schedules``;
-- :mod:`~gltheory.experiments.exponents` (:class:`ExponentsConfig`): ``exponents``.
+- :mod:`~gltheory.experiments.exponents` (:class:`ExponentsConfig`): ``exponents``;
+- :mod:`~gltheory.experiments.spatial_class` (:class:`SpatialClassConfig`): ``spatial_class``;
+- :mod:`~gltheory.experiments.kibble_zurek` (:class:`KibbleZurekConfig`): ``kibble_zurek``.
 
 :data:`EXPERIMENTS` lists them all in the order ``gltheory report`` runs them; to add one,
 append it to its module's ``EXPERIMENTS`` (or add a module and list it here). Nothing is
@@ -34,10 +36,12 @@ from . import (
     field as field,
     foundation as foundation,
     guidance as guidance,
+    kibble_zurek as kibble_zurek,
     meanfield as meanfield,
     nets as nets,
     observables as observables,
     schedules as schedules,
+    spatial_class as spatial_class,
     thermo as thermo,
 )
 
@@ -55,6 +59,8 @@ MODULES = (
     nets,
     schedules,
     exponents,
+    spatial_class,
+    kibble_zurek,
 )
 """The experiment modules, in report order."""
 
@@ -70,6 +76,8 @@ EXPERIMENTS: list[Experiment] = [
     *nets.EXPERIMENTS,
     *schedules.EXPERIMENTS,
     *exponents.EXPERIMENTS,
+    *spatial_class.EXPERIMENTS,
+    *kibble_zurek.EXPERIMENTS,
 ]
 """Every experiment of ``gltheory report``, in the order it runs them."""
 

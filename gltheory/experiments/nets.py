@@ -237,7 +237,10 @@ def trained_network_experiment(
                     f"{t_net - t_theory:+.3f}: an approximately trained network softens early "
                     "in generation (docs/theory/nets.md#trained-network-experiment: +0.05 to "
                     "+0.14 over initialisations), a finding; the ideal score of the same data "
-                    f"fires at {t_ideal[crit]:.3f}"
+                    f"fires at {t_ideal[crit]:.3f}; both criteria are linear (x = 0): they "
+                    "locate the instability of the symmetric point, not a spatial transition "
+                    "(none in 1-D; in 2-D it lies later in generation, at t*: "
+                    "docs/theory/spatial.md#consequences)"
                 ),
             )
         )
