@@ -40,6 +40,11 @@ NAMESPACES = (
     "guidance",
     "patch",
     "nets",
+    "exponents",
+    "spatial",
+    "ornstein_zernike",
+    "schedules",
+    "distributed",
 )
 H = 1e-3  # central differences at h and h/2, Richardson-extrapolated: O(h^4) + O(eps/h)
 
@@ -108,8 +113,71 @@ def _nu(t):
     return G.two_cluster_guidance_scale(1.0, 0.1, t, process=OU)
 
 
+PHI6 = jnp.array([0.3, -0.2, 0.1, 0.4, 0.2, -0.1])  # a 1-D lattice of 6 sites (k = 3)
+W6 = jnp.arange(1.0, 7.0)  # a fixed weighting: one scalar that depends on every site
+
+
 # name -> list of (case id, f: float -> scalar, points, rtol)
 DIFFERENTIABLE = {
+    "spatial.G_of_time": [
+        ("ou", lambda t: gl.spatial.G_of_time(OU, t, window=3, lattice_ndim=2), (0.5,), 1e-8),
+    ],
+    "spatial.time_of_G": [
+        ("ou", lambda g: gl.spatial.time_of_G(OU, g, window=3, lattice_ndim=2), (6.8,), 1e-8),
+    ],
+    "spatial.snr_from_G": [
+        ("d2", lambda g: gl.spatial.snr_from_G(g, window=3, lattice_ndim=2), (6.8,), 1e-8),
+    ],
+    "spatial.G_from_snr": [
+        ("d2", lambda r: gl.spatial.G_from_snr(r, window=3, lattice_ndim=2), (0.7,), 1e-8),
+    ],
+    "spatial.reduced_drift": [
+        (
+            "G",
+            lambda g: (gl.spatial.reduced_drift(PHI6, g, window=3, lattice_ndim=1) * W6).sum(),
+            (2.0,),
+            1e-8,
+        ),
+    ],
+    "spatial.frozen_score": [
+        (
+            "t",
+            lambda t: (gl.spatial.frozen_score(OU, PHI6, t, window=3, lattice_ndim=1) * W6).sum(),
+            (0.6,),
+            1e-8,
+        ),
+    ],
+    "schedules.exact_class_fraction": [
+        ("mu", lambda m: gl.schedules.exact_class_fraction(OU, m, 0.3, 0.5), (1.2,), 1e-8),
+    ],
+    "schedules.critical_grid": [
+        (
+            "weight",
+            lambda w: gl.schedules.critical_grid(
+                OU, 8, gl.schedules.window_from_times(0.8, 0.3), weight=w
+            )[3],
+            (0.6,),
+            1e-6,
+        ),
+    ],
+    "schedules.local_error_density": [
+        (
+            "mu",
+            lambda m: gl.schedules.local_error_density(OU, jnp.array([0.5, 0.9]), m, 0.3)[0],
+            (1.2,),
+            1e-6,
+        ),
+    ],
+    "schedules.quadrature_distribution": [
+        (
+            "mu",
+            lambda m: gl.schedules.quadrature_distribution(
+                OU, jnp.linspace(2.0, 0.1, 9), m, 0.3, n_cells=64
+            )[1][30],
+            (1.2,),
+            1e-8,
+        ),
+    ],
     "bath.reduced_distance": [
         ("snr", lambda b: gl.bath.reduced_distance(gl.TwoPoint(1.0), b), (0.8, 1.3), 1e-8),
     ],
@@ -470,9 +538,39 @@ _HOST = (
     "a host-side (NumPy) table or fit of measured values, for reporting: not traceable, so "
     "jax.grad and jax.jit stop at its conversion to NumPy (JAX's concretization error)"
 )
+_SCHED_GRAD = (
+    "its gradient is checked against central differences in tests/test_schedules.py "
+    "(test_quadrature_bias_gradient_matches_finite_differences: the quadrature and the bias)"
+)
+_ROUGH = (
+    "piecewise in its inputs (|e(t)| and an interpolated inverse CDF): the forward derivative "
+    "matches central differences only at h <= 1e-4 (0.10478 against 0.10522 and 0.10382 at "
+    "h = 1e-5, 1e-6; n_ref = 128, mu = 1.2), not at this walk's h = 1e-3"
+)
+_FIT = (
+    "an optimiser's loop (optax) whose result is a fitted window: differentiate its objective "
+    "(schedules.class_fraction_bias) instead"
+)
+_PLUMBING = "multi-process plumbing (meshes, bytes, index ranges): no continuous parameter"
 _GROUPS = {
     _HOST: """bath.fss_field bath.binder_crossings bath.collapse_quality bath.fss_collapse
-        bath.fss_collapse_pairs bath.fss_collapse_scan bath.fit_critical_fss""",
+        bath.fss_collapse_pairs bath.fss_collapse_scan bath.fit_critical_fss
+        spatial.lattice_statistics spatial.integrated_autocorrelation_time
+        spatial.lattice_binder_crossings spatial.fss_exponent spatial.k_collapse
+        spatial.universality_verdict spatial.fss_analysis ornstein_zernike.oz_fit
+        ornstein_zernike.eta_fit ornstein_zernike.fit_divergence ornstein_zernike.lattice_relations
+        ornstein_zernike.ginzburg_distance ornstein_zernike.hartree_coupling
+        ornstein_zernike.linear_correlation_length ornstein_zernike.linear_structure_factor
+        schedules.window_from_data distributed.gather_rows distributed.block_sums
+        distributed.combine_blocks distributed.gather_blocks distributed.mean_se
+        distributed.binder distributed.fraction distributed.ensemble_mean
+        distributed.ensemble_histogram distributed.ensemble_binder distributed.ensemble_fraction""",
+    _SCHED_GRAD: "schedules.quadrature_class_fraction schedules.class_fraction_bias",
+    _ROUGH: "schedules.sqrt_error_grid",
+    _FIT: "schedules.tune_window",
+    _PLUMBING: """distributed.initialize distributed.is_writer distributed.check_same_config
+        distributed.config_digest distributed.global_mesh distributed.local_mesh
+        distributed.allgather_bytes distributed.process_range""",
     _MC: """sample bath.langevin bath.gibbs observables.cloning_probability
         observables.kick_response observables.class_fraction_response thermo.entropy_production_rate_mc
         thermo.kl_to_normal_mc thermo.marginal_entropy_mc thermo.late_start_kl_mc
@@ -487,7 +585,13 @@ _GROUPS = {
         criticality.cloning_time criticality.langevin_structure_factor field.compare_gl_exact
         field.domain_length_scaling nets.train nets.compare_with_machines nets.score_criticality
         nets.init_train_state nets.dsm_loss nets.denoising_loss bath.tempered_langevin
-        bath.fss_scan""",
+        bath.fss_scan exponents.measure_beta exponents.measure_gamma exponents.measure_delta
+        exponents.measure_jump exponents.measure_znu exponents.transverse_susceptibility
+        exponents.exponent_table exponents.universality exponents.family_fss
+        exponents.universality_fss spatial.frozen_langevin spatial.lattice_langevin
+        spatial.equilibration_plan ornstein_zernike.gaussian_field schedules.window_from_score
+        schedules.online_sample distributed.sample_split
+        distributed.ensemble_cloning""",
     _DISCRETE: """time_grid trajectory_keys spectral.lattice_wavevectors spectral.plane_wave
         field.gl_constants_two_image field.lattice_laplacian nets.digits_images
         nets.make_optimizer nets.save_checkpoint nets.load_checkpoint meanfield.meanfield_exponents
@@ -495,7 +599,8 @@ _GROUPS = {
         field.structure_factor_observer thermo.exact_score_fn thermo.exact_log_prob_fn
         guidance.guided_denoiser nets.linear_denoiser guidance.count_guided_evaluations patch.bank
         guidance.edm_sigmas guidance.class_deltas guidance.class_gaussians guidance.class_lattice
-        guidance.two_class_deltas guidance.two_class_gaussians bath.critical_binder""",
+        guidance.two_class_deltas guidance.two_class_gaussians bath.critical_binder
+        ornstein_zernike.window_q2""",
     _DATA: """meanfield.fit_exponent criticality.first_crossing criticality.peak_time
         criticality.fit_divergence criticality.binder_crossings criticality.scale_collapse
         criticality.collapse_quality criticality.fit_collapse field.structure_factor
@@ -507,7 +612,8 @@ _GROUPS = {
         patch.posterior_stats bath.bath_statistics bath.relaxation_time bath.fit_exponent_rule
         bath.fit_jump bath.fit_scaling bath.scaling_relations""",
     _ALIAS: "meanfield.critical_times",
-    _BUILD: "bath.with_negatives bath.order_parameter_axes",
+    _BUILD: """bath.with_negatives bath.order_parameter_axes exponents.universality_families
+        schedules.soft_mode schedules.window_from_times schedules.window_from_estimate""",
 }
 EXEMPT = {name: reason for reason, names in _GROUPS.items() for name in names.split()}
 
