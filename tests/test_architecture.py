@@ -257,6 +257,20 @@ def test_import_gltheory_is_light():
     assert out.strip() == "[]", out
 
 
+def test_importing_the_experiments_touches_no_jax_backend():
+    """`gltheory report` under the launcher calls jax.distributed.initialize after importing
+    the experiments; that fails once any backend exists, so no module-level JAX computation
+    (e.g. a process instance built at import)."""
+    code = (
+        "import jax._src.xla_bridge as xb, gltheory.cli, gltheory.experiments\n"
+        "print(sorted(xb._backends))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout
+    assert out.strip() == "[]", out
+
+
 def test_version_has_one_source():
     assert gl.__version__ == importlib.metadata.version("gltheory")
     init = (PKG / "__init__.py").read_text(encoding="utf-8")

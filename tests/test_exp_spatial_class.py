@@ -28,7 +28,7 @@ def test_pattern_birth_table_closed_forms():
         (p, k) for p in ("OU", "VP", "VE") for k in (3, 5, 7)
     ]
     for r in tab:
-        proc, k = sc.PROCESSES[r["process"]], r["window"]
+        proc, k = sc.PROCESSES[r["process"]](), r["window"]
         assert r["t_star"] < r["t_c_S"]  # patterns are born later in generation than t_c^S
         if r["process"] == "OU":
             assert r["t_star"] == pytest.approx(0.5 * math.log(1 + k**2 / 6.7), rel=1e-6)

@@ -319,7 +319,7 @@ def test_g_star_is_the_finite_size_scaling_value():
 def test_kibble_zurek_experiment_quick():
     res = kz.kibble_zurek_experiment(ReportConfig(quick=True), jax.random.PRNGKey(0))
     names = [r.name for r in res.rows]
-    assert len(names) == 6 and "kibble_zurek.png" in res.figures
+    assert len(names) == 5 and "kibble_zurek.png" in res.figures
     for r in res.rows:
         assert r.measured is not None and np.isfinite(r.measured), r
         assert r.se is not None and np.isfinite(r.se) and r.se > 0, r

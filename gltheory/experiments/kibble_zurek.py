@@ -649,17 +649,12 @@ def kz_rows(
             ana["adiabatic"]["slope"],
             se=ana["adiabatic"]["se"],
             group=_GROUP,
-            note="xi follows the frozen-time law, independent of the quench time; jackknife SE.",
-        ),
-        Row(
-            f"coarsening: d ln xi / d ln tau_Q at the end, t = {ana['coarsening']['t_end']:g}",
-            None,
-            ana["coarsening"]["slope"],
-            se=ana["coarsening"]["se"],
-            group=_GROUP,
             note=(
-                "the final pattern size includes coarsening after freeze-out (no KZ exponent "
-                "expected, no theory value); xi_end / xi(t*) = "
+                "xi follows the frozen-time law, independent of the quench time; jackknife SE. "
+                "The coarsening after freeze-out (no KZ exponent expected, no theory value) is "
+                f"in info['analysis']['coarsening']: d ln xi / d ln tau_Q = "
+                f"{ana['coarsening']['slope']:.3f} +- {ana['coarsening']['se']:.3f} at "
+                f"t = {ana['coarsening']['t_end']:g}, xi_end / xi(t*) = "
                 + ", ".join(f"{g:.2f}" for g in ana["coarsening"]["growth_after_t_star"])
             ),
         ),

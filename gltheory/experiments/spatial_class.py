@@ -244,8 +244,10 @@ def binder_scan(key: jax.Array, cfg: SpatialClassConfig) -> dict[str, np.ndarray
 # pattern-birth times
 # ----------------------------------------------------------------------------------------------
 
-PROCESSES: dict[str, AbstractProcess] = {"OU": OU(), "VP": VP(), "VE": VE()}
-"""The processes of the pattern-birth table (their default parameters)."""
+PROCESSES: dict[str, type[AbstractProcess]] = {"OU": OU, "VP": VP, "VE": VE}
+"""The processes of the pattern-birth table, as classes (instantiated with their default
+parameters where used, so that importing this module touches no JAX backend: the launcher's
+``jax.distributed.initialize`` must come first)."""
 
 
 def pattern_birth_table(
@@ -263,7 +265,8 @@ def pattern_birth_table(
     $t^\ast$ by the delta method, $|dt/dG|\,{\rm se}(G^\ast)$, with a central difference).
     """
     out = []
-    for name, proc in PROCESSES.items():
+    for name, cls in PROCESSES.items():
+        proc = cls()
         for k in windows:
 
             def t_of(G, proc=proc, k=k):
