@@ -344,13 +344,14 @@ def test_experiment_rows_ok(key):
 
     assert [e.name for e in EXPERIMENTS] == ["criticality"]
     res = run_criticality(ReportConfig.default(quick=True), key)
-    assert len(res.rows) == 7
+    assert len(res.rows) == 6
     for row in res.rows:
-        if "cloning crossing" in row.name:
-            # a finding, kept visible in the report: the crossing fires before t_c^S (below)
-            assert np.isfinite(row.measured) and row.se > 0, row.to_dict()
-            continue
         assert row.ok, row.to_dict()
+    # no row compares the cloning crossing with t_c^S (D = 1 has no spatial transition): it is
+    # in info, with its offset and a positive SE
+    assert not any("cloning" in row.name for row in res.rows)
+    c = res.info["cloning"]
+    assert c["se"] > 0 and c["offset_from_t_c_S"] == pytest.approx(c["t_c"] - TC_S)
     # the offsets documented in gltheory.criticality: trajectory detectors fire after t_c^S
     assert res.info["softening_traj"]["t_c"] < TC_S
     assert res.info["cloning"]["t_c"] < TC_S
