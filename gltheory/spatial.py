@@ -1716,8 +1716,12 @@ def fss_analysis(
     $\langle|M|\rangle_L$, all at $G^\ast$ (:func:`fss_exponent`); the class verdict
     (:func:`universality_verdict`). Also: the $k$-collapse at every $(G, L/k)$ measured for
     several windows (:func:`k_collapse` of $U$, $\chi$ and the $k$-free magnetisation
-    $k^{D/2}\langle|M|\rangle$); ordered against disordered starts; the two halves of each run;
-    the $D=1$ control's crossings (none expected).
+    $k^{D/2}\langle|M|\rangle$, with the steps between successive windows and the weighted fit
+    $y_k=y_\infty+c/k^2$ of the lattice-resolution correction; for $U$ also the shift of $G$
+    that maps each window's value onto the fitted ``window`` curve of the same $L/k$, relative
+    to the ``window``'s own point, pooled per window in ``coupling_shift`` with the fit
+    ${\rm shift}_k=d\,(1/k_{\rm w}^2-1/k^2)$); ordered against disordered starts; the two
+    halves of each run; the $D=1$ control's crossings (none expected).
 
     **Arguments:**
 
@@ -1732,10 +1736,10 @@ def fss_analysis(
       :func:`gltheory.criticality.binder_crossings`).
 
     **Returns:** a JSON-ready dict (keys ``crossings, G_star, G_star_se, binder_star,
-    binder_star_se, exponents, estimates, verdict, verdict_discriminating, k_collapse, starts,
-    halves, control_d1``). ``verdict`` uses every estimate; ``verdict_discriminating`` only
-    those on which the classes differ ($\nu$ is 1 in both $D=2$ classes, so it tests the
-    scaling, not the class).
+    binder_star_se, exponents, estimates, verdict, verdict_discriminating, k_collapse,
+    coupling_shift, starts, halves, control_d1``, those that the points allow). ``verdict``
+    uses every estimate; ``verdict_discriminating`` only those on which the classes differ
+    ($\nu$ is 1 in both $D=2$ classes, so it tests the scaling, not the class).
     """
     if not isinstance(points, list | tuple) or not all(isinstance(p, dict) for p in points):
         raise ValueError("points must be a list of dicts (the study's JSON points).")
@@ -1746,6 +1750,31 @@ def fss_analysis(
             raise ValueError(f"points: a point lacks the keys {missing}.")
     k = int(window)
     out: dict = {}
+
+    def _lattice_correction(ks, y, e):
+        # successive steps y(k_{i+1}) - y(k_i), and the weighted fit y = y_inf + c / k^2 (the
+        # resolution correction of the rescaled lattice; exact for two windows)
+        steps = [
+            dict(k=[int(ks[i]), int(ks[i + 1])], diff=float(y[i + 1] - y[i]), se=float(h))
+            for i, h in enumerate(np.hypot(e[:-1], e[1:]))
+        ]
+        a = np.stack([np.ones_like(ks), ks**-2.0], axis=1) / e[:, None]
+        cov = np.linalg.inv(a.T @ a)
+        coef = cov @ a.T @ (y / e)
+        chi2 = float(np.sum((a @ coef - y / e) ** 2)) if ks.size > 2 else 0.0
+        return dict(
+            steps=steps,
+            continuum=dict(
+                value=float(coef[0]),
+                se=float(math.sqrt(cov[0, 0])),
+                slope=float(coef[1]),
+                slope_se=float(math.sqrt(cov[1, 1])),
+                chi2=chi2,
+                dof=int(ks.size - 2),
+                p_value=_chi2_sf(chi2, ks.size - 2) if ks.size > 2 else float("nan"),
+            ),
+        )
+
     cur = _curves(points, 2, k, "binder")
     if cur is not None:
         G, sizes, u, u_se = cur
@@ -1814,6 +1843,15 @@ def fss_analysis(
                         confidence=v.confidence,
                     )
     # the k-collapse at equal (G, L/k)
+    ref_fits = {}  # the window's U(G) fit per L/k (>= degree + 1 points), for the G shifts
+    cur = _curves(points, 2, k, "binder")
+    if cur is not None:
+        for i, c in enumerate(cur[1]):
+            m = ~np.isnan(cur[2][i])
+            if m.sum() >= degree + 1:
+                x = cur[0][m]
+                fit = _wpoly(x, cur[2][i][m], cur[3][i][m], degree, float(x.mean()))
+                ref_fits[int(c)] = (fit, float(x.mean()), (float(x.min()), float(x.max())))
     rows = []
     keys = sorted(
         {(p["cells"], float(p["G"])) for p in points if p["D"] == 2 and p["start"] == "ordered"}
@@ -1833,6 +1871,7 @@ def fss_analysis(
         if len({p["k"] for p in pts}) < 2:
             continue
         row = dict(cells=cells, G=G, k=[p["k"] for p in pts])
+        ks = np.array(row["k"], np.float64)
         for name, f in (
             ("binder", lambda p, n: p[n]),
             ("chi", lambda p, n: p[n]),
@@ -1841,9 +1880,92 @@ def fss_analysis(
             y = np.array([f(p, name) for p in pts])
             e = np.array([f(p, name + "_se") for p in pts])
             kc = k_collapse(y, e)
-            row[name] = dict(values=y.tolist(), se=e.tolist(), **kc._asdict())
+            row[name] = dict(
+                values=y.tolist(), se=e.tolist(), **kc._asdict(), **_lattice_correction(ks, y, e)
+            )
+        ref = ref_fits.get(cells)
+        if ref is not None and k in row["k"]:
+            # the k-dependence read as a shift of the coupling: G_k at which the window's fitted
+            # U curve (same L/k) takes window k's U; shift = G_k - G_window (the window's own
+            # point, so the fit's residual there cancels), SE from the two points' SEs
+            (coef, _, _, _), centre, (lo, hi) = ref
+            eq = {}
+            for kk, y, e in zip(row["k"], row["binder"]["values"], row["binder"]["se"]):
+                c0 = coef.copy()
+                c0[0] -= y
+                r = np.roots(c0[::-1])
+                r = r[np.abs(r.imag) <= 1e-9 * (1 + np.abs(r.real))].real + centre
+                r = r[(r >= lo - 0.2 * (hi - lo)) & (r <= hi + 0.2 * (hi - lo))]
+                if r.size:
+                    g = float(r[np.argmin(np.abs(r - G))])
+                    slope = abs(float(_basis(g, coef.size - 1, centre, 1) @ coef))
+                    eq[int(kk)] = (g, e / slope)
+            if k in eq:
+                row["binder"]["coupling_shift"] = dict(
+                    window=k,
+                    shifts=[
+                        dict(
+                            k=kk,
+                            G_equivalent=g,
+                            shift=g - eq[k][0],
+                            se=math.hypot(se, eq[k][1]) if kk != k else 0.0,
+                        )
+                        for kk, (g, se) in eq.items()
+                    ],
+                )
         rows.append(row)
     out["k_collapse"] = rows
+    # the coupling shifts pooled per window (over G and L/k, and per L/k), and the fit
+    # shift_k = d (1/window^2 - 1/k^2) (a 1/k^2 correction of the coupling): shift_inf =
+    # d/window^2. The windows' shifts share the window's points: the fit's chi^2 ignores that.
+    by_k: dict = {}
+    for row in rows:
+        for sh in row["binder"].get("coupling_shift", {}).get("shifts", []):
+            if sh["k"] != k:
+                by_k.setdefault(sh["k"], []).append((row["cells"], sh["shift"], sh["se"]))
+    if by_k:
+
+        def _pool(vals):
+            y = np.array([v for _, v, _ in vals])
+            w = 1 / np.array([e for _, _, e in vals]) ** 2
+            m = float(np.sum(w * y) / w.sum())
+            chi2 = float(np.sum(w * (y - m) ** 2))
+            return dict(
+                shift=m,
+                se=float(1 / math.sqrt(w.sum())),
+                n=int(y.size),
+                chi2=chi2,
+                p_value=_chi2_sf(chi2, y.size - 1),
+            )
+
+        pooled = {
+            kk: dict(
+                **_pool(v),
+                by_cells={
+                    int(c): _pool([q for q in v if q[0] == c]) for c in sorted({q[0] for q in v})
+                },
+            )
+            for kk, v in sorted(by_k.items())
+        }
+        x = np.array([1 / k**2 - 1 / kk**2 for kk in pooled])
+        y = np.array([pooled[kk]["shift"] for kk in pooled])
+        w = 1 / np.array([pooled[kk]["se"] for kk in pooled]) ** 2
+        d = float(np.sum(w * x * y) / np.sum(w * x**2))
+        d_se = float(1 / math.sqrt(np.sum(w * x**2)))
+        chi2 = float(np.sum(w * (y - d * x) ** 2))
+        out["coupling_shift"] = dict(
+            window=k,
+            by_window={int(kk): v for kk, v in pooled.items()},
+            inverse_k2_fit=dict(
+                d=d,
+                d_se=d_se,
+                shift_continuum=d / k**2,
+                shift_continuum_se=d_se / k**2,
+                chi2=chi2,
+                dof=int(x.size - 1),
+                p_value=_chi2_sf(chi2, x.size - 1),
+            ),
+        )
     # ordered vs disordered starts
     starts = []
     for p in points:

@@ -2,13 +2,15 @@
 
     python scripts/spatial_fss.py run --part B & python scripts/spatial_fss.py run --part C &
     python scripts/spatial_fss.py run --part D; python scripts/spatial_fss.py merge
+    python scripts/spatial_fss.py seed; python scripts/spatial_fss.py run --part E;
+    python scripts/spatial_fss.py merge
     (options: --quick, --parts-dir DIR, --out PATH)
 
 Frozen-time Langevin in the reduced variables (`docs/theory/spatial.md#reduction`), T = 1,
 float32, dt = 0.025. Three studies (`docs/theory/spatial.md#universality-class`):
 
 - (a) the k-collapse: U, chi, M at equal (G, L/k) for k in {3, 5, 7}, L/k in {4, 8}, three G
-  around the crossing;
+  around the crossing (L/k = 8 for k = 5, 7 in part E);
 - (b) FSS at k = 3, L/k in {4, 8, 16} on a G grid around G*;
 - (c) the D = 1 control, k = 3, L/k in {8, 16, 32} (no crossing expected).
 
@@ -24,10 +26,17 @@ single-threaded): part C is L/k = 16 (long runs, 32 replicas), part B the rest o
 the D = 1 control (part B's D = 1 configurations). Part A, a first L/k = 16 attempt with the
 rule's burn-in, failed the ordered/disordered check and is kept as ``superseded_points``.
 Recorded run: 57 min wall on 2 shared cores (load 9-23); the k-collapse at L/k = 8 (k = 5, 7,
-the last configurations of part B) was cut for time. Each part writes its JSON file
-(atomically) after every point and skips points already there (so an interrupted run resumes).
+the last configurations of part B) was cut for time there and run as part E (31 min wall, one
+niced process, load 4-6.4), with the L/k = 16, G = 6.8 disordered start again with a 250 000-step
+burn-in (it replaces part C's; its last configuration, k = 5 at L/k = 16, was cut for time).
+Each part writes its JSON file (atomically) after every point and skips points already there (so
+an interrupted run resumes).
 ``merge`` combines the parts into ``scripts/spatial_fss.json`` and adds the analysis
-(`gltheory.spatial.fss_analysis`). ``--quick`` is a tiny smoke configuration (about 1 min).
+(`gltheory.spatial.fss_analysis`), and the analysis again with each k = 3 disordered point in
+place of its ordered one (``analysis_disordered_start``: the start systematic). ``seed`` writes
+the part files that the parts dir lacks from the recorded JSON (its points and plans carry their
+part), so a new part merges with the recorded points in a fresh checkout. ``--quick`` is a tiny
+smoke configuration (about 1 min).
 """
 
 from __future__ import annotations
@@ -100,6 +109,21 @@ SIZES_FULL["C"] = [
 # part D: the D = 1 control of part B, run as its own process (same keys, same points) when
 # the shared machine's load (about 20) slowed part B down.
 SIZES_FULL["D"] = [c for c in SIZES_FULL["B"] if c["D"] == 1]
+# part E (session 7): (a) the k-collapse at L/k = 8 for k = 5, 7 (part B's configurations, cut
+# there for time; k = 7 with G = 6.8 first); (b) the L/k = 16, k = 3, G = 6.8 disordered start
+# again with a 250 000-step burn-in (part C's 100 000 left it 2 SE below the ordered start): it
+# replaces part C's disordered point, which is kept in ``superseded_points``; (c) L/k = 16,
+# k = 5 at G = 6.8 (one G: the collapse only) with part C's rule. A configuration with a plan
+# in another part (same D, k, L/k) reuses it; "starts" restricts the starts run at each G.
+_B8 = {c["k"]: c for c in SIZES_FULL["B"] if c["D"] == 2 and c["cells"] == 8 and c["k"] > 3}
+SIZES_FULL["E"] = [
+    _B8[5],
+    dict(SIZES_FULL["C"][0], G=(6.8,), starts=("disordered",), burn_floor=250000,
+         max_steps=310000),
+    dict(_B8[7], G=(6.8, 6.0, 7.6)),
+    dict(SIZES_FULL["C"][0], study="collapse", k=5, G=(6.8,), disordered=(),
+         save_states=False),
+]
 SIZES_QUICK = {
     "A": [
         dict(study="fss", D=2, k=3, cells=4, G=(6.4, 7.2), R=16, pilot_R=8, n_pilot=400,
@@ -216,6 +240,7 @@ def _point(cfg: dict, G: float, start: str, plan: dict, key) -> dict:
 
 
 def _key_of(p: dict) -> tuple:
+    """The identity of a point: (D, k, L/k, G, start)."""
     return (p["D"], p["k"], p["cells"], round(p["G"], 6), p["start"])
 
 
@@ -225,11 +250,23 @@ def run_part(part: str, quick: bool, parts_dir: Path) -> None:
     payload = json.loads(path.read_text()) if path.exists() else dict(plans=[], points=[])
     done = {_key_of(p) for p in payload["points"]}
     plans = {(p["D"], p["k"], p["cells"]): p for p in payload["plans"]}
+    other = {}  # the plans of the other parts (a configuration measured there reuses its plan)
+    for q in sorted(parts_dir.glob(f"{'quick_' if quick else ''}part_?.json")):
+        if q != path:
+            for pl in json.loads(q.read_text())["plans"]:
+                other.setdefault((pl["D"], pl["k"], pl["cells"]), pl)
     t_part = time.perf_counter()
     base = jax.random.key(20261204)
     for cfg in sizes:
         sk = (cfg["D"], cfg["k"], cfg["cells"])
         cfg_key = jax.random.fold_in(base, 10000 * cfg["D"] + 100 * cfg["k"] + cfg["cells"])
+        if part == "E":  # new noise: part C's keys would replay its runs' noise
+            cfg_key = jax.random.fold_in(cfg_key, 5)
+        if sk not in plans and sk in other:
+            plans[sk] = {n: v for n, v in other[sk].items() if n != "part"}
+            plans[sk]["copied_from_part"] = other[sk].get("part")
+            payload["plans"] = list(plans.values())
+            _write(path, payload)
         if sk not in plans:
             G_p = min(cfg["G"], key=lambda g: abs(g - G_PILOT))
             t0 = time.perf_counter()
@@ -264,6 +301,8 @@ def run_part(part: str, quick: bool, parts_dir: Path) -> None:
         jobs = [(G, "ordered") for G in cfg["G"]]
         for G in cfg["disordered"]:  # right after the ordered run at the same G
             jobs.insert(jobs.index((G, "ordered")) + 1, (G, "disordered"))
+        if "starts" in cfg:
+            jobs = [j for j in jobs if j[1] in cfg["starts"]]
         for i, (G, start) in enumerate(jobs):
             probe = dict(D=cfg["D"], k=cfg["k"], cells=cfg["cells"], G=G, start=start)
             if _key_of(probe) in done:
@@ -285,10 +324,30 @@ def run_part(part: str, quick: bool, parts_dir: Path) -> None:
     print(f"part {part} done in {time.perf_counter() - t_part:.0f} s", flush=True)
 
 
+def seed(parts_dir: Path, out: Path) -> None:
+    """Write the part files that ``parts_dir`` lacks from the recorded study ``out`` (its points,
+    superseded points and plans carry their part), so that ``merge`` keeps them."""
+    rec = json.loads(out.read_text())
+    if rec.get("quick"):
+        raise SystemExit(f"{out} is a quick run: nothing to seed")
+    for part in ("A", "B", "C", "D", "E"):
+        path = parts_dir / f"part_{part}.json"
+        pts = [q for q in rec["points"] + rec["superseded_points"] if q.get("part") == part]
+        pls = [q for q in rec["plans"] if q.get("part") == part]
+        if path.exists() or not (pts or pls):
+            continue
+        # a point that a later part replaced goes back to its own part
+        for q in pts + pls:
+            q.pop("superseded_by", None)
+        payload = dict(plans=pls, points=pts, part_wall_s=rec["part_wall_s"].get(part))
+        _write(path, payload)
+        print(f"seeded {path} ({len(pts)} points, {len(pls)} plans)")
+
+
 def merge(parts_dir: Path, out: Path, quick: bool) -> None:
     prefix = "quick_" if quick else ""
     plans, points, superseded, walls = [], [], [], {}
-    for part in ("A", "B", "C", "D"):
+    for part in ("A", "B", "C", "D", "E"):
         path = parts_dir / f"{prefix}part_{part}.json"
         if not path.exists():
             continue
@@ -296,6 +355,11 @@ def merge(parts_dir: Path, out: Path, quick: bool) -> None:
         for q in d["plans"] + d["points"]:
             q["part"] = part
         plans += d["plans"]
+        if part == "E":  # part E's points replace those of the earlier parts with their key
+            keys = {_key_of(q) for q in d["points"]}
+            for q in [q for q in points if _key_of(q) in keys]:
+                points.remove(q)
+                superseded.append(dict(q, superseded_by="E"))
         # part A (L/k = 16, short) failed the ordered/disordered check and was replaced by C
         seen = {_key_of(q) for q in points}
         new = [q for q in d["points"] if _key_of(q) not in seen]  # B and D share D = 1 points
@@ -319,22 +383,50 @@ def merge(parts_dir: Path, out: Path, quick: bool) -> None:
     )
     if hasattr(sp, "fss_analysis"):
         payload["analysis"] = sp.fss_analysis(points)
+        # the start systematic: the analysis again with each disordered point of the FSS window
+        # (k = 3, D = 2) in place of the ordered point with its (L/k, G)
+        sens = []
+        for q in points:
+            if q["start"] != "disordered" or q["D"] != 2 or q["k"] != 3:
+                continue
+            swap = [
+                dict(q, start="ordered") if _key_of(o) == _key_of(dict(q, start="ordered")) else o
+                for o in points
+                if o is not q
+            ]
+            a = sp.fss_analysis(swap)
+            sens.append(
+                dict(
+                    cells=q["cells"],
+                    G=q["G"],
+                    n_burn=q["n_burn"],
+                    **{n: a.get(n) for n in ("G_star", "G_star_se", "binder_star")},
+                    binder_star_se=a.get("binder_star_se"),
+                    crossings=a.get("crossings"),
+                    estimates=a.get("estimates"),
+                    verdict=a.get("verdict", {}).get("verdict"),
+                    verdict_max_abs_z=a.get("verdict", {}).get("max_abs_z"),
+                )
+            )
+        payload["analysis_disordered_start"] = sens
     _write(out, payload)
     print(f"wrote {out} ({len(points)} points)")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("action", choices=("run", "merge"))
-    p.add_argument("--part", choices=("A", "B", "C", "D"))
+    p.add_argument("action", choices=("run", "merge", "seed"))
+    p.add_argument("--part", choices=("A", "B", "C", "D", "E"))
     p.add_argument("--quick", action="store_true")
     p.add_argument("--parts-dir", type=Path, default=PARTS)
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args()
     if args.action == "run":
         if args.part is None:
-            p.error("run needs --part A or --part B")
+            p.error("run needs --part A, B, C, D or E")
         run_part(args.part, args.quick, args.parts_dir)
+    elif args.action == "seed":
+        seed(args.parts_dir, args.out)
     else:
         merge(args.parts_dir, args.out, args.quick)
 

@@ -1,8 +1,9 @@
 """Finite-size-scaling analysis of the patch lattice (`gltheory.spatial`, its last section).
 
 Fast tests: the analysis functions on synthetic curves with known crossings and exponents, whose
-values and standard errors follow in closed form. Slow: a small real-lattice scan through the
-same functions, and the recorded study (scripts/spatial_fss.json) re-analysed.
+values and standard errors follow in closed form; the recorded study (scripts/spatial_fss.json):
+its k-collapse re-analysed and the figures the docs quote from it. Slow: a small real-lattice
+scan through the same functions, and the whole recorded analysis reproduced.
 """
 
 from __future__ import annotations
@@ -199,6 +200,53 @@ def test_fss_analysis_of_synthetic_ising_curves():
     json.dumps(out)  # JSON-ready
 
 
+def test_k_collapse_rows_fit_the_lattice_correction_and_the_coupling_shift():
+    # windows 5 and 7 whose U is the k = 3 curve at a shifted coupling, G + d (1/9 - 1/k^2),
+    # and whose chi is chi_inf + c / k^2: the analysis must return d's shifts, chi_inf and c
+    u, chi, m = _synthetic()
+    pts = _points(u, chi, m)
+    d, c = 3.0, 20.0
+    for kk in (5, 7):
+        shift = d * (1 / 9 - 1 / kk**2)
+        for p in pts[: 2 * G_GRID.size]:  # L/k = 4 and 8
+            if p["k"] == 3 and p["G"] in (6.0, 6.8, 7.6):
+                u_k = ISING["binder_star"] + 0.05 * (p["G"] + shift - 6.7) * p["cells"]
+                chi_k = p["chi"] + c * (1 / kk**2 - 1 / 9)
+                pts.append(dict(p, k=kk, binder=u_k, chi=chi_k, chi_se=0.01 * p["chi"]))
+    out = sp.fss_analysis(pts, linear=False)
+    rows = {(r["cells"], r["G"]): r for r in out["k_collapse"]}
+    assert sorted(rows) == [(c_, g) for c_ in (4, 8) for g in (6.0, 6.8, 7.6)]
+    for (cells, G), r in rows.items():
+        assert r["k"] == [3, 5, 7]
+        got = {s["k"]: s["shift"] for s in r["binder"]["coupling_shift"]["shifts"]}
+        assert got[3] == pytest.approx(0.0, abs=1e-9)
+        for kk in (5, 7):
+            assert got[kk] == pytest.approx(d * (1 / 9 - 1 / kk**2), abs=1e-9)
+        cont = r["chi"]["continuum"]
+        chi3 = r["chi"]["values"][0]
+        assert cont["value"] == pytest.approx(chi3 - c / 9, rel=1e-9)
+        assert cont["slope"] == pytest.approx(c, rel=1e-9)
+        assert cont["chi2"] == pytest.approx(0.0, abs=1e-9) and cont["dof"] == 1
+        steps = r["chi"]["steps"]
+        assert [s["k"] for s in steps] == [[3, 5], [5, 7]]
+        assert steps[0]["diff"] == pytest.approx(c * (1 / 25 - 1 / 9), rel=1e-9)
+    pooled = out["coupling_shift"]
+    assert pooled["window"] == 3 and sorted(pooled["by_window"]) == [5, 7]
+    assert pooled["by_window"][5]["n"] == 6 and pooled["by_window"][5]["chi2"] < 1e-12
+    fit = pooled["inverse_k2_fit"]
+    assert fit["d"] == pytest.approx(d, rel=1e-9) and fit["chi2"] < 1e-12
+    assert fit["shift_continuum"] == pytest.approx(d / 9, rel=1e-9)
+    # a value off the 1/k^2 line by 3 SE of itself gives chi^2 > 0 with 1 dof
+    r = rows[(4, 6.8)]
+    bad = [dict(p) for p in pts]
+    for p in bad:
+        if (p["k"], p["cells"], p["G"]) == (7, 4, 6.8):
+            p["chi"] += 3 * p["chi_se"]
+    out = sp.fss_analysis(bad, linear=False)
+    cont = next(q for q in out["k_collapse"] if (q["cells"], q["G"]) == (4, 6.8))["chi"]
+    assert 1.0 < cont["continuum"]["chi2"] < 9.0 and cont["continuum"]["p_value"] < 0.3
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
@@ -277,3 +325,96 @@ def test_recorded_study_analysis_is_reproduced():
     for name, (v, se) in rec["analysis"]["estimates"].items():
         assert again["estimates"][name][0] == pytest.approx(v, rel=1e-9)
         assert again["estimates"][name][1] == pytest.approx(se, rel=1e-9)
+
+
+def _recorded():
+    if not STUDY.exists():
+        pytest.skip("the recorded study scripts/spatial_fss.json")
+    rec = json.loads(STUDY.read_text())
+    if rec.get("quick"):
+        pytest.skip("the recorded study is a quick run")
+    return rec
+
+
+def test_recorded_k_collapse_covers_l_over_k_4_and_8_and_is_reproduced():
+    rec = _recorded()
+    ana = rec["analysis"]
+    rows = {(r["cells"], r["G"]): r for r in ana["k_collapse"]}
+    for cells in (4, 8):  # every L/k with >= 2 windows, k = 3, 5, 7 at three G
+        for G in (6.0, 6.8, 7.6):
+            assert rows[(cells, G)]["k"] == [3, 5, 7]
+    again = sp.fss_analysis(rec["points"], linear=False)
+    assert len(again["k_collapse"]) == len(ana["k_collapse"])
+    for r, q in zip(again["k_collapse"], ana["k_collapse"]):
+        for n in ("binder", "chi", "m_abs"):
+            for f in ("chi2", "max_pair_z", "max_rel_spread"):
+                assert r[n][f] == pytest.approx(q[n][f], rel=1e-9)
+            assert r[n]["continuum"]["value"] == pytest.approx(q[n]["continuum"]["value"], rel=1e-9)
+    fit, fit_rec = (
+        again["coupling_shift"]["inverse_k2_fit"],
+        ana["coupling_shift"]["inverse_k2_fit"],
+    )
+    assert fit["shift_continuum"] == pytest.approx(fit_rec["shift_continuum"], rel=1e-9)
+    # the k = 3 finite-size scaling is not changed by the new windows and starts
+    assert ana["G_star"] == pytest.approx(6.8365, abs=1e-4)
+    assert ana["estimates"]["gamma_over_nu"][0] == pytest.approx(1.7698, abs=1e-4)
+    assert ana["verdict"]["verdict"] == "2d_ising"
+
+
+def test_recorded_k_collapse_figures_quoted_in_the_docs():
+    # docs/theory/spatial.md#universality-class, the k-collapse paragraphs
+    ana = _recorded()["analysis"]
+    rows = {(r["cells"], r["G"]): r for r in ana["k_collapse"]}
+
+    def steps(cells, G, n):
+        return [s["diff"] for s in rows[(cells, G)][n]["steps"]]
+
+    # L/k = 4: the 5 -> 7 step is smaller than 3 -> 5 in U and k<|M|> at every G
+    for G in (6.0, 6.8, 7.6):
+        for n in ("binder", "m_abs"):
+            s35, s57 = steps(4, G, n)
+            assert abs(s57) < abs(s35)
+    # L/k = 8: smaller at G = 6.8 and 7.6, not at 6.0 (both about 0.05 in U)
+    for G in (6.8, 7.6):
+        for n in ("binder", "m_abs"):
+            s35, s57 = steps(8, G, n)
+            assert abs(s57) < abs(s35)
+    s35, s57 = steps(8, 6.0, "binder")
+    assert s35 == pytest.approx(0.050, abs=5e-4) and s57 == pytest.approx(0.054, abs=5e-4)
+    # the 1/k^2 line: chi^2 (1 dof) 0.5-1.6 at L/k = 4, 1.9-4.1 at L/k = 8
+    for (cells, _), r in rows.items():
+        for n in ("binder", "chi", "m_abs"):
+            lo, hi = (0.45, 1.6) if cells == 4 else (1.85, 4.1)
+            assert lo < r[n]["continuum"]["chi2"] < hi
+    # the spread of U grows with L/k below and at G*, not deep in the ordered phase
+    for G, (s4, s8) in {6.0: (0.057, 0.226), 6.8: (0.031, 0.041), 7.6: (0.012, 0.007)}.items():
+        assert rows[(4, G)]["binder"]["max_rel_spread"] == pytest.approx(s4, abs=5e-4)
+        assert rows[(8, G)]["binder"]["max_rel_spread"] == pytest.approx(s8, abs=5e-4)
+    # the coupling shift: the same at L/k = 4 and 8, and 1/k^2 between the windows
+    cs = ana["coupling_shift"]["by_window"]
+    for kk, (v, se) in {"5": (0.240, 0.029), "7": (0.307, 0.033)}.items():
+        assert cs[kk]["shift"] == pytest.approx(v, abs=5e-4)
+        assert cs[kk]["se"] == pytest.approx(se, abs=5e-4)
+        b4, b8 = cs[kk]["by_cells"]["4"], cs[kk]["by_cells"]["8"]
+        assert abs(b4["shift"] - b8["shift"]) < 2 * math.hypot(b4["se"], b8["se"])
+    fit = ana["coupling_shift"]["inverse_k2_fit"]
+    assert fit["shift_continuum"] == pytest.approx(0.376, abs=5e-4)
+    assert fit["shift_continuum_se"] == pytest.approx(0.030, abs=5e-4)
+
+
+def test_recorded_l_over_k_16_starts_after_the_long_burn_in():
+    rec = _recorded()
+    (row,) = [s for s in rec["analysis"]["starts"] if s["cells"] == 16]
+    assert row["binder"]["ordered"] == pytest.approx(0.628, abs=5e-4)
+    assert row["binder"]["disordered"] == pytest.approx(0.600, abs=5e-4)
+    assert row["binder"]["z"] == pytest.approx(1.9, abs=0.05)
+    (dis,) = [
+        p for p in rec["points"] if p["cells"] == 16 and p["k"] == 3 and p["start"] == "disordered"
+    ]
+    assert dis["n_burn"] == 250000 and dis["part"] == "E"
+    old = [p for p in rec["superseded_points"] if p.get("superseded_by") == "E"]
+    assert [p["n_burn"] for p in old] == [100000]
+    # the start systematic: the analysis with the disordered point in place of the ordered one
+    (sens,) = [s for s in rec["analysis_disordered_start"] if s["cells"] == 16]
+    assert sens["G_star"] == pytest.approx(7.03, abs=5e-3)
+    assert sens["verdict"] == "2d_ising"
