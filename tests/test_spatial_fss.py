@@ -381,8 +381,12 @@ def test_recorded_k_collapse_figures_quoted_in_the_docs():
             assert abs(s57) < abs(s35)
     s35, s57 = steps(8, 6.0, "binder")
     assert s35 == pytest.approx(0.050, abs=5e-4) and s57 == pytest.approx(0.054, abs=5e-4)
-    # the 1/k^2 line: chi^2 (1 dof) 0.5-1.6 at L/k = 4, 1.9-4.1 at L/k = 8
+    # the 1/k^2 line: chi^2 (1 dof) 0.5-1.6 at L/k = 4, 1.9-4.1 at L/k = 8 (L/k = 16 has two
+    # windows, through which the line passes exactly)
     for (cells, _), r in rows.items():
+        if cells == 16:
+            assert r["k"] == [3, 5] and r["binder"]["continuum"]["dof"] == 0
+            continue
         for n in ("binder", "chi", "m_abs"):
             lo, hi = (0.45, 1.6) if cells == 4 else (1.85, 4.1)
             assert lo < r[n]["continuum"]["chi2"] < hi
@@ -390,16 +394,26 @@ def test_recorded_k_collapse_figures_quoted_in_the_docs():
     for G, (s4, s8) in {6.0: (0.057, 0.226), 6.8: (0.031, 0.041), 7.6: (0.012, 0.007)}.items():
         assert rows[(4, G)]["binder"]["max_rel_spread"] == pytest.approx(s4, abs=5e-4)
         assert rows[(8, G)]["binder"]["max_rel_spread"] == pytest.approx(s8, abs=5e-4)
-    # the coupling shift: the same at L/k = 4 and 8, and 1/k^2 between the windows
+    # L/k = 16 (k = 3, 5 at G = 6.8): U 2.8 SE apart, k<|M|> 5.5 SE; spread flat in L/k at G*
+    r16 = rows[(16, 6.8)]
+    assert r16["binder"]["max_pair_z"] == pytest.approx(2.8, abs=0.05)
+    assert r16["m_abs"]["max_pair_z"] == pytest.approx(5.5, abs=0.05)
+    assert r16["binder"]["max_rel_spread"] == pytest.approx(0.035, abs=5e-4)
+    # the coupling shift: the same at L/k = 4 and 8, smaller (1.8 SE) at 16, 1/k^2 between the
+    # windows
     cs = ana["coupling_shift"]["by_window"]
-    for kk, (v, se) in {"5": (0.240, 0.029), "7": (0.307, 0.033)}.items():
+    b16 = cs["5"]["by_cells"]["16"]
+    assert b16["shift"] == pytest.approx(0.140, abs=5e-4)
+    assert b16["se"] == pytest.approx(0.047, abs=5e-4)
+    for kk, (v, se) in {"5": (0.213, 0.025), "7": (0.307, 0.033)}.items():
         assert cs[kk]["shift"] == pytest.approx(v, abs=5e-4)
         assert cs[kk]["se"] == pytest.approx(se, abs=5e-4)
         b4, b8 = cs[kk]["by_cells"]["4"], cs[kk]["by_cells"]["8"]
         assert abs(b4["shift"] - b8["shift"]) < 2 * math.hypot(b4["se"], b8["se"])
     fit = ana["coupling_shift"]["inverse_k2_fit"]
-    assert fit["shift_continuum"] == pytest.approx(0.376, abs=5e-4)
-    assert fit["shift_continuum_se"] == pytest.approx(0.030, abs=5e-4)
+    assert fit["shift_continuum"] == pytest.approx(0.353, abs=5e-4)
+    assert fit["shift_continuum_se"] == pytest.approx(0.028, abs=5e-4)
+    assert fit["chi2"] == pytest.approx(0.6, abs=0.05)
 
 
 def test_recorded_l_over_k_16_starts_after_the_long_burn_in():
