@@ -125,6 +125,8 @@ SIZES_FULL["E"] = [
     dict(_B8[7], G=(6.8, 6.0, 7.6)),
     dict(SIZES_FULL["C"][0], study="collapse", k=5, G=(6.8,), disordered=(),
          save_states=False),
+    dict(SIZES_FULL["C"][0], study="collapse", k=7, G=(6.8,), disordered=(),
+         save_states=False),
 ]
 SIZES_QUICK = {
     "A": [
