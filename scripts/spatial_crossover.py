@@ -51,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gltheory import spatial as sp
+from gltheory._io import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "spatial_crossover.json"
@@ -99,10 +100,9 @@ QUICK = dict(
 
 
 def _write(path: Path, payload: dict) -> None:
+    # atomic (gltheory._io); NaN kept as in scripts/spatial_fss.json (allow_nan)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=1, allow_nan=True))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(payload, indent=1, allow_nan=True))
 
 
 def _binder_from_trace(m: np.ndarray) -> tuple[float, float]:
