@@ -385,7 +385,6 @@ def test_recorded_k_collapse_figures_quoted_in_the_docs():
     # windows, through which the line passes exactly)
     for (cells, _), r in rows.items():
         if cells == 16:
-            assert r["k"] == [3, 5] and r["binder"]["continuum"]["dof"] == 0
             continue
         for n in ("binder", "chi", "m_abs"):
             lo, hi = (0.45, 1.6) if cells == 4 else (1.85, 4.1)
@@ -394,26 +393,37 @@ def test_recorded_k_collapse_figures_quoted_in_the_docs():
     for G, (s4, s8) in {6.0: (0.057, 0.226), 6.8: (0.031, 0.041), 7.6: (0.012, 0.007)}.items():
         assert rows[(4, G)]["binder"]["max_rel_spread"] == pytest.approx(s4, abs=5e-4)
         assert rows[(8, G)]["binder"]["max_rel_spread"] == pytest.approx(s8, abs=5e-4)
-    # L/k = 16 (k = 3, 5 at G = 6.8): U 2.8 SE apart, k<|M|> 5.5 SE; spread flat in L/k at G*
+    # L/k = 16 (k = 3, 5, 7 at G = 6.8): not a common value; the steps in U in the 1/k^2 ratio;
+    # the spread over k does not shrink with L/k at G*
     r16 = rows[(16, 6.8)]
-    assert r16["binder"]["max_pair_z"] == pytest.approx(2.8, abs=0.05)
-    assert r16["m_abs"]["max_pair_z"] == pytest.approx(5.5, abs=0.05)
-    assert r16["binder"]["max_rel_spread"] == pytest.approx(0.035, abs=5e-4)
-    # the coupling shift: the same at L/k = 4 and 8, smaller (1.8 SE) at 16, 1/k^2 between the
-    # windows
+    assert r16["k"] == [3, 5, 7]
+    for n, (chi2, z) in {"binder": (17.8, 4.0), "chi": (10.2, 2.9), "m_abs": (63.6, 7.9)}.items():
+        assert r16[n]["chi2"] == pytest.approx(chi2, abs=0.05)
+        assert r16[n]["max_pair_z"] == pytest.approx(z, abs=0.05)
+    s35, s57 = steps(16, 6.8, "binder")
+    assert s35 == pytest.approx(0.0225, abs=5e-5) and s57 == pytest.approx(0.0063, abs=5e-5)
+    assert s57 / s35 == pytest.approx((1 / 25 - 1 / 49) / (1 / 9 - 1 / 25), abs=0.01)
+    assert r16["binder"]["continuum"]["chi2"] < 0.01
+    spread = [rows[(c, 6.8)]["binder"]["max_rel_spread"] for c in (4, 8, 16)]
+    assert spread == pytest.approx([0.031, 0.041, 0.044], abs=5e-4)
+    # the coupling shift: the same at L/k = 4 and 8, smaller at 16 (1.8 and 2.4 SE), 1/k^2
+    # between the windows
     cs = ana["coupling_shift"]["by_window"]
-    b16 = cs["5"]["by_cells"]["16"]
-    assert b16["shift"] == pytest.approx(0.140, abs=5e-4)
-    assert b16["se"] == pytest.approx(0.047, abs=5e-4)
-    for kk, (v, se) in {"5": (0.213, 0.025), "7": (0.307, 0.033)}.items():
+    for kk, (v, se, z) in {"5": (0.140, 0.047, 1.8), "7": (0.192, 0.039, 2.4)}.items():
+        b4, b16 = cs[kk]["by_cells"]["4"], cs[kk]["by_cells"]["16"]
+        assert b16["shift"] == pytest.approx(v, abs=5e-4)
+        assert b16["se"] == pytest.approx(se, abs=5e-4)
+        dz = (b4["shift"] - b16["shift"]) / math.hypot(b4["se"], b16["se"])
+        assert dz == pytest.approx(z, abs=0.05)
+    for kk, (v, se) in {"5": (0.213, 0.025), "7": (0.259, 0.025)}.items():
         assert cs[kk]["shift"] == pytest.approx(v, abs=5e-4)
         assert cs[kk]["se"] == pytest.approx(se, abs=5e-4)
         b4, b8 = cs[kk]["by_cells"]["4"], cs[kk]["by_cells"]["8"]
         assert abs(b4["shift"] - b8["shift"]) < 2 * math.hypot(b4["se"], b8["se"])
     fit = ana["coupling_shift"]["inverse_k2_fit"]
-    assert fit["shift_continuum"] == pytest.approx(0.353, abs=5e-4)
-    assert fit["shift_continuum_se"] == pytest.approx(0.028, abs=5e-4)
-    assert fit["chi2"] == pytest.approx(0.6, abs=0.05)
+    assert fit["shift_continuum"] == pytest.approx(0.323, abs=5e-4)
+    assert fit["shift_continuum_se"] == pytest.approx(0.024, abs=5e-4)
+    assert fit["chi2"] == pytest.approx(0.09, abs=0.005)
 
 
 def test_recorded_l_over_k_16_starts_after_the_long_burn_in():
