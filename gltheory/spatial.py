@@ -1844,7 +1844,6 @@ def fss_analysis(
                     )
     # the k-collapse at equal (G, L/k)
     ref_fits = {}  # the window's U(G) fit per L/k (>= degree + 1 points), for the G shifts
-    cur = _curves(points, 2, k, "binder")
     if cur is not None:
         for i, c in enumerate(cur[1]):
             m = ~np.isnan(cur[2][i])

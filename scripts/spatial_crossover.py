@@ -43,6 +43,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -52,6 +53,11 @@ import numpy as np
 
 from gltheory import spatial as sp
 from gltheory._io import atomic_write_text
+
+# U and its jackknife SE from a recorded trace: the class study's estimator, shared (the
+# scripts folder is this script's own, so the sibling script imports as a module)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from spatial_fss import _binder_from_trace  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "spatial_crossover.json"
@@ -103,18 +109,6 @@ def _write(path: Path, payload: dict) -> None:
     # atomic (gltheory._io); NaN kept as in scripts/spatial_fss.json (allow_nan)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(payload, indent=1, allow_nan=True))
-
-
-def _binder_from_trace(m: np.ndarray) -> tuple[float, float]:
-    """U and its jackknife SE from a trace ``(n_samples, R)`` of M (replica time averages)."""
-    m2 = np.mean(m**2, axis=0)
-    m4 = np.mean(m**4, axis=0)
-    r = m2.shape[0]
-    full = 1 - np.mean(m4) / (3 * np.mean(m2) ** 2)
-    loo2 = (np.sum(m2) - m2) / (r - 1)
-    loo4 = (np.sum(m4) - m4) / (r - 1)
-    vals = 1 - loo4 / (3 * loo2**2)
-    return float(full), float(np.sqrt((r - 1) / r * np.sum((vals - vals.mean()) ** 2)))
 
 
 def _run(key, G, T, cells, R, n_burn, n_samples, thin, start="ordered"):
